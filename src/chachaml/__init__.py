@@ -1,0 +1,132 @@
+"""chachaml: REPL-first experiment tracking in one local SQLite file.
+
+>>> import chachaml
+>>> run = chachaml.start_run("baseline")            # doctest: +SKIP
+>>> chachaml.log_param("lr", 0.1)                   # doctest: +SKIP
+>>> chachaml.log_metric("loss", 0.3)                # doctest: +SKIP
+>>> chachaml.end_run()                              # doctest: +SKIP
+
+Importing this package opens nothing and creates no file: names are loaded on first use, so
+``import chachaml`` stays within a few milliseconds (SPEC section 6).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; the facade is the only public namespace (STYLE.md).
+_EXPORTS = {
+    "ArtifactNotFoundError": "errors",
+    "ChachamlError": "errors",
+    "ConflictError": "errors",
+    "ContextExecutor": "context",
+    "Dataset": "entities",
+    "Experiment": "entities",
+    "ExperimentNotFoundError": "errors",
+    "InvalidValueError": "errors",
+    "Metric": "entities",
+    "MissingDependencyError": "errors",
+    "ModelNotFoundError": "errors",
+    "NoActiveRunError": "errors",
+    "QueryError": "errors",
+    "Run": "entities",
+    "RunList": "entities",
+    "RunNotFoundError": "errors",
+    "RunStateError": "errors",
+    "SchemaVersionError": "errors",
+    "StoreError": "errors",
+    "batched": "tracking",
+    "bind": "context",
+    "create_experiment": "reading",
+    "current_run": "tracking",
+    "current_store": "context",
+    "current_user": "reading",
+    "delete_tag": "tracking",
+    "end_run": "tracking",
+    "experiments": "reading",
+    "flush": "tracking",
+    "get_run": "reading",
+    "last_run": "reading",
+    "log_dataset": "tracking",
+    "log_metric": "tracking",
+    "log_metrics": "tracking",
+    "log_param": "tracking",
+    "log_params": "tracking",
+    "metric_history": "reading",
+    "runs": "reading",
+    "search_runs": "reading",
+    "set_note": "tracking",
+    "set_tag": "tracking",
+    "set_tags": "tracking",
+    "start_run": "tracking",
+    "tracked": "tracking",
+    "use_store": "context",
+    "with_run": "tracking",
+    "with_store": "context",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chachaml' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"chachaml.{module}"), name)
+    globals()[name] = value  # cache: later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what the type checker and IDEs see
+    from chachaml.context import ContextExecutor, bind, current_store, use_store, with_store
+    from chachaml.entities import Dataset, Experiment, Metric, Run, RunList
+    from chachaml.errors import (
+        ArtifactNotFoundError,
+        ChachamlError,
+        ConflictError,
+        ExperimentNotFoundError,
+        InvalidValueError,
+        MissingDependencyError,
+        ModelNotFoundError,
+        NoActiveRunError,
+        QueryError,
+        RunNotFoundError,
+        RunStateError,
+        SchemaVersionError,
+        StoreError,
+    )
+    from chachaml.reading import (
+        create_experiment,
+        current_user,
+        experiments,
+        get_run,
+        last_run,
+        metric_history,
+        runs,
+        search_runs,
+    )
+    from chachaml.tracking import (
+        batched,
+        current_run,
+        delete_tag,
+        end_run,
+        flush,
+        log_dataset,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        set_note,
+        set_tag,
+        set_tags,
+        start_run,
+        tracked,
+        with_run,
+    )

@@ -1,0 +1,168 @@
+"""Validate and normalise what users log: keys, params, metric values, tags, steps.
+
+Everything here is pure (no store, no context) so it can be tested with hypothesis and reused
+by every backend. Errors name the bad value and the fix (SPEC section 4).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from chachaml.errors import InvalidValueError
+
+MAX_KEY_LEN = 250
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_good_keys: set[str] = set()  # cache: validating the same metric key every step is wasted work
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_key(key: Any, what: str = "key") -> str:
+    """Return ``key`` if it is a valid key, else raise ``InvalidValueError``.
+
+    A key is a non-empty ``str`` of at most 250 characters without control characters.
+    """
+    if key.__class__ is str and key in _good_keys:
+        return key
+    if not isinstance(key, str):
+        raise InvalidValueError(
+            f"{what} must be a str, got {type(key).__name__} {_short(key)}; pass a string such as 'loss'"
+        )
+    if not key:
+        raise InvalidValueError(f"{what} must not be empty; pass a name such as 'loss'")
+    if len(key) > MAX_KEY_LEN:
+        raise InvalidValueError(
+            f"{what} {_short(key)} is {len(key)} characters long; the limit is {MAX_KEY_LEN}"
+        )
+    m = _CONTROL.search(key)
+    if m:
+        raise InvalidValueError(
+            f"{what} {_short(key)} contains the control character {m.group()!r} at position "
+            f"{m.start()}; remove it"
+        )
+    if len(_good_keys) < 100_000:
+        _good_keys.add(key)
+    return key
+
+
+def metric_value(value: Any, key: str = "") -> float:
+    """Convert a metric value to ``float``; NaN and ±inf are kept.
+
+    Accepts int, float, numpy scalars, 0-d tensors and anything with ``__float__``; rejects
+    ``str``, ``bytes``, ``bool`` and ``None`` (they are almost always a bug).
+    """
+    cls = value.__class__
+    if cls is float:
+        return value  # type: ignore[no-any-return]
+    if cls is int:
+        return float(value)
+    if value is None or isinstance(value, str | bytes | bool):
+        raise InvalidValueError(
+            f"metric {key!r} value must be a real number, got {type(value).__name__} "
+            f"{_short(value)}; log a number (use log_param or set_tag for text)"
+        )
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidValueError(
+            f"metric {key!r} value {_short(value)} ({type(value).__name__}) is not a real number; "
+            "log a single int or float (for arrays or tensors, log one element or a reduction)"
+        ) from exc
+
+
+def step_value(step: Any) -> int:
+    """Check an explicit step: an integer (numpy integers welcome), not a bool."""
+    if step.__class__ is int:
+        return step
+    if isinstance(step, bool) or not hasattr(step, "__index__"):
+        raise InvalidValueError(
+            f"step must be an int, got {type(step).__name__} {_short(step)}; "
+            "pass an integer, or step=None for the next step"
+        )
+    return int(step.__index__())
+
+
+def timestamp_value(ts: Any) -> int:
+    """Integer milliseconds since the epoch; a ``datetime`` is converted."""
+    if ts.__class__ is int:
+        return ts
+    if hasattr(ts, "timestamp") and callable(ts.timestamp):
+        return int(ts.timestamp() * 1000)
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        raise InvalidValueError(
+            f"timestamp must be integer milliseconds since the epoch (or a datetime), got {_short(ts)}"
+        )
+    if isinstance(ts, float) and not math.isfinite(ts):
+        raise InvalidValueError(f"timestamp must be finite, got {ts!r}")
+    return int(ts)
+
+
+def _plain(value: Any) -> Any:
+    """Normalise one param value to a JSON type (int, float, bool, None, str, list, dict)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        # JSON has no NaN/inf; keep them readable and queryable as text instead of failing.
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, enum.Enum):
+        return _plain(value.value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        return _plain(value.item())  # numpy scalar -> Python scalar
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def _flatten(prefix: str, mapping: Mapping[Any, Any]) -> Iterator[tuple[str, Any]]:
+    for k, v in mapping.items():
+        if not isinstance(k, str):
+            k = str(_plain(k))
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, Mapping):
+            if v:
+                yield from _flatten(key, v)
+            else:
+                yield key, {}
+        else:
+            yield key, v
+
+
+def params_items(mapping: Mapping[Any, Any]) -> dict[str, str]:
+    """Flatten nested dicts with dots and encode each value as JSON text: ``{key: json}``."""
+    if not isinstance(mapping, Mapping):
+        raise InvalidValueError(
+            f"params must be a mapping such as {{'lr': 0.1}}, got {type(mapping).__name__}"
+        )
+    out: dict[str, str] = {}
+    for key, value in _flatten("", mapping):
+        out[check_key(key, "param key")] = encode_param(value)
+    return out
+
+
+def encode_param(value: Any) -> str:
+    """JSON text of a normalised param value."""
+    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def decode_param(text: str) -> Any:
+    return json.loads(text)
+
+
+def tag_value(value: Any) -> str:
+    """Tags are strings; ``Enum`` gives its ``.value``, everything else ``str()``."""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    return value if isinstance(value, str) else str(value)

@@ -1,0 +1,337 @@
+"""How code finds the active store and run (docs/adr/0004-contextvars-carry-store-and-run-context.md).
+
+Two layers, the same for stores and runs:
+
+* **process layer** -- ``use_store()`` and a top-level ``start_run()``. Plain module globals behind
+  a lock, because ContextVar values do not reliably survive between notebook cells (a cell with
+  top-level ``await`` runs in a copy of the context; some kernels lose everything).
+* **scoped layer** -- ``with_store()`` / ``with_run()`` (and ``bind``, ``ContextExecutor``,
+  ``attach``). ContextVars holding immutable frames, set with a token and reset in ``finally``.
+  Inside a scope, ``start_run`` / ``end_run`` / ``use_store`` rebind the variable without a
+  token; the scope's own reset undoes them all.
+
+This is the only module with mutable module-level state (STYLE.md).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar, copy_context
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from chachaml.store.base import Store
+
+__all__ = [
+    "ContextExecutor",
+    "Frame",
+    "Snapshot",
+    "attach",
+    "bind",
+    "current_frame",
+    "current_store",
+    "describe",
+    "snapshot",
+    "use_store",
+    "with_store",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Frame:
+    """One entry of a run stack: an immutable linked frame (never a mutated list).
+
+    ``imperative`` frames were pushed by ``start_run()`` and are popped by ``end_run()``;
+    ``with_run`` frames are not. A frame with ``run_id=None`` is the empty floor a
+    ``with_store`` block puts down (its clean room).
+    """
+
+    __slots__ = ("imperative", "parent", "run_id", "store")
+
+    def __init__(
+        self, store: Store | None, run_id: str | None, parent: Frame | None, imperative: bool
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.parent = parent
+        self.imperative = imperative
+
+    def __repr__(self) -> str:
+        kind = "start_run" if self.imperative else "with_run"
+        return f"<Frame {self.run_id and self.run_id[:8]} {kind}>"
+
+
+# -- scoped layer -------------------------------------------------------------------------------
+_store_cv: ContextVar[Store | None] = ContextVar("chachaml_store", default=None)
+_run_cv: ContextVar[Frame | None] = ContextVar("chachaml_run", default=None)
+# The active ``batched()`` buffer of this context (see ``chachaml.tracking.batched``).
+_batch_cv: ContextVar[Any] = ContextVar("chachaml_batch", default=None)
+
+# -- process layer ------------------------------------------------------------------------------
+_lock = threading.RLock()
+_process_store: Store | None = None
+_process_stack: list[Frame] = []
+_opened: dict[str, Store] = {}  # stores opened from a path by use_store/current_store, by abspath
+
+
+class _ProcessState:
+    """Lifecycle facts about this process (see ``chachaml._lifecycle``)."""
+
+    def __init__(self) -> None:
+        self.open_runs: dict[str, tuple[Store, int]] = {}  # run id -> (store, owning pid)
+        self.hooks_installed = False
+        self.exit_status = "completed"
+        self.exit_error: dict[str, str] | None = None
+        self.heartbeat: threading.Thread | None = None
+        self.heartbeat_stop = threading.Event()
+
+
+process = _ProcessState()
+
+
+def _reset_after_fork() -> None:
+    # The child has no heartbeat thread; runs stay registered with the parent's pid, so the
+    # child's exit never ends them (SPEC section 8).
+    process.heartbeat = None
+    process.heartbeat_stop = threading.Event()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+# -- stores -------------------------------------------------------------------------------------
+def _open(target: Any) -> Store:
+    from chachaml.store import is_store, open_store, store_path
+
+    if is_store(target):
+        return target  # type: ignore[no-any-return]
+    path = store_path(target)
+    if path is None:
+        return open_store(target)
+    with _lock:
+        store = _opened.get(path)
+        if store is None or store.closed:
+            store = _opened[path] = open_store(path)
+        return store
+
+
+def _default_target() -> str:
+    return os.environ.get("CHACHAML_STORE") or "chachaml.db"
+
+
+def use_store(target: Any = None) -> Store:
+    """Make ``target`` the current store and return it.
+
+    ``target`` is a path to a SQLite file, ``":memory:"``, a URI (``sqlite:///...``) or a
+    ``Store``; ``None`` means ``$CHACHAML_STORE`` or ``./chachaml.db``. At top level this sets
+    the process default (calling it twice with the same path returns the same store); inside a
+    ``with_store`` block it rebinds that block's store only, so code under a test fixture cannot
+    escape it. Opening creates nothing on disk: the file appears on the first write.
+    """
+    store = _open(_default_target() if target is None else target)
+    if _store_cv.get() is not None:
+        _store_cv.set(store)
+    else:
+        global _process_store
+        with _lock:
+            _process_store = store
+    return store
+
+
+def current_store() -> Store:
+    """The scoped store of this context, else the process default, else the default store."""
+    store = _store_cv.get()
+    if store is not None:
+        return store
+    store = _process_store
+    if store is not None:
+        return store
+    return _open(_default_target())
+
+
+class with_store:
+    """``with with_store(target) as store:`` -- a clean room with its own store and runs.
+
+    Inside the block ``current_store()`` is ``store`` and no outside run is current. Runs started
+    there with ``start_run()`` and still open are ended when the block exits (``completed``, or
+    ``failed`` if an exception escapes). A store opened here from a path is closed on exit; a
+    ``Store`` object passed in is left open.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._entered: list[tuple[Any, Any, Store, bool]] = []
+
+    def __enter__(self) -> Store:
+        from chachaml.store import is_store, open_store
+
+        owned = not is_store(self._target)
+        store: Store = open_store(self._target) if owned else self._target
+        tokens = (_store_cv.set(store), _run_cv.set(Frame(store, None, None, False)))
+        self._entered.append((*tokens, store, owned))
+        return store
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        from chachaml import _lifecycle
+
+        store_token, run_token, store, owned = self._entered.pop()
+        try:
+            status, error = _lifecycle.outcome(et, ev, tb)
+            frame = _run_cv.get()
+            while frame is not None and frame.run_id is not None:
+                if frame.imperative:
+                    _lifecycle.finish(frame, status, error)
+                frame = frame.parent
+        finally:
+            _reset(_run_cv, run_token, None)
+            _reset(_store_cv, store_token, None)
+            if owned:
+                store.close()
+
+
+def _reset(var: ContextVar[Any], token: Any, fallback: Any) -> None:
+    try:
+        var.reset(token)
+    except ValueError:  # exited in another Context than it entered (rare: generators, tasks)
+        var.set(fallback)
+
+
+# -- runs ---------------------------------------------------------------------------------------
+def current_frame() -> Frame | None:
+    """The innermost run frame of this context, else the top of the process stack."""
+    frame = _run_cv.get()
+    if frame is not None:
+        return frame if frame.run_id is not None else None
+    stack = _process_stack
+    return stack[-1] if stack else None
+
+
+def push_frame(store: Store, run_id: str) -> Frame:
+    """Push a ``start_run()`` frame onto the innermost active layer."""
+    scoped = _run_cv.get()
+    if scoped is not None:
+        frame = Frame(store, run_id, scoped, True)
+        _run_cv.set(frame)
+        return frame
+    frame = Frame(store, run_id, None, True)
+    with _lock:
+        _process_stack.append(frame)
+    return frame
+
+
+def pop_frame() -> Frame | None:
+    """Pop what ``start_run()`` pushed most recently in the current layer (None if nothing)."""
+    scoped = _run_cv.get()
+    if scoped is not None:
+        if scoped.run_id is None or not scoped.imperative:
+            return None
+        _run_cv.set(scoped.parent)
+        return scoped
+    with _lock:
+        return _process_stack.pop() if _process_stack else None
+
+
+def enter_scope(store: Store, run_id: str) -> tuple[Frame, Any]:
+    """Make ``run_id`` current for a ``with_run`` block; returns the frame and its token."""
+    frame = Frame(store, run_id, _run_cv.get(), False)
+    return frame, _run_cv.set(frame)
+
+
+def leave_scope(frame: Frame, token: Any) -> None:
+    _reset(_run_cv, token, frame.parent)
+
+
+def frames_above(frame: Frame) -> Iterator[Frame]:
+    """Frames pushed in this context on top of ``frame`` (runs left open inside a block)."""
+    f = _run_cv.get()
+    while f is not None and f is not frame:
+        yield f
+        f = f.parent
+
+
+def describe() -> str:
+    """A one-line account of where the current store and run come from (a debugging aid)."""
+    scoped_store = _store_cv.get()
+    frame = current_frame()
+    where = (
+        "with_store block"
+        if scoped_store is not None
+        else ("use_store()" if _process_store is not None else "default")
+    )
+    if frame is None:
+        run = "no current run"
+    else:
+        layer = "with_run/attach scope" if _run_cv.get() is not None else "process stack"
+        how = "start_run()" if frame.imperative else "with_run()"
+        run = f"run {frame.run_id} from {how} on the {layer}"
+    return f"store {current_store().uri} ({where}); {run}"
+
+
+# -- threads and processes ----------------------------------------------------------------------
+def bind(fn: Callable[P, R]) -> Callable[P, R]:
+    """Capture the caller's context now; run ``fn`` in a fresh copy of it on every call.
+
+    Use it to hand the current store and run to a ``threading.Thread`` or an executor. Each call
+    gets its own copy, because one ``Context`` cannot be entered by two threads at once.
+    """
+    captured = copy_context()
+
+    def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+        return captured.copy().run(fn, *args, **kwargs)
+
+    bound.__wrapped__ = fn  # type: ignore[attr-defined]
+    bound.__name__ = getattr(fn, "__name__", "bound")
+    bound.__doc__ = getattr(fn, "__doc__", None)
+    return bound
+
+
+class ContextExecutor(ThreadPoolExecutor):
+    """A ``ThreadPoolExecutor`` whose tasks run in the submitter's context (per submit/map)."""
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        return super().submit(copy_context().run, fn, *args, **kwargs)
+
+
+class Snapshot(NamedTuple):
+    """A picklable pointer to the current store and run, for another process."""
+
+    store_uri: str
+    run_id: str | None
+
+
+def snapshot() -> Snapshot:
+    """Capture the current store location and run id (see ``attach``)."""
+    from chachaml.errors import InvalidValueError
+
+    store = current_store()
+    if ":memory:" in store.uri:
+        raise InvalidValueError(
+            "an in-memory store cannot be shared with another process; use a file, "
+            "e.g. chachaml.use_store('runs.db')"
+        )
+    frame = current_frame()
+    return Snapshot(store.uri, frame.run_id if frame is not None else None)
+
+
+@contextmanager
+def attach(snap: Snapshot) -> Iterator[Store]:
+    """In a child process: make the snapshot's store and run current for the block.
+
+    The run is not ended when the block exits: it belongs to the process that started it.
+    """
+    with with_store(snap.store_uri) as store:
+        if snap.run_id is None:
+            yield store
+            return
+        frame, token = enter_scope(store, snap.run_id)
+        try:
+            yield store
+        finally:
+            leave_scope(frame, token)

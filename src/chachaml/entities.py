@@ -1,0 +1,317 @@
+"""The values chachaml hands back: frozen, slotted dataclasses with readable reprs.
+
+Entities are snapshots. A ``Run`` returned by ``start_run`` does not change when you log to it:
+ask again with ``chachaml.get_run(run.id)`` (or ``current_run()``) for the latest state.
+Times are integer milliseconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from chachaml import _display
+
+__all__ = ["Dataset", "Experiment", "Metric", "Run", "RunList", "RUN_ATTRIBUTES"]
+
+#: Attribute columns of a run, in the order records and tables show them.
+RUN_ATTRIBUTES = (
+    "id",
+    "name",
+    "experiment",
+    "status",
+    "start_time",
+    "end_time",
+    "duration",
+    "parent_id",
+    "created_by",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One logged point of a metric."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "value": self.value, "step": self.step, "timestamp": self.timestamp}
+
+    def __repr__(self) -> str:
+        return f"Metric({self.key!r}, {self.value!r}, step={self.step})"
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """A dataset a run used, as recorded by ``log_dataset``."""
+
+    name: str
+    role: str = "train"
+    source: str | None = None
+    n_rows: int | None = None
+    n_cols: int | None = None
+    features: list[str] | None = None
+    digest: str | None = None
+    created: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "source": self.source,
+            "n_rows": self.n_rows,
+            "n_cols": self.n_cols,
+            "features": self.features,
+            "digest": self.digest,
+            "created": self.created,
+        }
+
+    def __repr__(self) -> str:
+        shape = f" {self.n_rows}x{self.n_cols}" if self.n_rows is not None else ""
+        return f"Dataset({self.name!r}, role={self.role!r}{shape})"
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """A named group of runs."""
+
+    name: str
+    description: str | None = None
+    owner: str | None = None
+    created: int | None = None
+    run_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "owner": self.owner,
+            "created": self.created,
+            "run_count": self.run_count,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self.name!r} runs={self.run_count}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A snapshot of one run: attributes, params, latest metrics, tags, datasets.
+
+    ``metrics`` maps each key to its latest value (the value at the highest step; among equal
+    steps, the one logged last). ``error`` is ``None`` or a dict with ``type``, ``message`` and
+    ``traceback``. ``best_value`` / ``best_step`` are set only on runs returned by ``best_run``.
+    """
+
+    id: str
+    experiment: str
+    status: str
+    start_time: int
+    name: str | None = None
+    end_time: int | None = None
+    parent_id: str | None = None
+    created_by: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    note: str | None = None
+    error: dict[str, str] | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    datasets: list[Dataset] = field(default_factory=list)
+    archived: bool = False
+    best_value: float | None = None
+    best_step: int | None = None
+
+    @property
+    def duration(self) -> int | None:
+        """Milliseconds from start to end (``None`` while running)."""
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything about the run as plain JSON-friendly values."""
+        return {
+            "id": self.id,
+            "experiment": self.experiment,
+            "name": self.name,
+            "status": self.status,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "duration": self.duration,
+            "parent_id": self.parent_id,
+            "created_by": self.created_by,
+            "params": dict(self.params),
+            "metrics": dict(self.metrics),
+            "tags": dict(self.tags),
+            "note": self.note,
+            "error": self.error,
+            "env": dict(self.env),
+            "datasets": [d.to_dict() for d in self.datasets],
+            "archived": self.archived,
+            "best_value": self.best_value,
+            "best_step": self.best_step,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """A flat dict: run attributes, then ``params.<key>``, ``metrics.<key>``, ``tags.<key>``.
+
+        Prefixed columns can never clobber an attribute column.
+        """
+        rec: dict[str, Any] = {a: getattr(self, a) for a in RUN_ATTRIBUTES}
+        rec.update({f"params.{k}": v for k, v in self.params.items()})
+        rec.update({f"metrics.{k}": v for k, v in self.metrics.items()})
+        rec.update({f"tags.{k}": v for k, v in self.tags.items()})
+        return rec
+
+    def __repr__(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        extra = f" best={self.best_value!r}@{self.best_step}" if self.best_step is not None else ""
+        err = f" error={self.error['type']}" if self.error else ""
+        return (
+            f"<Run {self.short_id}{name} {self.status} experiment={self.experiment!r}"
+            f" params={len(self.params)} metrics={len(self.metrics)}{extra}{err}>"
+        )
+
+    def _repr_html_(self) -> str:
+        head = _display.html_table(
+            ["id", "name", "experiment", "status", "started", "duration", "parent"],
+            [
+                [
+                    self.short_id,
+                    self.name,
+                    self.experiment,
+                    self.status,
+                    _display.fmt_time(self.start_time),
+                    _display.fmt_duration(self.duration),
+                    (self.parent_id or "")[:8],
+                ]
+            ],
+        )
+        parts = [
+            head,
+            _display.kv_html("params", self.params),
+            _display.kv_html("metrics (latest)", self.metrics),
+            _display.kv_html("tags", self.tags),
+        ]
+        if self.error:
+            parts.append(
+                _display.kv_html(
+                    "error", {"type": self.error.get("type"), "message": self.error.get("message")}
+                )
+            )
+        return "".join(parts)
+
+
+class RunList(Sequence[Run]):
+    """An immutable list of runs, newest first, that prints as a table.
+
+    ``to_records()`` gives flat dicts (see ``Run.to_record``); ``to_csv``, ``to_pandas`` and
+    ``to_polars`` export them. pandas and polars are imported only when asked for.
+    """
+
+    __slots__ = ("_runs",)
+    _MAX_ROWS = 20  # rows shown when printing; the count is always shown
+
+    def __init__(self, runs: Sequence[Run] = ()) -> None:
+        self._runs = tuple(runs)
+
+    @overload
+    def __getitem__(self, i: int) -> Run: ...
+    @overload
+    def __getitem__(self, i: slice) -> RunList: ...
+    def __getitem__(self, i: int | slice) -> Run | RunList:
+        if isinstance(i, slice):
+            return RunList(self._runs[i])
+        return self._runs[i]
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self._runs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RunList):
+            return self._runs == other._runs
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.id for r in self._runs]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat dict per run (see ``Run.to_record``)."""
+        return [r.to_record() for r in self._runs]
+
+    def _columns(self) -> list[str]:
+        cols: dict[str, None] = dict.fromkeys(RUN_ATTRIBUTES)
+        for rec in self.to_records():
+            cols.update(dict.fromkeys(rec))
+        return list(cols)
+
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
+        """Write the records to ``path`` as CSV (UTF-8, header row first)."""
+        cols = self._columns()
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=cols)
+            writer.writeheader()
+            writer.writerows(self.to_records())
+
+    def to_pandas(self) -> Any:
+        """The records as a ``pandas.DataFrame`` (needs pandas)."""
+        from chachaml._optional import require
+
+        pd = require("pandas", "pandas")
+        return pd.DataFrame(self.to_records(), columns=self._columns())
+
+    def to_polars(self) -> Any:
+        """The records as a ``polars.DataFrame`` (needs polars)."""
+        from chachaml._optional import require
+
+        pl = require("polars", "polars")
+        cols = self._columns()
+        return pl.DataFrame([{c: rec.get(c) for c in cols} for rec in self.to_records()])
+
+    def _table_rows(self) -> tuple[list[str], list[list[Any]]]:
+        runs = self._runs[: self._MAX_ROWS]
+        params = list(dict.fromkeys(k for r in runs for k in r.params))[:4]
+        metrics = list(dict.fromkeys(k for r in runs for k in r.metrics))[:4]
+        headers = ["id", "name", "experiment", "status", "started", "duration"]
+        headers += [f"params.{k}" for k in params] + [f"metrics.{k}" for k in metrics]
+        rows = [
+            [
+                r.short_id,
+                r.name,
+                r.experiment,
+                r.status,
+                _display.fmt_time(r.start_time),
+                _display.fmt_duration(r.duration),
+            ]
+            + [r.params.get(k) for k in params]
+            + [r.metrics.get(k) for k in metrics]
+            for r in runs
+        ]
+        return headers, rows
+
+    def __repr__(self) -> str:
+        n = len(self._runs)
+        if not n:
+            return "RunList(0 runs)"
+        headers, rows = self._table_rows()
+        more = f"\n... {n - len(rows)} more" if n > len(rows) else ""
+        return f"RunList({n} run{'s' if n != 1 else ''})\n{_display.text_table(headers, rows)}{more}"
+
+    def _repr_html_(self) -> str:
+        headers, rows = self._table_rows()
+        return _display.html_table(headers, rows, caption=f"{len(self._runs)} runs")

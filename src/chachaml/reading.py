@@ -1,0 +1,145 @@
+"""The verbs that read runs back: get_run, runs, last_run, metric_history, experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chachaml import _lifecycle, context
+from chachaml._values import check_key
+from chachaml.entities import Experiment, Metric, Run, RunList
+from chachaml.errors import InvalidValueError
+from chachaml.store.base import STATUSES, RunFilter
+
+__all__ = [
+    "create_experiment",
+    "current_user",
+    "experiments",
+    "get_run",
+    "last_run",
+    "metric_history",
+    "runs",
+    "search_runs",
+]
+
+
+def get_run(run_id: str) -> Run:
+    """The run with this id, or a unique prefix of it (like git). ``RunNotFoundError`` if none."""
+    return context.current_store().get_run(run_id)
+
+
+def _filter(
+    experiment: str | None,
+    status: str | None,
+    name: str | None,
+    parent_id: str | None,
+    created_by: str | None,
+    tags: Mapping[str, Any] | None,
+    where: str | None,
+    order_by: str | None,
+    limit: int | None,
+    offset: int,
+    include_archived: bool,
+) -> RunFilter:
+    if status is not None and status not in STATUSES:
+        raise InvalidValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidValueError(f"limit must be a non-negative int or None, got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidValueError(f"offset must be a non-negative int, got {offset!r}")
+    if tags is not None and not isinstance(tags, Mapping):
+        raise InvalidValueError(f"tags must be a mapping such as {{'team': 'nlp'}}, got {tags!r}")
+    return RunFilter(
+        experiment=experiment,
+        status=status,
+        name=name,
+        parent_id=parent_id,
+        created_by=created_by,
+        tags=None if tags is None else {k: str(v) for k, v in tags.items()},
+        where=where,
+        order_by=order_by,
+        limit=limit,
+        offset=offset,
+        include_archived=include_archived,
+    )
+
+
+def runs(
+    experiment: str | None = None,
+    *,
+    status: str | None = None,
+    name: str | None = None,
+    parent_id: str | None = None,
+    created_by: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    where: str | None = None,
+    order_by: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    include_archived: bool = False,
+) -> RunList:
+    """Runs matching every given filter, newest ``start_time`` first.
+
+    Args:
+        experiment, status, name, parent_id, created_by: equality filters.
+        tags: runs having all these tag values.
+        where: a query string, e.g. ``"params.lr < 0.1 and metrics.acc.max > 0.9"``.
+        order_by: e.g. ``"metrics.acc desc"`` (default: newest first).
+        limit, offset: paging; all matching runs by default.
+        include_archived: also list archived runs.
+    """
+    flt = _filter(
+        experiment,
+        status,
+        name,
+        parent_id,
+        created_by,
+        tags,
+        where,
+        order_by,
+        limit,
+        offset,
+        include_archived,
+    )
+    return RunList(context.current_store().find_runs(flt))
+
+
+def search_runs(where: str, **filters: Any) -> RunList:
+    """``runs(where=where, ...)``: the query language over params, metrics, tags, attributes."""
+    return runs(where=where, **filters)
+
+
+def last_run(experiment: str | None = None, **filters: Any) -> Run | None:
+    """The most recently started run matching the filters of ``runs()``, or None."""
+    found = runs(experiment, limit=1, **filters)
+    return found[0] if found else None
+
+
+def metric_history(run_id: str, key: str) -> list[Metric]:
+    """Every point of one metric of one run, in step order (ties in logging order)."""
+    store = context.current_store()
+    key = check_key(key, "metric key")
+    if len(run_id) != 32:
+        run_id = store.get_run(run_id).id
+    points = store.metric_history(run_id, key)
+    if not points:
+        store.get_run(run_id)  # an unknown run raises RunNotFoundError instead of returning []
+    return points
+
+
+def experiments() -> list[Experiment]:
+    """All experiments with their run counts, oldest first."""
+    return context.current_store().experiments()
+
+
+def create_experiment(name: str, *, description: str | None = None, owner: str | None = None) -> Experiment:
+    """Create an experiment (or update its description/owner) and return it."""
+    name = check_key(name, "experiment name")
+    return context.current_store().create_experiment(
+        name, description, owner or _lifecycle.current_user(), _lifecycle.now_ms()
+    )
+
+
+def current_user() -> str:
+    """``$CHACHAML_USER``, else the operating-system user."""
+    return _lifecycle.current_user()

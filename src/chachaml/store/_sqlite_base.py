@@ -1,0 +1,295 @@
+"""Connection, transactions, migrations and read-time housekeeping of the SQLite backend.
+
+``SqliteBase`` is what the role mixins (runs, queries, artifacts and registry) share; the store
+users get is ``chachaml.store.sqlite.SqliteStore``, which combines them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
+
+from chachaml import _lifecycle
+from chachaml.errors import RunStateError, SchemaVersionError, StoreError
+from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
+
+T = TypeVar("T")
+BUSY_TIMEOUT_S = 30.0
+CHUNK = 500  # ids per IN (...) list
+
+_FOLD = """
+INSERT INTO metric_summary
+    (run_id, key, last_step, last_value, last_is_nan, last_timestamp, min, max, count)
+SELECT run_id, key, step, value, is_nan, timestamp, mn, mx, n FROM (
+    SELECT run_id, key, step, value, is_nan, timestamp,
+           min(value) OVER w AS mn, max(value) OVER w AS mx, count(*) OVER w AS n,
+           row_number() OVER (PARTITION BY run_id, key ORDER BY step DESC, rowid DESC) AS rn
+    FROM metrics WHERE rowid > ?1 AND rowid <= ?2
+    WINDOW w AS (PARTITION BY run_id, key)
+) WHERE rn = 1
+ON CONFLICT (run_id, key) DO UPDATE SET
+    last_value = CASE WHEN excluded.last_step >= last_step THEN excluded.last_value ELSE last_value END,
+    last_is_nan = CASE WHEN excluded.last_step >= last_step THEN excluded.last_is_nan ELSE last_is_nan END,
+    last_timestamp = CASE WHEN excluded.last_step >= last_step
+                          THEN excluded.last_timestamp ELSE last_timestamp END,
+    last_step = max(last_step, excluded.last_step),
+    min = CASE WHEN min IS NULL THEN excluded.min WHEN excluded.min IS NULL THEN min
+               ELSE min(min, excluded.min) END,
+    max = CASE WHEN max IS NULL THEN excluded.max WHEN excluded.max IS NULL THEN max
+               ELSE max(max, excluded.max) END,
+    count = count + excluded.count
+"""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i : i + CHUNK]
+
+
+def marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def point_value(value: float | None, is_nan: int) -> float:
+    return float("nan") if is_nan else value  # type: ignore[return-value]
+
+
+class SqliteBase:
+    """Shared machinery of the SQLite store: one connection behind a lock, opened lazily."""
+
+    def __init__(self, path: str | None) -> None:
+        """``path`` is a file path, or ``None`` for a private in-memory database."""
+        self.path = path
+        self.uri = f"sqlite:///{path}" if path else "sqlite:///:memory:"
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # -- connection management ---------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<SqliteStore {self.path or ':memory:'}{state}>"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+            self._closed = True
+
+    def _connection(self, create: bool) -> sqlite3.Connection | None:
+        """The open connection; ``None`` when ``create`` is false and the file does not exist.
+
+        Reads never create the database file (SPEC section 8).
+        """
+        if self._closed:
+            raise RunStateError(
+                f"the store {self.uri} is closed; open it again with chachaml.use_store({self.path!r})"
+            )
+        if self._conn is not None:
+            if self._pid == os.getpid():
+                return self._conn
+            # A forked child must not use its parent's connection; open its own.
+            self._conn, self._pid = None, os.getpid()
+        if self.path and not create and not os.path.exists(self.path):
+            return None
+        try:
+            self._conn = self._open()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {self.uri}: {exc}") from exc
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                raise StoreError(
+                    f"cannot create the database {self.path!r}: the folder {parent!r} does not "
+                    "exist; create it first or choose another path"
+                )
+        conn = sqlite3.connect(
+            self.path or ":memory:",
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+        )
+        try:
+            if self.path:
+                _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+            conn.execute("PRAGMA synchronous=NORMAL")
+            _migrate(conn, self.uri)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _write(self) -> sqlite3.Connection:
+        conn = self._connection(create=True)
+        assert conn is not None
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken with BEGIN IMMEDIATE (read-then-write safe)."""
+        with self._lock:
+            conn = self._write()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        hint = ""
+        if "locked" in str(exc) or "busy" in str(exc):
+            hint = (
+                f"; another process held the write lock for more than {BUSY_TIMEOUT_S:.0f}s,"
+                " try again or use batched() to write less often"
+            )
+        return StoreError(f"the database {self.uri} failed: {exc}{hint}")
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection | None]:
+        """A connection for reads (None if the file does not exist yet), after housekeeping."""
+        with self._lock:
+            try:
+                conn = self._connection(create=False)
+                if conn is not None:
+                    self._reap_dead(conn)
+                    self._fold(conn)
+                yield conn
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    # -- housekeeping done on read -----------------------------------------------------------
+    def _reap_dead(self, conn: sqlite3.Connection) -> None:
+        """Mark running runs whose process is gone as ``killed`` (docs/adr/0006)."""
+        rows = conn.execute(
+            "SELECT id, host, pid, proc_start, heartbeat FROM runs WHERE status = 'running'"
+        ).fetchall()
+        now = now_ms()
+        dead = [r for r in rows if _lifecycle.is_dead(r[1], r[2], r[3], r[4], now)]
+        for run_id, host, pid, _, _ in dead:
+            error = json.dumps(
+                {
+                    "type": "ProcessDied",
+                    "message": f"the process {pid} on {host} that ran this run is gone "
+                    "(killed or crashed) and never ended it",
+                    "traceback": "",
+                }
+            )
+            conn.execute(
+                "UPDATE runs SET status = 'killed', end_time = coalesce(heartbeat, start_time), "
+                "error = ? WHERE id = ? AND status = 'running'",
+                (error, run_id),
+            )
+
+    def _fold(self, conn: sqlite3.Connection) -> None:
+        """Fold metric points written since the last read into ``metric_summary``."""
+        hi = conn.execute("SELECT max(rowid) FROM metrics").fetchone()[0]
+        wm = conn.execute("SELECT value FROM chachaml_meta WHERE key = 'summary_rowid'").fetchone()[0]
+        if hi is None or hi <= wm:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                return  # a read-only copy: summaries stay as they were
+            raise
+        try:
+            wm = conn.execute("SELECT value FROM chachaml_meta WHERE key = 'summary_rowid'").fetchone()[0]
+            hi = conn.execute("SELECT max(rowid) FROM metrics").fetchone()[0]
+            if hi > wm:
+                conn.execute(_FOLD, (wm, hi))
+                conn.execute("UPDATE chachaml_meta SET value = ? WHERE key = 'summary_rowid'", (hi,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- hooks the role mixins extend -----------------------------------------------------------
+    @property
+    def artifact_root(self) -> str | None:
+        """``<db>-artifacts`` next to the database file (None for an in-memory store)."""
+        if not self.path:
+            return None
+        root, ext = os.path.splitext(self.path)
+        return (root if ext == ".db" else self.path) + "-artifacts"
+
+    def _check_deletable(self, conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
+        """Raise if these runs may not be deleted (the registry refuses runs behind versions)."""
+
+
+def _retry_locked(fn: Callable[[], T], deadline_s: float = BUSY_TIMEOUT_S) -> T:
+    """Retry ``fn`` while SQLite says "database is locked".
+
+    ``PRAGMA journal_mode=WAL`` on a brand-new file can fail that way without consulting the
+    busy handler when many processes open it at the same instant.
+    """
+    end = time.monotonic() + deadline_s
+    delay = 0.001
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > end:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def _migrate(conn: sqlite3.Connection, uri: str) -> None:
+    """Bring the schema to ``LATEST``; refuse a database written by a newer version."""
+
+    def version() -> int:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    current = _retry_locked(version)
+    if current == LATEST:
+        return
+    if current > LATEST:
+        raise SchemaVersionError(
+            f"the database {uri} has schema version {current}, newer than the {LATEST} this "
+            "chachaml understands; upgrade chachaml (pip install -U chachaml)"
+        )
+    _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+    try:
+        current = version()  # another process may have migrated while we waited
+        if current > LATEST:
+            raise SchemaVersionError(
+                f"the database {uri} has schema version {current}, newer than {LATEST}; upgrade chachaml"
+            )
+        for number, statements in MIGRATIONS:
+            if number > current:
+                for stmt in statements:
+                    conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version = {int(number)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,107 @@
+"""The SQLite schema as ordered migrations; ``PRAGMA user_version`` records the version.
+
+Each migration runs in one ``BEGIN IMMEDIATE`` transaction together with the version bump, so
+several processes opening a fresh database at once serialise here and each migration is applied
+exactly once (the version is re-read inside the transaction). Never edit a released migration:
+append a new one. ``docs/schema.md`` documents the resulting tables.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE experiments (
+            name        TEXT PRIMARY KEY,
+            description TEXT,
+            owner       TEXT,
+            created     INTEGER NOT NULL
+        )""",
+            """CREATE TABLE runs (
+            id          TEXT PRIMARY KEY,
+            experiment  TEXT NOT NULL,
+            name        TEXT,
+            status      TEXT NOT NULL CHECK (status IN ('running','completed','failed','killed')),
+            start_time  INTEGER NOT NULL,
+            end_time    INTEGER,
+            parent_id   TEXT,
+            created_by  TEXT,
+            note        TEXT,
+            error       TEXT,
+            env         TEXT,
+            archived    INTEGER NOT NULL DEFAULT 0,
+            host        TEXT,
+            pid         INTEGER,
+            proc_start  TEXT,
+            heartbeat   INTEGER
+        )""",
+            "CREATE INDEX runs_by_start ON runs (start_time)",
+            "CREATE INDEX runs_by_experiment ON runs (experiment, start_time)",
+            "CREATE INDEX runs_by_parent ON runs (parent_id)",
+            "CREATE INDEX runs_running ON runs (status) WHERE status = 'running'",
+            """CREATE TABLE params (
+            run_id TEXT NOT NULL,
+            key    TEXT NOT NULL,
+            value  TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID""",
+            """CREATE TABLE tags (
+            run_id TEXT NOT NULL,
+            key    TEXT NOT NULL,
+            value  TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID""",
+            """CREATE TABLE metrics (
+            run_id    TEXT NOT NULL,
+            key       TEXT NOT NULL,
+            step      INTEGER NOT NULL,
+            value     REAL,
+            timestamp INTEGER NOT NULL,
+            is_nan    INTEGER NOT NULL DEFAULT 0,
+            CHECK (value IS NOT NULL OR is_nan = 1)
+        )""",
+            "CREATE INDEX metrics_by_run_key_step ON metrics (run_id, key, step)",
+            """CREATE TABLE datasets (
+            id       INTEGER PRIMARY KEY,
+            run_id   TEXT NOT NULL,
+            name     TEXT NOT NULL,
+            role     TEXT NOT NULL,
+            source   TEXT,
+            n_rows   INTEGER,
+            n_cols   INTEGER,
+            features TEXT,
+            digest   TEXT,
+            created  INTEGER NOT NULL
+        )""",
+            "CREATE INDEX datasets_by_run ON datasets (run_id)",
+        ],
+    ),
+    # 2: per-(run, key) metric summaries, folded in on read from a rowid watermark
+    # (docs/adr/0005-durable-writes-and-metric-summaries.md).
+    (
+        2,
+        [
+            """CREATE TABLE metric_summary (
+            run_id         TEXT NOT NULL,
+            key            TEXT NOT NULL,
+            last_step      INTEGER NOT NULL,
+            last_value     REAL,
+            last_is_nan    INTEGER NOT NULL,
+            last_timestamp INTEGER NOT NULL,
+            min            REAL,
+            max            REAL,
+            count          INTEGER NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID""",
+            "CREATE INDEX metric_summary_by_key ON metric_summary (key, last_value)",
+            """CREATE TABLE chachaml_meta (
+            key   TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        )""",
+            "INSERT INTO chachaml_meta (key, value) VALUES ('summary_rowid', 0)",
+        ],
+    ),
+]
+
+LATEST = MIGRATIONS[-1][0]

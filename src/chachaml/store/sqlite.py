@@ -1,0 +1,419 @@
+"""The default backend: one SQLite file in WAL mode (docs/adr/0002, 0005).
+
+Durability: every public write is one transaction, committed before the call returns
+(``synchronous=NORMAL`` in WAL mode: a killed process loses nothing that was committed).
+Concurrency: several processes may open, migrate and write the same file at once; writers
+serialise on SQLite's lock with a busy timeout, and read-then-write sequences use
+``BEGIN IMMEDIATE``. Threads share one connection behind a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chachaml._values import decode_param
+from chachaml.entities import Dataset, Experiment, Metric, Run
+from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError, RunStateError
+from chachaml.store._sqlite_artifacts import ArtifactsMixin
+from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
+from chachaml.store._sqlite_query import QueryMixin
+from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
+
+# The hot path: one guarded statement, committed on return (autocommit). The EXISTS guard makes
+# "never log to a finished run" hold across processes; the step default is read under the same
+# write lock, so two writers never pick the same step.
+_INSERT_METRIC = """
+INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
+SELECT ?1, ?2,
+       COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2
+                     ORDER BY step DESC LIMIT 1), 0),
+       ?4, ?5, ?6
+WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'running')
+"""
+_INSERT_METRIC_STEP = (
+    "INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan) VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+_RUN_COLS = (
+    "id, experiment, name, status, start_time, end_time, parent_id, created_by, note, error, env, archived"
+)
+
+
+class SqliteStore(ArtifactsMixin, QueryMixin, SqliteBase):
+    """A store in one SQLite file (or in memory). Open it with ``chachaml.use_store(path)``.
+
+    This class holds run lifecycle, logging and run reads; queries, artifacts and the model
+    registry live in their mixins (``_sqlite_query``, ``_sqlite_artifacts``).
+    """
+
+    # -- run lifecycle -------------------------------------------------------------------------
+    def create_run(self, new: NewRun) -> Run:
+        with self._tx() as conn:
+            if (
+                new.parent_id is not None
+                and conn.execute("SELECT 1 FROM runs WHERE id = ?", (new.parent_id,)).fetchone() is None
+            ):
+                raise RunNotFoundError(
+                    f"parent run {new.parent_id!r} does not exist; pass the id of an existing run "
+                    "as parent_id, or parent_id=None"
+                )
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (new.id,)).fetchone():
+                raise ConflictError(
+                    f"a run with id {new.id!r} already exists; resume it with "
+                    f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
+                )
+            conn.execute(
+                "INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)",
+                (new.experiment, new.start_time),
+            )
+            conn.execute(
+                "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, "
+                "created_by, env, host, pid, proc_start, heartbeat) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.id,
+                    new.experiment,
+                    new.name,
+                    new.start_time,
+                    new.parent_id,
+                    new.created_by,
+                    json.dumps(dict(new.env), default=str),
+                    new.owner.host,
+                    new.owner.pid,
+                    new.owner.proc_start,
+                    new.start_time,
+                ),
+            )
+            if new.tags:
+                conn.executemany(
+                    "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
+                    [(new.id, k, v) for k, v in new.tags.items()],
+                )
+        return Run(
+            id=new.id,
+            experiment=new.experiment,
+            status="running",
+            start_time=new.start_time,
+            name=new.name,
+            parent_id=new.parent_id,
+            created_by=new.created_by,
+            tags=dict(new.tags),
+            env=dict(new.env),
+        )
+
+    def resume_run(self, run_id: str, owner: Owner, now: int) -> Run:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE runs SET status = 'running', end_time = NULL, error = NULL, host = ?, "
+                "pid = ?, proc_start = ?, heartbeat = ? WHERE id = ?",
+                (owner.host, owner.pid, owner.proc_start, now, run_id),
+            )
+            if cur.rowcount != 1:
+                raise RunNotFoundError(
+                    f"cannot resume run {run_id!r}: no run has this id; check the id with "
+                    "chachaml.runs(), or start a new run without run_id"
+                )
+        return self.get_run(run_id)
+
+    def end_run(
+        self, run_id: str, status: str, end_time: int, error: Mapping[str, str] | None = None
+    ) -> bool:
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE id = ? AND status = 'running'",
+                (status, end_time, json.dumps(dict(error)) if error else None, run_id),
+            )
+            return cur.rowcount == 1
+
+    def heartbeat(self, run_ids: Sequence[str], now: int) -> None:
+        if not run_ids:
+            return
+        with self._tx() as conn:
+            for chunk in chunks(list(run_ids)):
+                conn.execute(
+                    f"UPDATE runs SET heartbeat = ? WHERE status = 'running' AND id IN ({marks(len(chunk))})",
+                    (now, *chunk),
+                )
+
+    # -- writes ----------------------------------------------------------------------------
+    def log_metric(self, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
+        """Fast path of ``log_batch`` for a single point: one autocommitted statement."""
+        nan = value != value
+        with self._lock:
+            conn = self._write()
+            try:
+                cur = conn.execute(_INSERT_METRIC, (run_id, key, step, None if nan else value, ts, int(nan)))
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            if cur.rowcount != 1:
+                self._raise_not_running(conn, run_id, f"log metric {key!r} to")
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        metrics: Sequence[MetricIn] = (),
+        tags: Mapping[str, str] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        if len(metrics) == 1 and not params and not tags:
+            self.log_metric(run_id, *metrics[0])
+            return
+        with self._tx() as conn:
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or (row[0] != "running" and (params or metrics)):
+                self._raise_not_running(conn, run_id, "log params or metrics to")
+            if params:
+                self._write_params(conn, run_id, params, overwrite)
+            if metrics:
+                self._write_metrics(conn, run_id, metrics)
+            if tags:
+                conn.executemany(
+                    "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                    [(run_id, k, v) for k, v in tags.items()],
+                )
+
+    def _write_params(
+        self, conn: sqlite3.Connection, run_id: str, params: Mapping[str, str], overwrite: bool
+    ) -> None:
+        keys = list(params)
+        existing: dict[str, str] = {}
+        for chunk in chunks(keys):
+            existing.update(
+                conn.execute(
+                    f"SELECT key, value FROM params WHERE run_id = ? AND key IN ({marks(len(chunk))})",
+                    (run_id, *chunk),
+                ).fetchall()
+            )
+        if not overwrite:
+            for k in keys:
+                old = existing.get(k)
+                if old is not None and decode_param(old) != decode_param(params[k]):
+                    raise ConflictError(
+                        f"param {k!r} of run {run_id[:8]} is already {old} and params are "
+                        f"immutable, so it cannot become {params[k]}; log it under another key, "
+                        "or pass overwrite=True to replace it"
+                    )
+        conn.executemany(
+            "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+            [(run_id, k, v) for k, v in params.items() if existing.get(k) != v],
+        )
+
+    def _write_metrics(self, conn: sqlite3.Connection, run_id: str, metrics: Sequence[MetricIn]) -> None:
+        explicit = [
+            (run_id, k, s, None if v != v else v, ts, int(v != v)) for k, v, s, ts in metrics if s is not None
+        ]
+        if explicit:
+            conn.executemany(_INSERT_METRIC_STEP, explicit)
+        implicit = [
+            (run_id, k, None, None if v != v else v, ts, int(v != v)) for k, v, s, ts in metrics if s is None
+        ]
+        if implicit:
+            conn.executemany(_INSERT_METRIC, implicit)
+
+    def _raise_not_running(self, conn: sqlite3.Connection, run_id: str, doing: str) -> None:
+        row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(
+                f"cannot {doing} run {run_id!r}: no such run (was it deleted?); "
+                "start a new run with chachaml.start_run()"
+            )
+        raise RunStateError(
+            f"cannot {doing} run {run_id[:8]}: it is {row[0]}, and only running runs accept params "
+            f"and metrics; start a new run, or resume this one with start_run(run_id={run_id!r})"
+        )
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            conn.execute("DELETE FROM tags WHERE run_id = ? AND key = ?", (run_id, key))
+
+    def set_note(self, run_id: str, note: str) -> None:
+        with self._tx() as conn:
+            self._require_run(conn, run_id)
+            conn.execute("UPDATE runs SET note = ? WHERE id = ?", (note, run_id))
+
+    def log_dataset(self, run_id: str, dataset: Dataset) -> None:
+        with self._tx() as conn:
+            st = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if st is None or st[0] != "running":
+                self._raise_not_running(conn, run_id, "log a dataset to")
+            conn.execute(
+                "INSERT INTO datasets (run_id, name, role, source, n_rows, n_cols, features, "
+                "digest, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    dataset.name,
+                    dataset.role,
+                    dataset.source,
+                    dataset.n_rows,
+                    dataset.n_cols,
+                    None if dataset.features is None else json.dumps(dataset.features),
+                    dataset.digest,
+                    dataset.created,
+                ),
+            )
+
+    def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
+        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            raise RunNotFoundError(f"no run has the id {run_id!r}; check it with chachaml.runs()")
+
+    def next_step(self, run_id: str, key: str) -> int:
+        with self._lock:
+            conn = self._write()
+            row = conn.execute(
+                "SELECT step FROM metrics WHERE run_id = ? AND key = ? ORDER BY step DESC LIMIT 1",
+                (run_id, key),
+            ).fetchone()
+        return 0 if row is None else int(row[0]) + 1
+
+    def create_experiment(
+        self, name: str, description: str | None, owner: str | None, now: int
+    ) -> Experiment:
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT description, owner FROM experiments WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO experiments (name, description, owner, created) VALUES (?, ?, ?, ?)",
+                    (name, description, owner, now),
+                )
+            else:
+                conn.execute(
+                    "UPDATE experiments SET description = coalesce(?, description), "
+                    "owner = coalesce(?, owner) WHERE name = ?",
+                    (description, owner, name),
+                )
+        return next(e for e in self.experiments() if e.name == name)
+
+    # -- reads -----------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> Run:
+        if not isinstance(run_id, str) or not run_id:
+            raise InvalidValueError(f"a run id must be a non-empty str, got {run_id!r}")
+        with self._reading() as conn:
+            rows: list[Any] = []
+            if conn is not None:
+                rows = conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,)).fetchall()
+                if not rows:
+                    prefix = run_id.lower()
+                    rows = conn.execute(
+                        f"SELECT {_RUN_COLS} FROM runs WHERE id >= ? AND id < ? LIMIT 11",
+                        (prefix, prefix + "\U0010ffff"),
+                    ).fetchall()
+            if not rows:
+                raise RunNotFoundError(
+                    f"no run has the id (or id prefix) {run_id!r} in {self.uri}; "
+                    "list runs with chachaml.runs()"
+                )
+            if len(rows) > 1:
+                ids = ", ".join(r[0] for r in rows[:10])
+                raise InvalidValueError(
+                    f"the id prefix {run_id!r} matches several runs ({ids}); type more characters"
+                )
+            assert conn is not None
+            return self._assemble(conn, rows)[0]
+
+    def find_runs(self, flt: RunFilter) -> list[Run]:
+        with self._reading() as conn:
+            if conn is None:
+                return []
+            where, args, order = self._compile_filter(flt)
+            sql = f"SELECT {_RUN_COLS} FROM runs WHERE {where} ORDER BY {order}"
+            if flt.limit is not None:
+                sql += " LIMIT ? OFFSET ?"
+                args.extend([flt.limit, flt.offset])
+            elif flt.offset:
+                sql += " LIMIT -1 OFFSET ?"
+                args.append(flt.offset)
+            return self._assemble(conn, conn.execute(sql, args).fetchall())
+
+    def _assemble(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Run]:
+        ids = [r[0] for r in rows]
+        params: dict[str, dict[str, Any]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        datasets: dict[str, list[Dataset]] = {i: [] for i in ids}
+        for chunk in chunks(ids):
+            m = marks(len(chunk))
+            for rid, k, v in conn.execute(
+                f"SELECT run_id, key, value FROM params WHERE run_id IN ({m})", chunk
+            ):
+                params[rid][k] = decode_param(v)
+            for rid, k, v, nan in conn.execute(
+                f"SELECT run_id, key, last_value, last_is_nan FROM metric_summary WHERE run_id IN ({m})",
+                chunk,
+            ):
+                metrics[rid][k] = point_value(v, nan)
+            for rid, k, v in conn.execute(
+                f"SELECT run_id, key, value FROM tags WHERE run_id IN ({m})", chunk
+            ):
+                tags[rid][k] = v
+            for rid, *d in conn.execute(
+                "SELECT run_id, name, role, source, n_rows, n_cols, features, digest, created "
+                f"FROM datasets WHERE run_id IN ({m}) ORDER BY id",
+                chunk,
+            ):
+                datasets[rid].append(
+                    Dataset(
+                        name=d[0],
+                        role=d[1],
+                        source=d[2],
+                        n_rows=d[3],
+                        n_cols=d[4],
+                        features=None if d[5] is None else json.loads(d[5]),
+                        digest=d[6],
+                        created=d[7],
+                    )
+                )
+        return [
+            Run(
+                id=r[0],
+                experiment=r[1],
+                name=r[2],
+                status=r[3],
+                start_time=r[4],
+                end_time=r[5],
+                parent_id=r[6],
+                created_by=r[7],
+                note=r[8],
+                error=None if r[9] is None else json.loads(r[9]),
+                env={} if r[10] is None else json.loads(r[10]),
+                archived=bool(r[11]),
+                params=params[r[0]],
+                metrics=metrics[r[0]],
+                tags=tags[r[0]],
+                datasets=datasets[r[0]],
+            )
+            for r in rows
+        ]
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        with self._reading() as conn:
+            if conn is None:
+                return []
+            return [
+                Metric(key, point_value(v, nan), step, ts)
+                for step, v, nan, ts in conn.execute(
+                    "SELECT step, value, is_nan, timestamp FROM metrics "
+                    "WHERE run_id = ? AND key = ? ORDER BY step, rowid",
+                    (run_id, key),
+                )
+            ]
+
+    def experiments(self) -> list[Experiment]:
+        with self._reading() as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(
+                "SELECT e.name, e.description, e.owner, e.created, "
+                "(SELECT count(*) FROM runs r WHERE r.experiment = e.name) "
+                "FROM experiments e ORDER BY e.created, e.name"
+            ).fetchall()
+        return [Experiment(name=n, description=d, owner=o, created=c, run_count=k) for n, d, o, c, k in rows]
