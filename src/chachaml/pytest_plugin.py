@@ -1,0 +1,34 @@
+"""pytest plugin (entry point ``pytest11``): the ``chachaml_store`` fixture.
+
+::
+
+    def test_training_logs_loss(chachaml_store):
+        with chachaml.with_run("t"):
+            chachaml.log_metric("loss", 0.1)
+        assert chachaml.last_run().metrics["loss"] == 0.1
+
+The fixture is a fresh SQLite store in ``tmp_path``, current for the test (a ``with_store``
+block: runs started in the test and left open are ended, ``use_store`` inside the test rebinds
+only the test's store), gone after it. No ``./chachaml.db`` is created. It is a sync fixture on
+purpose: async fixtures cannot reset ContextVars on older pytest-asyncio (docs/testing.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from chachaml.store.base import Store
+
+
+@pytest.fixture
+def chachaml_store(tmp_path: Path) -> Iterator[Store]:
+    """A fresh chachaml store for one test, made current and discarded afterwards."""
+    from chachaml.context import with_store
+
+    with with_store(tmp_path / "chachaml.db") as store:
+        yield store
