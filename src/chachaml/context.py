@@ -335,3 +335,14 @@ def attach(snap: Snapshot) -> Iterator[Store]:
             yield store
         finally:
             leave_scope(frame, token)
+
+
+def _reset_process_layer() -> None:
+    """Forget the process-level store and run stack (for test isolation; ends nothing)."""
+    global _process_store
+    with _lock:
+        _process_store = None
+        _process_stack.clear()
+        for store in _opened.values():
+            store.close()
+        _opened.clear()
