@@ -65,7 +65,7 @@ def metric_value(value: Any, key: str = "") -> float:
         return value  # type: ignore[no-any-return]
     if cls is int:
         return float(value)
-    if value is None or isinstance(value, str | bytes | bool):
+    if value is None or isinstance(value, str | bytes | bool) or cls.__name__ == "bool_":  # numpy bool
         raise InvalidValueError(
             f"metric {key!r} value must be a real number, got {type(value).__name__} "
             f"{_short(value)}; log a number (use log_param or set_tag for text)"
