@@ -325,16 +325,28 @@ def attach(snap: Snapshot) -> Iterator[Store]:
     """In a child process: make the snapshot's store and run current for the block.
 
     The run is not ended when the block exits: it belongs to the process that started it.
+    Runs started inside the block with ``start_run()`` and left open are ended, as in ``with_run``.
     """
+    from chachaml import _lifecycle
+
     with with_store(snap.store_uri) as store:
         if snap.run_id is None:
             yield store
             return
         frame, token = enter_scope(store, snap.run_id)
+        status, error = "completed", None
         try:
             yield store
+        except BaseException as exc:
+            status, error = _lifecycle.outcome(type(exc), exc, exc.__traceback__)
+            raise
         finally:
-            leave_scope(frame, token)
+            try:
+                for left_open in list(frames_above(frame)):
+                    if left_open.imperative and left_open.run_id is not None:
+                        _lifecycle.finish(left_open, status, error)
+            finally:
+                leave_scope(frame, token)
 
 
 def _reset_process_layer() -> None:

@@ -196,7 +196,7 @@ class with_run:
     def __call__(self, fn: F) -> F:
         kwargs = dict(self._kwargs)
         if kwargs["name"] is None:
-            kwargs["name"] = getattr(fn, "__qualname__", None)
+            kwargs["name"] = _func_name(fn)
         import inspect
 
         if inspect.iscoroutinefunction(fn):
@@ -214,6 +214,13 @@ class with_run:
                 return fn(*args, **kw)
 
         return run_sync  # type: ignore[return-value]
+
+
+def _func_name(fn: Any) -> str | None:
+    """The run name for a decorated function: its qualified name without ``<locals>`` parts
+    (``train``, ``Model.fit``), so a function defined inside another is named as written."""
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return None if qualname is None else str(qualname).rsplit("<locals>.", 1)[-1]
 
 
 @overload
@@ -237,7 +244,7 @@ def tracked(
     ``@tracked(experiment=...)``); an exception marks that run failed and propagates."""
 
     def decorate(f: F) -> F:
-        return with_run(name or f.__qualname__, experiment=experiment, tags=tags)(f)
+        return with_run(name or _func_name(f), experiment=experiment, tags=tags)(f)
 
     return decorate(fn) if fn is not None else decorate
 
