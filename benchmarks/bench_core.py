@@ -1,0 +1,307 @@
+"""chachaml's core performance figures (SPEC section 6), each next to a floor from the same run.
+
+    python benchmarks/bench_core.py            # full run (about a minute)
+    python benchmarks/bench_core.py --quick    # smoke run (a few seconds; figures are rough)
+
+Every line is one figure: chachaml's cost, the floor (plain ``sqlite3`` or plain ``python``
+doing the same durable work on the same machine, measured in the same run), their ratio and the
+target. The two sides are timed alternately and the medians compared, because the machine may
+be shared. The exit code is 0 even when a target is missed: this is a report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from dataclasses import dataclass
+
+from _floor import INSERT_METRIC, Report, fresh_db, interleave, median, rss_bytes, timed
+
+import chachaml
+
+MB = 1024 * 1024
+TS = 1_700_000_000_000  # a fixed timestamp for the floors (chachaml reads the clock: stricter)
+
+
+@dataclass(frozen=True)
+class Plan:
+    default_rounds: int
+    default_calls: int
+    batched_rounds: int
+    batched_points: int
+    import_reps: int
+    runs_reps: int
+    mem_batched: tuple[int, ...]
+    mem_default: tuple[int, ...]
+
+
+FULL = Plan(21, 2_000, 15, 20_000, 40, 3, (100_000, 500_000, 1_000_000), (20_000, 100_000, 200_000))
+QUICK = Plan(5, 300, 5, 2_000, 6, 1, (10_000, 30_000, 50_000), (1_000, 3_000, 5_000))
+
+
+def _new_path(root: str, name: str) -> str:
+    return os.path.join(root, f"{name}-{uuid.uuid4().hex[:8]}.db")
+
+
+# -- 1. log_metric, default mode ------------------------------------------------------------------
+def bench_default(report: Report, plan: Plan, root: str) -> None:
+    """Every call committed before it returns, vs a bare single-row INSERT in autocommit."""
+    floor_conn = fresh_db(_new_path(root, "floor-default"))
+    run_id = uuid.uuid4().hex
+    chachaml.use_store(_new_path(root, "ours-default"))
+    chachaml.start_run("bench-default")
+    n = plan.default_calls
+    state = {"step": 0}
+
+    def floor() -> None:
+        ex, s = floor_conn.execute, state["step"]
+        for i in range(n):
+            ex(INSERT_METRIC, (run_id, "loss", s + i, 0.5, TS, 0))
+        state["step"] = s + n
+
+    def ours() -> None:
+        log_metric = chachaml.log_metric
+        for _ in range(n):
+            log_metric("loss", 0.5)
+
+    floor()
+    ours()  # warm both (statement caches, first pages)
+    f, o = interleave(plan.default_rounds, floor, ours)
+    chachaml.end_run()
+    floor_conn.close()
+    report.ratio("log_metric (default)", median(o) / n, median(f) / n, "call", 2.0, 1.5)
+
+
+# -- 2. log_metric inside batched() ---------------------------------------------------------------
+def bench_batched(report: Report, plan: Plan, root: str) -> None:
+    """Logging calls plus the flush at block exit, vs list.append + one executemany + commit."""
+    floor_conn = fresh_db(_new_path(root, "floor-batched"))
+    run_id = uuid.uuid4().hex
+    chachaml.use_store(_new_path(root, "ours-batched"))
+    chachaml.start_run("bench-batched")
+    n = plan.batched_points
+    state = {"step": 0}
+
+    def floor() -> None:
+        rows: list[tuple[str, str, int, float, int, int]] = []
+        append, s = rows.append, state["step"]
+        for i in range(n):
+            append((run_id, "loss", s + i, 0.5, TS, 0))
+        floor_conn.execute("BEGIN IMMEDIATE")
+        floor_conn.executemany(INSERT_METRIC, rows)
+        floor_conn.execute("COMMIT")
+        state["step"] = s + n
+
+    def ours() -> None:
+        log_metric = chachaml.log_metric
+        with chachaml.batched():
+            for _ in range(n):
+                log_metric("loss", 0.5)
+
+    floor()
+    ours()
+    f, o = interleave(plan.batched_rounds, floor, ours)
+    chachaml.end_run()
+    floor_conn.close()
+    report.ratio("log_metric (batched)", median(o) / n, median(f) / n, "point", 2.0, 1.5)
+
+
+# -- 3. import time -------------------------------------------------------------------------------
+def _spawn(code: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t0
+
+
+def bench_import(report: Report, plan: Plan) -> None:
+    codes = {
+        "pass": "pass",
+        "import": "import chachaml",
+        "first use": "import chachaml; chachaml.log_metric",
+    }
+    times: dict[str, list[float]] = {k: [] for k in codes}
+    for _ in range(2):  # warm the OS file cache
+        for code in codes.values():
+            _spawn(code)
+    for r in range(plan.import_reps):
+        order = list(codes.items()) if r % 2 == 0 else list(reversed(codes.items()))
+        for name, code in order:
+            times[name].append(_spawn(code))
+    base = median(times["pass"])
+    extra = median(times["import"]) - base
+    report.line(
+        "import chachaml",
+        f"+{extra * 1e3:6.1f} ms  ({median(times['import']) * 1e3:.1f} ms vs python -c pass "
+        f"{base * 1e3:.1f} ms)  target <=30 ms",
+        extra <= 0.030,
+    )
+    first = median(times["first use"]) - base
+    report.line(
+        "import + chachaml.log_metric",
+        f"+{first * 1e3:6.1f} ms  (first use loads the logging path; for information)",
+        None,
+    )
+
+
+# -- 4. 1,000 runs x (10 params + 5 metrics) ------------------------------------------------------
+PARAMS = {f"p{i}": i * 0.5 if i % 2 else f"v{i}" for i in range(10)}
+METRICS = {f"m{i}": i * 0.25 for i in range(5)}
+
+
+def _runs_ours(path: str, n: int) -> None:
+    chachaml.use_store(path)
+    start_run, log_params, log_metrics, end_run = (
+        chachaml.start_run,
+        chachaml.log_params,
+        chachaml.log_metrics,
+        chachaml.end_run,
+    )
+    for i in range(n):
+        start_run(f"r{i}")
+        log_params(PARAMS)
+        log_metrics(METRICS)
+        end_run()
+
+
+def _runs_floor(path: str, n: int) -> None:
+    """The same writes in plain SQL, one transaction per call as chachaml commits them."""
+    conn = fresh_db(path)
+    ex = conn.execute
+    params = [(k, json.dumps(v)) for k, v in PARAMS.items()]
+    for i in range(n):
+        rid = uuid.uuid4().hex
+        ex("BEGIN IMMEDIATE")
+        ex("INSERT OR IGNORE INTO experiments (name, created) VALUES ('default', ?)", (TS,))
+        ex(
+            "INSERT INTO runs (id, experiment, name, status, start_time) "
+            "VALUES (?, 'default', ?, 'running', ?)",
+            (rid, f"r{i}", TS),
+        )
+        ex("COMMIT")
+        ex("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO params VALUES (?, ?, ?)", [(rid, k, v) for k, v in params])
+        ex("COMMIT")
+        ex("BEGIN IMMEDIATE")
+        conn.executemany(INSERT_METRIC, [(rid, k, 0, v, TS, 0) for k, v in METRICS.items()])
+        ex("COMMIT")
+        ex("UPDATE runs SET status = 'completed', end_time = ? WHERE id = ?", (TS, rid))
+    conn.close()
+
+
+def bench_runs(report: Report, plan: Plan, root: str) -> None:
+    n = 1_000
+    ours: list[float] = []
+    floor: list[float] = []
+    for _ in range(plan.runs_reps):
+        floor.append(timed(lambda: _runs_floor(_new_path(root, "floor-runs"), n)))
+        ours.append(timed(lambda: _runs_ours(_new_path(root, "ours-runs"), n)))
+    o, f = median(ours), median(floor)
+    report.line(
+        "1,000 runs (10 params, 5 metrics)",
+        f"{o:6.3f} s  ({o / n * 1e6:.0f} µs/run; plain-SQL floor {f:.3f} s, ratio {o / f:.2f})"
+        "  target <=0.5 s",
+        o <= 0.5,
+    )
+
+
+# -- 5. memory while one run logs many points ------------------------------------------------------
+def _memory_child(mode: str, samples: list[int], root: str) -> None:
+    """In a fresh interpreter: log up to samples[-1] points and print the samples as JSON."""
+    chachaml.use_store(_new_path(root, f"mem-{mode}"))
+    chachaml.start_run(f"memory-{mode}")
+    log_metric = chachaml.log_metric
+    log_metric("warm", 0.0)
+    tracemalloc.start()
+    out = []
+    done = 0
+
+    def log_until(total: int) -> None:
+        nonlocal done
+        for _ in range(total - done):
+            log_metric("loss", 0.5)
+        done = total
+        current, peak = tracemalloc.get_traced_memory()
+        out.append({"points": total, "traced_peak": peak, "traced": current, "rss": rss_bytes()})
+        tracemalloc.reset_peak()
+
+    if mode == "batched":
+        with chachaml.batched():
+            for total in samples:
+                log_until(total)
+    else:
+        for total in samples:
+            log_until(total)
+    tracemalloc.stop()
+    chachaml.end_run()
+    print(json.dumps(out))
+
+
+def bench_memory(report: Report, plan: Plan, root: str) -> None:
+    for mode, samples in (("batched", plan.mem_batched), ("default", plan.mem_default)):
+        proc = subprocess.run(
+            [sys.executable, __file__, "--_memory", mode, ",".join(map(str, samples)), "--dir", root],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        traced = data[-1]["traced_peak"] - data[0]["traced_peak"]
+        rss = data[-1]["rss"] - data[0]["rss"]
+        shown = ", ".join(
+            f"{d['points'] // 1000}k: {d['traced_peak'] / MB:.1f}/{d['rss'] / MB:.0f}" for d in data
+        )
+        report.line(
+            f"memory, {samples[-1] // 1000}k points ({mode})",
+            f"peak traced/RSS MB at {shown}  growth {traced / MB:+.1f}/{rss / MB:+.1f} MB  target <5 MB",
+            traced < 5 * MB and rss < 5 * MB,
+        )
+
+
+# -- main -----------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run with small sizes")
+    parser.add_argument("--dir", help="where the databases go (default: a new temporary folder)")
+    parser.add_argument("--_memory", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    root = args.dir or tempfile.mkdtemp(prefix="chachaml-bench-")
+    if args._memory:
+        _memory_child(args._memory[0], [int(x) for x in args._memory[1].split(",")], root)
+        return
+    plan = QUICK if args.quick else FULL
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"chachaml {chachaml.__version__}  python {platform.python_version()}"
+        f"  sqlite {sqlite3.sqlite_version}"
+        f"  {platform.system()} {platform.machine()}  cpus {os.cpu_count()}  load {load:.2f}"
+        f"  {'quick' if args.quick else 'full'} run  databases in {root}",
+        flush=True,
+    )
+    if args.quick:
+        print("(--quick: small sizes, the figures are rough)", flush=True)
+    if plan.mem_default[-1] < plan.mem_batched[-1]:
+        print(
+            f"(default-mode memory logs {plan.mem_default[-1]:,} points, not 1M: every point is a "
+            "commit, and the growth per point is what the figure is about)",
+            flush=True,
+        )
+    report = Report()
+    bench_default(report, plan, root)
+    bench_batched(report, plan, root)
+    bench_import(report, plan)
+    bench_runs(report, plan, root)
+    bench_memory(report, plan, root)
+    report.summary()
+
+
+if __name__ == "__main__":
+    main()
