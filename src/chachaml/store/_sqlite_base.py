@@ -131,6 +131,9 @@ class SqliteBase:
         )
         try:
             if self.path:
+                # Refuse a newer database before anything writes to it (the WAL switch rewrites
+                # the file header).
+                _schema_version(conn, self.uri)
                 _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
             conn.execute("PRAGMA synchronous=NORMAL")
             _migrate(conn, self.uri)
@@ -263,20 +266,26 @@ def _retry_locked(fn: Callable[[], T], deadline_s: float = BUSY_TIMEOUT_S) -> T:
             delay = min(delay * 2, 0.05)
 
 
+def _schema_version(conn: sqlite3.Connection, uri: str) -> int:
+    """The database's schema version; ``SchemaVersionError`` if a newer chachaml wrote it."""
+    current = _retry_locked(lambda: int(conn.execute("PRAGMA user_version").fetchone()[0]))
+    if current > LATEST:
+        raise SchemaVersionError(
+            f"the database {uri} has schema version {current}, newer than the {LATEST} this "
+            "chachaml understands; upgrade chachaml (pip install -U chachaml)"
+        )
+    return current
+
+
 def _migrate(conn: sqlite3.Connection, uri: str) -> None:
     """Bring the schema to ``LATEST``; refuse a database written by a newer version."""
 
     def version() -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
-    current = _retry_locked(version)
+    current = _schema_version(conn, uri)
     if current == LATEST:
         return
-    if current > LATEST:
-        raise SchemaVersionError(
-            f"the database {uri} has schema version {current}, newer than the {LATEST} this "
-            "chachaml understands; upgrade chachaml (pip install -U chachaml)"
-        )
     _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
     try:
         current = version()  # another process may have migrated while we waited
