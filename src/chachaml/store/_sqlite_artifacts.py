@@ -1,9 +1,299 @@
-"""Artifacts and the model registry for the SQLite store (filled in by issue 4)."""
+"""Artifacts of the SQLite store: bytes in files next to the database, metadata in ``artifacts``.
+
+The write protocol (``log_artifact``), which keeps the row and the bytes consistent:
+
+1. validate the name and check the run is running -- before a single byte is written;
+2. stream the bytes into a temporary file in the destination folder, hashing them on the way
+   (outside any lock: a 1 GB copy does not block other writers);
+3. in one ``BEGIN IMMEDIATE`` transaction: check the run again, compare with an existing row
+   (same bytes: no-op; other bytes: ``ConflictError`` unless ``overwrite``, and the stored file
+   is never touched), rename the temporary file into place, write the row, commit.
+
+A crash before step 3 leaves a temporary file; a crash between the rename and the commit leaves
+a file without a row. Both are orphans that ``gc_artifacts`` removes, and never a row without
+its bytes. ``gc_artifacts`` takes the same write lock, so it cannot mistake a file that is being
+committed for an orphan. The registry lives in ``_sqlite_registry``.
+"""
 
 from __future__ import annotations
 
-from chachaml.store._sqlite_base import SqliteBase
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+import weakref
+from collections.abc import Sequence
+from typing import Any, BinaryIO, NoReturn
+
+from chachaml.entities import Artifact, GcReport
+from chachaml.errors import ArtifactNotFoundError, ConflictError, RunNotFoundError, RunStateError
+from chachaml.store._files import LocalFiles, check_name, digest
+from chachaml.store._sqlite_base import chunks, marks
+from chachaml.store._sqlite_registry import RegistryMixin
+
+_COLS = "run_id, name, path, size, sha256, content_type, format, created"
 
 
-class ArtifactsMixin(SqliteBase):
-    pass
+def _remove_tree(path: str, pid: int) -> None:
+    if os.getpid() == pid:  # a forked child never removes its parent's folder
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _artifact(row: Sequence[Any]) -> Artifact:
+    return Artifact(
+        run_id=row[0],
+        name=row[1],
+        path=row[2],
+        size=row[3],
+        sha256=row[4],
+        content_type=row[5],
+        format=row[6],
+        created=row[7],
+    )
+
+
+class ArtifactsMixin(RegistryMixin):
+    """Artifact storage; the model registry comes from ``RegistryMixin``."""
+
+    def __init__(self, path: str | None) -> None:
+        super().__init__(path)
+        self._tmp_root: str | None = None
+        self._tmp_cleanup: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def artifact_root(self) -> str | None:
+        """``<db>-artifacts`` next to the database; for ``:memory:``, a temporary folder
+        (created on the first artifact, removed when the store is closed), else None."""
+        root = super().artifact_root
+        return root if root is not None else self._tmp_root
+
+    def close(self) -> None:
+        super().close()
+        if self._tmp_cleanup is not None:
+            self._tmp_cleanup()  # runs at most once; also registered for interpreter exit
+
+    def _files(self) -> LocalFiles:
+        root = self.artifact_root
+        if root is None:
+            with self._lock:
+                if self._tmp_root is None:
+                    self._tmp_root = tempfile.mkdtemp(prefix="chachaml-artifacts-")
+                    self._tmp_cleanup = weakref.finalize(self, _remove_tree, self._tmp_root, os.getpid())
+                root = self._tmp_root
+        return LocalFiles(root)
+
+    # -- writes --------------------------------------------------------------------------------
+    def log_artifact(
+        self,
+        run_id: str,
+        name: str,
+        data: bytes | BinaryIO,
+        *,
+        format: str,
+        content_type: str,
+        created: int,
+        overwrite: bool = False,
+    ) -> Artifact:
+        """Store ``data`` (bytes, or a binary file read in chunks) as the run's artifact ``name``.
+
+        See the module docstring for the protocol. Returns the stored ``Artifact`` (the existing
+        one when identical bytes were already there).
+        """
+        files = self._files()
+        files.final_path(run_id, name)  # InvalidValueError before anything is written
+        with self._lock:
+            existing = self._loggable(self._write(), run_id, name)
+        if (
+            existing is not None
+            and isinstance(data, bytes | bytearray | memoryview)
+            and self._unchanged(existing, digest(data), format, overwrite)
+        ):
+            return existing  # identical bytes: nothing is written at all
+        staged = files.stage(run_id, name, data)
+        try:
+            with self._tx() as conn:
+                existing = self._loggable(conn, run_id, name)
+                if existing is not None and self._unchanged(existing, staged.sha256, format, overwrite):
+                    return existing
+                self._check_folder_clash(conn, run_id, name)
+                files.commit(staged, name)  # the bytes are in place before the row is written
+                path = f"{run_id}/{name}"
+                conn.execute(
+                    f"INSERT INTO artifacts ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (run_id, name) DO UPDATE SET path = excluded.path, size = excluded.size, "
+                    "sha256 = excluded.sha256, content_type = excluded.content_type, "
+                    "format = excluded.format, created = excluded.created",
+                    (run_id, name, path, staged.size, staged.sha256, content_type, format, created),
+                )
+        finally:
+            files.discard(staged)  # a no-op once the rename happened
+        return Artifact(run_id, name, staged.size, staged.sha256, content_type, format, created, path)
+
+    def _loggable(self, conn: sqlite3.Connection, run_id: str, name: str) -> Artifact | None:
+        """The existing row for ``name`` (or None); raises unless the run is running."""
+        try:
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(
+                    f"cannot log artifact {name!r}: no run has the id {run_id!r} (was it deleted?); "
+                    "start a new run with chachaml.start_run()"
+                )
+            if row[0] != "running":
+                raise RunStateError(
+                    f"cannot log artifact {name!r} to run {run_id[:8]}: it is {row[0]}, and only running "
+                    f"runs accept artifacts; start a new run, or resume this one with "
+                    f"start_run(run_id={run_id!r})"
+                )
+            found = conn.execute(
+                f"SELECT {_COLS} FROM artifacts WHERE run_id = ? AND name = ?", (run_id, name)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return None if found is None else _artifact(found)
+
+    @staticmethod
+    def _unchanged(existing: Artifact, sha256: str, fmt: str, overwrite: bool) -> bool:
+        """True if the new bytes are what is stored; raises ``ConflictError`` if they differ."""
+        if existing.sha256 == sha256 and existing.format == fmt:
+            return True
+        if overwrite:
+            return False
+        what = (
+            "other bytes"
+            if existing.sha256 != sha256
+            else f"the same bytes in the format {existing.format!r}"
+        )
+        raise ConflictError(
+            f"artifact {existing.name!r} of run {existing.run_id[:8]} already holds {what} "
+            f"(sha256 {existing.sha256[:12]}..., {existing.size} bytes, format {existing.format!r}) and "
+            "artifacts are immutable, so it was left as it was; log under another name, or pass "
+            "overwrite=True to replace it"
+        )
+
+    @staticmethod
+    def _check_folder_clash(conn: sqlite3.Connection, run_id: str, name: str) -> None:
+        """An artifact cannot be both a file and a folder of other artifacts."""
+        parts = name.split("/")
+        ancestors = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        clash = None
+        if ancestors:
+            clash = conn.execute(
+                f"SELECT name FROM artifacts WHERE run_id = ? AND name IN ({marks(len(ancestors))})",
+                (run_id, *ancestors),
+            ).fetchone()
+        if clash is None:
+            clash = conn.execute(
+                "SELECT name FROM artifacts WHERE run_id = ? AND substr(name, 1, ?) = ? LIMIT 1",
+                (run_id, len(name) + 1, name + "/"),
+            ).fetchone()
+        if clash is not None:
+            raise ConflictError(
+                f"cannot store artifact {name!r} in run {run_id[:8]}: it clashes with the artifact "
+                f"{clash[0]!r} (one would have to be a file and a folder at once); choose another name"
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get_artifact(self, run_id: str, name: str) -> Artifact:
+        with self._reading() as conn:
+            row = None
+            if conn is not None:
+                row = conn.execute(
+                    f"SELECT {_COLS} FROM artifacts WHERE run_id = ? AND name = ?", (run_id, name)
+                ).fetchone()
+            if row is None:
+                self._no_artifact(conn, run_id, name)
+            return _artifact(row)
+
+    def _no_artifact(self, conn: sqlite3.Connection | None, run_id: str, name: str) -> NoReturn:
+        if conn is None or conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            raise RunNotFoundError(
+                f"no run has the id {run_id!r} in {self.uri}; check it with chachaml.runs()"
+            )
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name LIMIT 10", (run_id,)
+            )
+        ]
+        has = f"its artifacts: {', '.join(map(repr, names))}" if names else "it has no artifacts"
+        raise ArtifactNotFoundError(
+            f"run {run_id[:8]} has no artifact {name!r} ({has}); "
+            f"list them with chachaml.list_artifacts({run_id[:8]!r})"
+        )
+
+    def list_artifacts(self, run_id: str) -> list[Artifact]:
+        with self._reading() as conn:
+            if conn is None or conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise RunNotFoundError(
+                    f"no run has the id {run_id!r} in {self.uri}; check it with chachaml.runs()"
+                )
+            return [
+                _artifact(r)
+                for r in conn.execute(
+                    f"SELECT {_COLS} FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,)
+                )
+            ]
+
+    def artifact_path(self, run_id: str, name: str) -> str:
+        """The absolute path of the artifact's file (``ArtifactNotFoundError`` if there is no row)."""
+        art = self.get_artifact(run_id, name)
+        return os.path.join(self._files().root, *art.path.split("/"))
+
+    def open_artifact(self, run_id: str, name: str) -> BinaryIO:
+        """The artifact's bytes as a binary file open for reading (the caller closes it)."""
+        path = self.artifact_path(run_id, name)
+        try:
+            return open(path, "rb")  # the caller closes it
+        except FileNotFoundError as exc:
+            raise ArtifactNotFoundError(
+                f"artifact {name!r} of run {run_id[:8]} is recorded, but its file {path!r} is missing "
+                "(deleted outside chachaml?); log it again with overwrite=True, and see chachaml.gc()"
+            ) from exc
+
+    # -- housekeeping ----------------------------------------------------------------------------
+    def gc_artifacts(self, *, dry_run: bool = False) -> GcReport:
+        """Remove orphan files: bytes without a row, and abandoned temporary files.
+
+        Files are listed first, then checked against the rows and deleted while holding the
+        write lock, so a file being committed by another writer is never taken for an orphan.
+        """
+        root = self.artifact_root
+        if root is None or not os.path.isdir(root):
+            return GcReport(dry_run=dry_run)
+        files = LocalFiles(root)
+        found = list(files.scan())
+        with self._tx() as conn:
+            known = {p for (p,) in conn.execute("SELECT path FROM artifacts")}
+            orphans = [f for f in found if (f.abandoned_tmp if f.is_tmp else f.relpath not in known)]
+            missing = sorted(p for p in known if not os.path.isfile(os.path.join(root, *p.split("/"))))
+            if not dry_run:
+                for f in orphans:
+                    files.remove(f.relpath)
+        if not dry_run:
+            files.prune_empty_dirs()
+        return GcReport(
+            removed=tuple(f.relpath for f in orphans),
+            freed_bytes=sum(f.size for f in orphans),
+            missing=tuple(missing),
+            dry_run=dry_run,
+        )
+
+    def _delete_artifacts(self, conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
+        """Delete the artifact rows of runs being deleted (inside the caller's transaction).
+
+        Their files are removed afterwards with ``_remove_artifact_files``; a crash in between
+        leaves orphans for ``gc``, never rows without bytes.
+        """
+        for chunk in chunks(list(run_ids)):
+            conn.execute(f"DELETE FROM artifacts WHERE run_id IN ({marks(len(chunk))})", chunk)
+
+    def _remove_artifact_files(self, run_ids: Sequence[str]) -> None:
+        root = self.artifact_root
+        if root is None:
+            return
+        files = LocalFiles(root)
+        for run_id in run_ids:
+            with contextlib.suppress(Exception):  # best effort: what remains is an orphan for gc
+                check_name(run_id, "run id")
+                files.remove_run(run_id)

@@ -102,6 +102,63 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "INSERT INTO chachaml_meta (key, value) VALUES ('summary_rowid', 0)",
         ],
     ),
+    # 3: artifacts and the model registry (issue 4). Artifact bytes live in files next to the
+    # database; a row is written only after its file is in place. The partial unique index makes
+    # "at most one production version per model" a database rule, not just application logic.
+    (
+        3,
+        [
+            """CREATE TABLE artifacts (
+            run_id       TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            path         TEXT NOT NULL,
+            size         INTEGER NOT NULL,
+            sha256       TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            format       TEXT NOT NULL,
+            created      INTEGER NOT NULL,
+            PRIMARY KEY (run_id, name)
+        ) WITHOUT ROWID""",
+            """CREATE TABLE models (
+            name        TEXT PRIMARY KEY,
+            description TEXT,
+            created     INTEGER NOT NULL,
+            updated     INTEGER NOT NULL
+        )""",
+            """CREATE TABLE model_versions (
+            model       TEXT NOT NULL,
+            version     INTEGER NOT NULL,
+            run_id      TEXT NOT NULL,
+            artifact    TEXT NOT NULL,
+            stage       TEXT NOT NULL CHECK (stage IN ('none','staging','production','archived')),
+            description TEXT,
+            created     INTEGER NOT NULL,
+            created_by  TEXT,
+            PRIMARY KEY (model, version)
+        ) WITHOUT ROWID""",
+            "CREATE UNIQUE INDEX model_versions_one_production ON model_versions (model) "
+            "WHERE stage = 'production'",
+            "CREATE INDEX model_versions_by_run ON model_versions (run_id)",
+            """CREATE TABLE model_aliases (
+            model   TEXT NOT NULL,
+            alias   TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (model, alias)
+        ) WITHOUT ROWID""",
+            """CREATE TABLE registry_events (
+            id         INTEGER PRIMARY KEY,
+            model      TEXT NOT NULL,
+            version    INTEGER,
+            kind       TEXT NOT NULL CHECK (kind IN ('register','stage','alias')),
+            alias      TEXT,
+            from_value TEXT,
+            to_value   TEXT,
+            who        TEXT,
+            at         INTEGER NOT NULL
+        )""",
+            "CREATE INDEX registry_events_by_model ON registry_events (model, id)",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

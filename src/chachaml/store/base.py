@@ -11,9 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
-from chachaml.entities import Dataset, Experiment, Metric, Run
+from chachaml.entities import (
+    Artifact,
+    Dataset,
+    Experiment,
+    GcReport,
+    Metric,
+    Model,
+    ModelEvent,
+    ModelVersion,
+    Run,
+)
 
 #: Run statuses, in lifecycle order. A run is created ``running`` and ends in one of the others.
 STATUSES = ("running", "completed", "failed", "killed")
@@ -63,8 +73,84 @@ class RunFilter:
     include_archived: bool = False
 
 
+class ArtifactStore(Protocol):
+    """The artifact role of a store: bytes kept with a run, plus their metadata.
+
+    ``log_artifact`` writes the bytes before the row, atomically (see
+    ``chachaml.store._sqlite_artifacts``); names are relative paths that cannot leave the run's
+    folder (``InvalidValueError``); identical bytes again are a no-op, other bytes raise
+    ``ConflictError`` unless ``overwrite``; the run must be running (``RunStateError``).
+    """
+
+    def log_artifact(
+        self,
+        run_id: str,
+        name: str,
+        data: bytes | BinaryIO,
+        *,
+        format: str,
+        content_type: str,
+        created: int,
+        overwrite: bool = False,
+    ) -> Artifact: ...
+
+    def get_artifact(self, run_id: str, name: str) -> Artifact: ...
+
+    def list_artifacts(self, run_id: str) -> list[Artifact]: ...
+
+    def open_artifact(self, run_id: str, name: str) -> BinaryIO: ...
+
+    def artifact_path(self, run_id: str, name: str) -> str: ...
+
+    def gc_artifacts(self, *, dry_run: bool = False) -> GcReport: ...
+
+
+class RegistryStore(Protocol):
+    """The model-registry role of a store. Each write is one transaction; at most one version
+    per model is ``production`` (promoting one archives the previous one in the same
+    transaction); a missing model or version raises ``ModelNotFoundError`` and changes nothing."""
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        run_id: str,
+        artifact: str,
+        stage: str = "none",
+        description: str | None = None,
+        who: str | None = None,
+        now: int,
+    ) -> ModelVersion: ...
+
+    def promote(
+        self, name: str, version: int, stage: str, *, who: str | None = None, now: int
+    ) -> ModelVersion: ...
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, who: str | None = None, now: int
+    ) -> ModelVersion: ...
+
+    def delete_alias(self, name: str, alias: str, *, who: str | None = None, now: int) -> bool: ...
+
+    def set_model_description(
+        self, name: str, description: str | None, *, version: int | None = None, now: int
+    ) -> None: ...
+
+    def get_model_version(
+        self, name: str, *, version: int | None = None, stage: str | None = None, alias: str | None = None
+    ) -> ModelVersion: ...
+
+    def get_model(self, name: str) -> Model: ...
+
+    def models(self) -> list[Model]: ...
+
+    def model_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def model_history(self, name: str) -> list[ModelEvent]: ...
+
+
 @runtime_checkable
-class Store(Protocol):
+class Store(ArtifactStore, RegistryStore, Protocol):
     """What every backend implements. See the module docstring."""
 
     #: A string that reopens this store from another process (``open_store(uri)``).

@@ -1,0 +1,259 @@
+"""Artifact bytes on a local disk: safe names, atomic streamed writes, and the orphan scan.
+
+Layout: ``<root>/<run_id>/<name>``, where ``name`` may contain ``/`` for folders. A write goes
+to a temporary file in the destination folder (hashing as it copies, in chunks, so a 2 GB file
+never sits in memory) and is renamed into place with ``os.replace``; the caller records the
+metadata row afterwards. A crash therefore leaves at worst a file without a row (an orphan that
+``gc`` removes), never a row without its bytes.
+
+Nothing here knows about SQL, so any backend that keeps bytes on a local disk can reuse it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from chachaml.errors import ConflictError, InvalidValueError
+
+CHUNK = 1 << 20  # bytes per read when streaming a file in
+MAX_NAME = 1000  # characters in a whole artifact name
+TMP_PREFIX = ".chachaml-tmp-"  # temporary files; reserved, never a valid name component
+STALE_TMP_S = 3600.0  # a temp file untouched this long is abandoned, whoever wrote it
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_name(name: object, what: str = "artifact name") -> str:
+    """Return ``name`` if it is a safe relative path inside a run's folder, else raise.
+
+    Accepted: non-empty ``str`` components joined by ``/``. Refused with ``InvalidValueError``
+    (and nothing written): absolute paths, drive letters, ``..`` and ``.`` components, empty
+    components (``a//b``, a trailing ``/``), backslashes, NUL and other control characters,
+    components over 255 bytes, and the reserved temporary-file prefix.
+    """
+    if not isinstance(name, str):
+        raise InvalidValueError(
+            f"{what} must be a str such as 'model.pkl' or 'plots/loss.png', got {type(name).__name__} "
+            f"{name!r}"
+        )
+    fix = "use a relative name such as 'model.pkl' or 'plots/loss.png'"
+    if not name:
+        raise InvalidValueError(f"{what} must not be empty; {fix}")
+    if len(name) > MAX_NAME:
+        raise InvalidValueError(f"{what} is {len(name)} characters long; the limit is {MAX_NAME}")
+    bad = _CONTROL.search(name)
+    if bad:
+        raise InvalidValueError(
+            f"{what} {name!r} contains the control character {bad.group()!r} at position {bad.start()}; {fix}"
+        )
+    if "\\" in name:
+        raise InvalidValueError(f"{what} {name!r} contains a backslash; separate folders with '/'; {fix}")
+    if name.startswith("/") or _DRIVE.match(name):
+        raise InvalidValueError(f"{what} {name!r} is an absolute path; it must stay inside the run; {fix}")
+    for part in name.split("/"):
+        if part in ("", ".", ".."):
+            raise InvalidValueError(
+                f"{what} {name!r} has the path component {part!r}, which could leave the run's "
+                f"folder or is ambiguous; {fix}"
+            )
+        if part.startswith(TMP_PREFIX):
+            raise InvalidValueError(f"{what} {name!r}: the prefix {TMP_PREFIX!r} is reserved; {fix}")
+        if len(part.encode("utf-8", "surrogatepass")) > 255:
+            raise InvalidValueError(f"{what} {name!r} has a component longer than 255 bytes; shorten it")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """Bytes written to a temporary file, ready to be renamed into place."""
+
+    tmp: str
+    final: str
+    size: int
+    sha256: str
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _tmp_owner(filename: str) -> tuple[str, int] | None:
+    """(host hash, pid) encoded in a temporary file's name, or None if it is not one of ours."""
+    parts = filename[len(TMP_PREFIX) :].split("-")
+    if not filename.startswith(TMP_PREFIX) or len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's process), or we cannot tell: keep the file
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A file under the artifact folder, as the orphan scan sees it."""
+
+    relpath: str  # relative to the root, '/'-separated: <run_id>/<name>
+    size: int
+    abandoned_tmp: bool  # a temporary file whose writer is gone (or untouched for an hour)
+    is_tmp: bool
+
+
+class LocalFiles:
+    """The artifact folder of one store."""
+
+    def __init__(self, root: str, *, fsync: bool = False) -> None:
+        self.root = root
+        self.fsync = fsync
+
+    def run_dir(self, run_id: str) -> str:
+        check_name(run_id, "run id")
+        if "/" in run_id:
+            raise InvalidValueError(f"run id {run_id!r} contains '/'; pass the id of a run")
+        return os.path.join(self.root, run_id)
+
+    def final_path(self, run_id: str, name: str) -> str:
+        """Absolute path of an artifact; refuses names that would resolve outside the run folder.
+
+        Beyond ``check_name``, the resolved path (following symlinks that already exist on
+        disk) must stay inside the run's folder.
+        """
+        run_dir = self.run_dir(run_id)
+        path = os.path.join(run_dir, *check_name(name).split("/"))
+        real_dir = os.path.realpath(run_dir)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real_dir, real]) != real_dir or real == real_dir:
+            raise InvalidValueError(
+                f"artifact name {name!r} resolves to {real!r}, outside the run's folder {real_dir!r} "
+                "(a symlink on disk?); choose another name"
+            )
+        return path
+
+    def stage(self, run_id: str, name: str, data: bytes | BinaryIO) -> Staged:
+        """Write ``data`` to a temporary file next to its destination, hashing it on the way.
+
+        ``data`` is ``bytes`` or a binary file object read in chunks of ``CHUNK`` bytes.
+        """
+        final = self.final_path(run_id, name)
+        folder = os.path.dirname(final)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise ConflictError(
+                f"cannot store artifact {name!r}: part of its folder path is a file "
+                f"({exc.filename or folder}); an artifact cannot be both a file and a folder, "
+                "choose another name (or run chachaml.gc() if that file is a leftover)"
+            ) from exc
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        h = hashlib.sha256()
+        size = 0
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            with open(fd, "wb", buffering=0, closefd=True) as out:
+                if isinstance(data, bytes | bytearray | memoryview):
+                    view = memoryview(data)
+                    h.update(view)
+                    size = len(view)
+                    while view:  # raw writes may be partial
+                        view = view[out.write(view) or 0 :]
+                else:
+                    buf = bytearray(CHUNK)
+                    mv = memoryview(buf)
+                    readinto = getattr(data, "readinto", None)
+                    while True:
+                        if readinto is not None:
+                            n = readinto(mv)
+                            if not n:
+                                break
+                            chunk = mv[:n]
+                        else:
+                            piece = data.read(CHUNK)
+                            if not piece:
+                                break
+                            chunk = memoryview(piece)
+                            n = len(chunk)
+                        h.update(chunk)
+                        size += n
+                        while chunk:
+                            chunk = chunk[out.write(chunk) or 0 :]
+                if self.fsync:
+                    os.fsync(out.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return Staged(tmp=tmp, final=final, size=size, sha256=h.hexdigest())
+
+    def commit(self, staged: Staged, name: str) -> None:
+        """Rename the staged file into place (atomic on POSIX and Windows)."""
+        try:
+            os.replace(staged.tmp, staged.final)
+        except IsADirectoryError as exc:
+            self.discard(staged)
+            raise ConflictError(
+                f"cannot store artifact {name!r}: a folder of that name holds other artifacts; "
+                "choose another name"
+            ) from exc
+
+    @staticmethod
+    def discard(staged: Staged) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged.tmp)
+
+    def remove_run(self, run_id: str) -> None:
+        """Delete a run's whole folder (its artifacts) if it exists."""
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def scan(self) -> Iterator[Found]:
+        """Every file under the root's run folders (what ``gc`` checks against the rows)."""
+        if not os.path.isdir(self.root):
+            return
+        now = time.time()
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort()
+            if dirpath == self.root:
+                continue  # files directly in the root are not ours: leave them alone
+            for fn in sorted(filenames):
+                full = os.path.join(dirpath, fn)
+                try:
+                    st = os.lstat(full)
+                except FileNotFoundError:
+                    continue
+                rel = os.path.relpath(full, self.root).replace(os.sep, "/")
+                owner = _tmp_owner(fn)
+                abandoned = False
+                if owner is not None:
+                    host, pid = owner
+                    gone = host == _HOST and not _alive(pid)
+                    abandoned = gone or now - st.st_mtime > STALE_TMP_S
+                yield Found(rel, st.st_size, abandoned, owner is not None)
+
+    def remove(self, relpath: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.root, *relpath.split("/")))
+
+    def prune_empty_dirs(self) -> None:
+        """Remove empty folders below the root (left after deletions), never the root itself."""
+        if not os.path.isdir(self.root):
+            return
+        for dirpath, _dirs, _files in os.walk(self.root, topdown=False):
+            if dirpath != self.root:
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)  # fails (and is skipped) unless empty
