@@ -612,6 +612,59 @@ def test_plain_thread_sees_the_process_level_run(db: Path) -> None:
     assert read_run(db, run.id).metrics == {"from-thread": 1.0}
 
 
+def test_plain_threads_starting_runs_concurrently_each_log_to_their_own_run(db: Path) -> None:
+    notebook_run = chachaml.start_run("notebook")
+    barrier = threading.Barrier(4, timeout=30)
+
+    def trial(i: int) -> tuple[str, list[str | None]]:
+        run = chachaml.start_run(f"trial-{i}")
+        seen = []
+        for step in range(5):
+            barrier.wait()  # every thread has its own run open at this moment
+            chachaml.log_metric("i", float(i), step=step)
+            seen.append(current_id())
+        barrier.wait()
+        ended = chachaml.end_run()
+        assert ended is not None and ended.id == run.id
+        seen.append(current_id())
+        return run.id, seen
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(trial, range(4)))
+    assert current_id() == notebook_run.id
+    for i, (run_id, seen) in enumerate(results):
+        assert seen == [run_id] * 5 + [notebook_run.id]
+        stored = read_run(db, run_id)
+        assert (stored.name, stored.status, stored.parent_id) == (f"trial-{i}", "completed", notebook_run.id)
+        assert history(db, run_id, "i") == [(s, float(i)) for s in range(5)]
+    assert read_run(db, notebook_run.id).metrics == {}
+
+
+def test_run_started_in_a_plain_thread_is_not_current_in_the_main_thread(db: Path) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def worker() -> None:
+        chachaml.start_run("in-thread")
+        started.set()
+        release.wait(30)
+        chachaml.end_run()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        assert started.wait(30)
+        assert chachaml.current_run() is None
+        with pytest.raises(NoActiveRunError):
+            chachaml.log_metric("m", 1.0)
+        assert chachaml.end_run() is None
+    finally:
+        release.set()
+        t.join()
+    (run,) = read_runs(db)
+    assert (run.name, run.status, run.metrics) == ("in-thread", "completed", {})
+
+
 def test_plain_thread_does_not_see_a_scoped_run(db: Path) -> None:
     with chachaml.with_run("scoped") as run:
         assert in_thread(current_id) is None
@@ -810,6 +863,17 @@ def test_describe_names_the_store_and_where_the_run_comes_from(db: Path, tmp_pat
         text = context.describe()
         assert "b.db" in text and "with_store" in text and "no current run" in text
     chachaml.end_run()
+
+
+def test_describe_in_a_plain_thread_names_the_threads_own_stack(db: Path) -> None:
+    def worker() -> str:
+        chachaml.start_run("in-thread")
+        try:
+            return context.describe()
+        finally:
+            chachaml.end_run()
+
+    assert "stack of thread" in in_thread(worker)
 
 
 def test_describe_without_any_store_names_the_default(tmp_path: Path) -> None:

@@ -77,6 +77,9 @@ _batch_cv: ContextVar[Any] = ContextVar("chachaml_batch", default=None)
 _lock = threading.RLock()
 _process_store: Store | None = None
 _process_stack: list[Frame] = []
+# start_run() stacks of threads other than the main thread: a worker thread's own runs never
+# become current in another thread; it still sees the main thread's runs beneath its own.
+_threads = threading.local()
 _opened: dict[str, Store] = {}  # stores opened from a path by use_store/current_store, by abspath
 
 
@@ -204,11 +207,24 @@ def _reset(var: ContextVar[Any], token: Any, fallback: Any) -> None:
 
 
 # -- runs ---------------------------------------------------------------------------------------
+def _thread_stack(create: bool = False) -> list[Frame] | None:
+    """This thread's own ``start_run()`` stack; None in the main thread (it uses the process stack)."""
+    if threading.current_thread() is threading.main_thread():
+        return None
+    stack: list[Frame] | None = getattr(_threads, "stack", None)
+    if stack is None and create:
+        stack = _threads.stack = []
+    return stack
+
+
 def current_frame() -> Frame | None:
-    """The innermost run frame of this context, else the top of the process stack."""
+    """The innermost run frame of this context, else this thread's, else the process stack's."""
     frame = _run_cv.get()
     if frame is not None:
         return frame if frame.run_id is not None else None
+    own = _thread_stack()
+    if own:
+        return own[-1]
     stack = _process_stack
     return stack[-1] if stack else None
 
@@ -221,6 +237,10 @@ def push_frame(store: Store, run_id: str) -> Frame:
         _run_cv.set(frame)
         return frame
     frame = Frame(store, run_id, None, True)
+    own = _thread_stack(create=True)
+    if own is not None:
+        own.append(frame)
+        return frame
     with _lock:
         _process_stack.append(frame)
     return frame
@@ -234,6 +254,9 @@ def pop_frame() -> Frame | None:
             return None
         _run_cv.set(scoped.parent)
         return scoped
+    own = _thread_stack()
+    if own:
+        return own.pop()
     with _lock:
         return _process_stack.pop() if _process_stack else None
 
@@ -268,7 +291,12 @@ def describe() -> str:
     if frame is None:
         run = "no current run"
     else:
-        layer = "with_run/attach scope" if _run_cv.get() is not None else "process stack"
+        if _run_cv.get() is not None:
+            layer = "with_run/attach scope"
+        elif _thread_stack():
+            layer = f"stack of thread {threading.current_thread().name!r}"
+        else:
+            layer = "process stack"
         how = "start_run()" if frame.imperative else "with_run()"
         run = f"run {frame.run_id} from {how} on the {layer}"
     return f"store {current_store().uri} ({where}); {run}"
