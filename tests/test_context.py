@@ -263,6 +263,19 @@ def test_start_run_with_parent_id_none_is_a_top_level_run(db: Path) -> None:
     assert loose.parent_id is None
 
 
+def test_start_run_with_an_explicit_parent_id_prefix_nests_under_that_run(db: Path) -> None:
+    first = chachaml.start_run("first")
+    chachaml.end_run()
+    child = chachaml.start_run("child", parent_id=first.id[:10])
+    assert child.parent_id == first.id
+
+
+def test_start_run_with_an_unknown_parent_id_raises_and_pushes_nothing(db: Path) -> None:
+    with pytest.raises(chachaml.RunNotFoundError):
+        chachaml.start_run("orphan", parent_id="f" * 32)
+    assert chachaml.current_run() is None
+
+
 def test_start_run_records_experiment_and_tags(db: Path) -> None:
     run = chachaml.start_run("r", experiment="exp-a", tags={"team": "nlp", "seed": 3})
     stored = read_run(db, run.id)
@@ -506,6 +519,23 @@ def test_tracked_call_that_raises_is_failed_and_the_exception_propagates(db: Pat
     assert (run.name, run.status) == ("broken", "failed")
 
 
+def test_tracked_async_function_is_a_run_per_call(db: Path) -> None:
+    @chachaml.tracked
+    async def score(x: float) -> None:
+        await asyncio.sleep(0)
+        chachaml.log_metric("x", x)
+
+    async def main() -> None:
+        await asyncio.gather(score(1.0), score(2.0))
+
+    asyncio.run(main())
+    found = read_runs(db)
+    assert sorted((r.name, r.metrics["x"], r.status) for r in found) == [
+        ("score", 1.0, "completed"),
+        ("score", 2.0, "completed"),
+    ]
+
+
 def test_tracked_method_run_name_keeps_the_class_name(db: Path) -> None:
     class Model:
         @chachaml.tracked
@@ -574,6 +604,15 @@ def test_bound_function_called_after_its_with_run_exited_raises_run_state_error(
     with pytest.raises(RunStateError):
         in_thread(lambda: late("m", 2.0))
     assert read_run(db, run.id).metrics == {}
+
+
+def test_stale_bound_function_does_not_fall_back_to_the_process_run(db: Path) -> None:
+    process_run = chachaml.start_run("process")
+    with chachaml.with_run("block"):
+        late = bind(chachaml.log_metric)
+    with pytest.raises(RunStateError):
+        late("m", 1.0)
+    assert read_run(db, process_run.id).metrics == {}
 
 
 def test_context_copied_inside_with_run_cannot_log_to_it_after_the_block(db: Path) -> None:
@@ -898,6 +937,17 @@ def test_with_run_inside_batched_puts_the_childs_points_on_the_child(db: Path) -
     assert history(db, child.id, "acc") == [(0, 0.5)]
     stored = read_run(db, child.id)
     assert (stored.status, stored.parent_id) == ("completed", outer.id)
+
+
+def test_end_run_inside_batched_writes_the_runs_points_before_ending_it(db: Path) -> None:
+    run = chachaml.start_run("r")
+    with chachaml.batched():
+        for i in range(3):
+            chachaml.log_metric("x", float(i))
+        chachaml.end_run()
+        assert history(db, run.id, "x") == [(0, 0.0), (1, 1.0), (2, 2.0)]
+    stored = read_run(db, run.id)
+    assert (stored.status, stored.metrics) == ("completed", {"x": 2.0})
 
 
 def test_batched_inside_with_run_writes_its_points_on_exit(db: Path) -> None:
