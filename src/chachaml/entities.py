@@ -17,9 +17,11 @@ from chachaml import _display
 
 __all__ = [
     "Artifact",
+    "Comparison",
     "Dataset",
     "Experiment",
     "GcReport",
+    "KeySplit",
     "Metric",
     "Model",
     "ModelEvent",
@@ -567,3 +569,116 @@ class RunList(Sequence[Run]):
     def _repr_html_(self) -> str:
         headers, rows = self._table_rows()
         return _display.html_table(headers, rows, caption=f"{len(self._runs)} runs")
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equality for comparisons: ``True`` is not ``1``, and NaN equals NaN."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    return bool(a == b)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySplit:
+    """How one kind of value (params or metrics) compares across the runs of a ``Comparison``.
+
+    ``same`` maps each key every run has with one shared value to that value; ``differ`` maps
+    each key every run has, with values that are not all equal, to the values aligned with
+    ``Comparison.run_ids``; ``partial`` maps each key some runs lack to the aligned values, with
+    ``None`` where a run lacks it.
+    """
+
+    same: dict[str, Any] = field(default_factory=dict)
+    differ: dict[str, list[Any]] = field(default_factory=dict)
+    partial: dict[str, list[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, mappings: Sequence[dict[str, Any]]) -> KeySplit:
+        """Split the keys of one mapping per run (``run.params`` or ``run.metrics``)."""
+        same: dict[str, Any] = {}
+        differ: dict[str, list[Any]] = {}
+        partial: dict[str, list[Any]] = {}
+        for key in sorted({k for m in mappings for k in m}):
+            if not all(key in m for m in mappings):
+                partial[key] = [m.get(key) for m in mappings]
+                continue
+            values = [m[key] for m in mappings]
+            if all(_same_value(values[0], v) for v in values[1:]):
+                same[key] = values[0]
+            else:
+                differ[key] = values
+        return cls(same, differ, partial)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"same": dict(self.same), "differ": dict(self.differ), "partial": dict(self.partial)}
+
+    def __repr__(self) -> str:
+        return (
+            f"KeySplit(same={sorted(self.same)}, differ={sorted(self.differ)}, "
+            f"partial={sorted(self.partial)})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Params and metrics (latest values) of several runs side by side, from ``compare_runs``.
+
+    ``params`` and ``metrics`` are ``KeySplit`` values: ``same``, ``differ`` and ``partial``
+    keys, lists aligned with ``run_ids``. Prints as a table, one row per key (differences
+    first), one column per run.
+    """
+
+    run_ids: tuple[str, ...]
+    params: KeySplit
+    metrics: KeySplit
+    names: tuple[str | None, ...] = ()
+
+    @classmethod
+    def of(cls, runs: Sequence[Run]) -> Comparison:
+        """Compare these runs (in this order)."""
+        return cls(
+            run_ids=tuple(r.id for r in runs),
+            params=KeySplit.of([r.params for r in runs]),
+            metrics=KeySplit.of([r.metrics for r in runs]),
+            names=tuple(r.name for r in runs),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_ids": list(self.run_ids),
+            "names": list(self.names),
+            "params": self.params.to_dict(),
+            "metrics": self.metrics.to_dict(),
+        }
+
+    def _table(self) -> tuple[list[str], list[list[Any]]]:
+        n = len(self.run_ids)
+        headers = ["", "key", *(i[:8] for i in self.run_ids)]
+        rows: list[list[Any]] = []
+        if any(self.names):
+            rows.append(["", "name", *self.names])
+        for section, split in (("params", self.params), ("metrics", self.metrics)):
+            for kind, values in (("differ", split.differ), ("partial", split.partial)):
+                rows.extend([kind, f"{section}.{k}", *v] for k, v in values.items())
+            rows.extend(["same", f"{section}.{k}", *([v] * n)] for k, v in split.same.items())
+        return headers, rows
+
+    def _summary(self) -> str:
+        def part(section: str, s: KeySplit) -> str:
+            return f"{section}: {len(s.differ)} differ, {len(s.partial)} partial, {len(s.same)} same"
+
+        n = len(self.run_ids)
+        return (
+            f"Comparison of {n} run{'s' if n != 1 else ''} "
+            f"({part('params', self.params)}; {part('metrics', self.metrics)})"
+        )
+
+    def __repr__(self) -> str:
+        headers, rows = self._table()
+        return f"{self._summary()}\n{_display.text_table(headers, rows)}"
+
+    def _repr_html_(self) -> str:
+        headers, rows = self._table()
+        return _display.html_table(headers, rows, caption=self._summary())

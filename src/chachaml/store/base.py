@@ -218,3 +218,25 @@ class Store(ArtifactStore, RegistryStore, Protocol):
     def metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
     def experiments(self) -> list[Experiment]: ...
+
+    # -- search and the lifecycle of data (issue 3) -------------------------------------------
+    def best_run(self, flt: RunFilter, key: str, mode: str) -> Run | None:
+        """The matching run with the highest (``mode="max"``) or lowest (``"min"``) value of
+        ``key`` at any step, with ``best_value`` / ``best_step`` set; None if none logged it."""
+        ...
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and all it logged, its artifact files too; children keep living
+        (``parent_id`` None). ``RunNotFoundError`` if unknown; the registry may refuse
+        (``ConflictError``)."""
+        ...
+
+    def delete_experiment(self, name: str) -> int:
+        """Delete an experiment and all its runs (as ``delete_run``); returns the run count."""
+        ...
+
+    def archive_runs(
+        self, archived: bool, *, experiment: str | None = None, started_before: int | None = None
+    ) -> int:
+        """Archive (finished runs only) or unarchive matching runs; returns how many changed."""
+        ...

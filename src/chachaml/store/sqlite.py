@@ -19,6 +19,7 @@ from chachaml.entities import Dataset, Experiment, Metric, Run
 from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError, RunStateError
 from chachaml.store._sqlite_artifacts import ArtifactsMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
+from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
 from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 
@@ -42,11 +43,12 @@ _RUN_COLS = (
 )
 
 
-class SqliteStore(ArtifactsMixin, QueryMixin, SqliteBase):
+class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
     """A store in one SQLite file (or in memory). Open it with ``chachaml.use_store(path)``.
 
     This class holds run lifecycle, logging and run reads; queries, artifacts and the model
-    registry live in their mixins (``_sqlite_query``, ``_sqlite_artifacts``).
+    registry live in their mixins (``_sqlite_query``, ``_sqlite_artifacts``), deleting and
+    archiving in ``_sqlite_lifecycle``.
     """
 
     # -- run lifecycle -------------------------------------------------------------------------
@@ -332,7 +334,7 @@ class SqliteStore(ArtifactsMixin, QueryMixin, SqliteBase):
             elif flt.offset:
                 sql += " LIMIT -1 OFFSET ?"
                 args.append(flt.offset)
-            return self._assemble(conn, conn.execute(sql, args).fetchall())
+            return self._assemble(conn, self._select(conn, sql, args))  # read-only (_sqlite_query)
 
     def _assemble(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Run]:
         ids = [r[0] for r in rows]

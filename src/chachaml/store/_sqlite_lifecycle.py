@@ -1,0 +1,131 @@
+"""The lifecycle of data in the SQLite store: deleting runs and experiments, archiving runs.
+
+Deleting is permanent and happens in one transaction: the run rows, their params, tags, metric
+points, metric summaries, datasets and artifact rows; children of a deleted run keep living with
+``parent_id = NULL``. The run's artifact folder is removed after the commit, so a crash in
+between leaves at worst orphan files (which ``gc`` removes), never rows without their bytes.
+``_check_deletable`` (the registry) may refuse first: then nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from chachaml.errors import ExperimentNotFoundError, RunNotFoundError, StoreError
+from chachaml.store._sqlite_base import _FOLD, SqliteBase, chunks, marks
+
+#: Tables whose rows belong to a run through a ``run_id`` column, deleted with it. A table that
+#: a later migration adds (``artifacts``) is skipped while the database does not have it yet.
+#: ``model_versions`` is deliberately absent: a run behind a version cannot be deleted.
+RUN_TABLES = ("params", "tags", "metrics", "metric_summary", "datasets", "artifacts")
+
+
+class LifecycleMixin(SqliteBase):
+    def delete_run(self, run_id: str) -> None:
+        """Delete one run and everything it logged (``RunNotFoundError`` if there is none)."""
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise RunNotFoundError(
+                    f"cannot delete run {run_id!r}: no run has this id in {self.uri}; "
+                    "list runs with chachaml.runs(include_archived=True)"
+                )
+            self._delete_runs(conn, [run_id])
+        self._remove_run_folders([run_id])
+
+    def delete_experiment(self, name: str) -> int:
+        """Delete an experiment and all its runs; the name is free again. Returns the run count."""
+        with self._tx() as conn:
+            ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE experiment = ?", (name,))]
+            known = conn.execute("SELECT 1 FROM experiments WHERE name = ?", (name,)).fetchone()
+            if known is None and not ids:
+                raise ExperimentNotFoundError(
+                    f"cannot delete experiment {name!r}: there is no such experiment in {self.uri}; "
+                    "list them with chachaml.experiments()"
+                )
+            self._delete_runs(conn, ids)
+            conn.execute("DELETE FROM experiments WHERE name = ?", (name,))
+        self._remove_run_folders(ids)
+        return len(ids)
+
+    def archive_runs(
+        self, archived: bool, *, experiment: str | None = None, started_before: int | None = None
+    ) -> int:
+        """Set ``archived`` on matching runs and return how many changed.
+
+        Archiving takes finished runs only (a dead run is reaped to ``killed`` first);
+        unarchiving takes every archived run that matches.
+        """
+        where: list[str] = ["archived = ?"]
+        args: list[Any] = [int(not archived)]
+        if archived:
+            where.append("status <> 'running'")
+        if experiment is not None:
+            where.append("experiment = ?")
+            args.append(experiment)
+        if started_before is not None:
+            where.append("start_time < ?")
+            args.append(started_before)
+        with self._tx() as conn:
+            self._reap_dead(conn)
+            cur = conn.execute(
+                f"UPDATE runs SET archived = ? WHERE {' AND '.join(where)}", [int(archived), *args]
+            )
+            return cur.rowcount
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _delete_runs(self, conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
+        """Delete the rows of these runs inside the caller's transaction."""
+        if not run_ids:
+            return
+        self._check_deletable(conn, run_ids)
+        self._fold_here(conn)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for chunk in chunks(list(run_ids)):
+            m = marks(len(chunk))
+            for table in RUN_TABLES:  # fixed names from this module, never user input
+                if table in tables:
+                    conn.execute(f"DELETE FROM {table} WHERE run_id IN ({m})", chunk)
+            conn.execute(f"UPDATE runs SET parent_id = NULL WHERE parent_id IN ({m})", chunk)
+            conn.execute(f"DELETE FROM runs WHERE id IN ({m})", chunk)
+        # Metric rows have plain rowids: after deleting the highest ones SQLite hands the same
+        # rowids out again, below the fold watermark, and the next fold would skip those points.
+        # Every remaining row is folded (see _fold_here), so lowering the mark to the highest
+        # remaining rowid is exact.
+        conn.execute(
+            "UPDATE chachaml_meta SET value = min(value, coalesce((SELECT max(rowid) FROM metrics), 0)) "
+            "WHERE key = 'summary_rowid'"
+        )
+
+    def _fold_here(self, conn: sqlite3.Connection) -> None:
+        """``_fold`` inside the caller's transaction: summaries catch up before rows go away."""
+        wm = conn.execute("SELECT value FROM chachaml_meta WHERE key = 'summary_rowid'").fetchone()[0]
+        hi = conn.execute("SELECT max(rowid) FROM metrics").fetchone()[0]
+        if hi is not None and hi > wm:
+            conn.execute(_FOLD, (wm, hi))
+            conn.execute("UPDATE chachaml_meta SET value = ? WHERE key = 'summary_rowid'", (hi,))
+
+    def _remove_run_folders(self, run_ids: Sequence[str]) -> None:
+        """Remove ``<artifact_root>/<run_id>`` of deleted runs (after the rows are gone)."""
+        root = self.artifact_root
+        if not root or not run_ids:
+            return
+        failed = []
+        for run_id in run_ids:
+            if not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id or "\0" in run_id:
+                continue  # never leave the artifact folder, whatever an id looks like
+            folder = os.path.join(root, run_id)
+            if os.path.isdir(folder):
+                try:
+                    shutil.rmtree(folder)
+                except OSError as exc:
+                    failed.append(f"{folder}: {exc}")
+        if failed:
+            raise StoreError(
+                "the runs were deleted, but some of their artifact files could not be removed ("
+                + "; ".join(failed)
+                + "); remove them by hand, or run chachaml.gc() later"
+            )
