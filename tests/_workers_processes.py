@@ -85,3 +85,20 @@ def log_to_shared_run(snap: Any, index: int, n: int, barrier: Any, errors: str) 
                     chachaml.log_metric("shared", value)
 
     _guarded(errors, f"shared-{index}", work)
+
+
+def log_to_shared_run_batched(snap: Any, index: int, n: int, barrier: Any, errors: str) -> None:
+    """Like ``log_to_shared_run`` but inside ``batched()``, flushing every 10 points."""
+
+    def work() -> None:
+        import chachaml
+        from chachaml.context import attach
+
+        with attach(snap), chachaml.batched():
+            barrier.wait(BARRIER_TIMEOUT_S)
+            for i in range(n):
+                chachaml.log_metric("shared", float(index * 1_000_000 + i))
+                if i % 10 == 9:
+                    chachaml.flush()
+
+    _guarded(errors, f"batched-{index}", work)

@@ -125,6 +125,28 @@ def test_four_processes_logging_the_same_key_of_one_run_get_unique_consecutive_s
     assert sorted(m.step for m in echo) == list(range(4 * (n // 2)))
 
 
+def test_four_processes_batching_the_same_key_of_one_run_get_unique_consecutive_steps(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "batched.db"
+    errors = tmp_path / "errors"
+    errors.mkdir()
+    n = 100
+    barrier = _barrier(4)
+
+    with chachaml.with_store(db), chachaml.with_run("shared") as run:
+        snap = snapshot()
+        _run_all(
+            workers.log_to_shared_run_batched, [(snap, i, n, barrier, str(errors)) for i in range(4)], errors
+        )
+        shared = chachaml.metric_history(run.id, "shared")
+
+    assert sorted(m.step for m in shared) == list(range(4 * n))
+    for i in range(4):
+        mine = [int(m.value) % 1_000_000 for m in shared if int(m.value) // 1_000_000 == i]
+        assert mine == list(range(n))
+
+
 def test_eight_threads_logging_to_one_run_through_bind_lose_nothing(tmp_path: Path) -> None:
     n = 200
     start = threading.Barrier(8)

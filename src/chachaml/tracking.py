@@ -393,22 +393,18 @@ def log_dataset(
 
 # -- batching -----------------------------------------------------------------------------------
 class _Batch:
-    """Metric points buffered by ``batched()``, per store, with steps resolved on the way in."""
+    """Metric points buffered by ``batched()``, per store, in logging order.
+
+    A ``step=None`` stays ``None`` until the flush: the store resolves it inside the write
+    transaction, so batches flushed by several processes into one run never share a step.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.rows: dict[int, tuple[Store, list[tuple[str, str, float, int, int]]]] = {}
-        self.next_step: dict[tuple[int, str, str], int] = {}
+        self.rows: dict[int, tuple[Store, list[tuple[str, str, float, int | None, int]]]] = {}
 
     def add(self, store: Store, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
         with self.lock:
-            skey = (id(store), run_id, key)
-            nxt = self.next_step.get(skey)
-            if nxt is None:
-                nxt = store.next_step(run_id, key)
-            if step is None:
-                step = nxt
-            self.next_step[skey] = max(nxt, step + 1)
             entry = self.rows.get(id(store))
             if entry is None:
                 entry = self.rows[id(store)] = (store, [])

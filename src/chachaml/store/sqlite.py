@@ -208,16 +208,24 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         )
 
     def _write_metrics(self, conn: sqlite3.Connection, run_id: str, metrics: Sequence[MetricIn]) -> None:
-        explicit = [
-            (run_id, k, s, None if v != v else v, ts, int(v != v)) for k, v, s, ts in metrics if s is not None
-        ]
-        if explicit:
-            conn.executemany(_INSERT_METRIC_STEP, explicit)
-        implicit = [
-            (run_id, k, None, None if v != v else v, ts, int(v != v)) for k, v, s, ts in metrics if s is None
-        ]
-        if implicit:
-            conn.executemany(_INSERT_METRIC, implicit)
+        # Points are written in the order given: an implicit step continues after an explicit one
+        # logged before it in the same batch, and rowid order stays logging order (ties in "latest").
+        # Implicit steps are resolved here, under the write lock, so writers in other processes
+        # (batched() flushes included) never pick the same step; one lookup per implicit key.
+        stored: dict[str, int] = {}  # highest step already in the database (-1: none)
+        written: dict[str, int] = {}  # highest step earlier in this batch
+        rows = []
+        for k, v, s, ts in metrics:
+            if s is None:
+                if k not in stored:
+                    top = conn.execute(
+                        "SELECT max(step) FROM metrics WHERE run_id = ? AND key = ?", (run_id, k)
+                    ).fetchone()[0]
+                    stored[k] = -1 if top is None else top
+                s = max(stored[k], written.get(k, -1)) + 1
+            written[k] = max(written.get(k, s), s)
+            rows.append((run_id, k, s, None if v != v else v, ts, int(v != v)))
+        conn.executemany(_INSERT_METRIC_STEP, rows)
 
     def _raise_not_running(self, conn: sqlite3.Connection, run_id: str, doing: str) -> None:
         row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
