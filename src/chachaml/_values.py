@@ -49,9 +49,24 @@ def check_key(key: Any, what: str = "key") -> str:
             f"{what} {_short(key)} contains the control character {m.group()!r} at position "
             f"{m.start()}; remove it"
         )
+    if not key.isascii():
+        check_text(key, what)
     if len(_good_keys) < 100_000:
         _good_keys.add(key)
     return key
+
+
+def check_text(text: str, what: str = "text") -> str:
+    """Refuse a ``str`` that cannot be stored as UTF-8 (a lone surrogate, e.g. from a
+    ``surrogateescape``-decoded file name): SQLite would fail on it with a bare UnicodeEncodeError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError(
+            f"{what} {_short(text)} contains {text[exc.start]!r} at position {exc.start}, a lone "
+            "surrogate that is not valid text; decode the bytes it came from with errors='replace'"
+        ) from None
+    return text
 
 
 def metric_value(value: Any, key: str = "") -> float:
@@ -63,37 +78,48 @@ def metric_value(value: Any, key: str = "") -> float:
     cls = value.__class__
     if cls is float:
         return value  # type: ignore[no-any-return]
-    if cls is int:
+    if cls is int and -(2**53) <= value <= 2**53:
         return float(value)
-    if value is None or isinstance(value, str | bytes | bool) or cls.__name__ == "bool_":  # numpy bool
+    if value is None or isinstance(value, str | bytes | bool) or cls.__name__ in ("bool_", "bool"):  # numpy bool
         raise InvalidValueError(
             f"metric {key!r} value must be a real number, got {type(value).__name__} "
             f"{_short(value)}; log a number (use log_param or set_tag for text)"
         )
     try:
         return float(value)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except OverflowError as exc:  # an int beyond 1.8e308
+        raise InvalidValueError(
+            f"metric {key!r} value {_short(value)} is too large for a float; log a smaller number "
+            "(or float('inf') if that is what it means)"
+        ) from exc
+    except (TypeError, ValueError) as exc:
         raise InvalidValueError(
             f"metric {key!r} value {_short(value)} ({type(value).__name__}) is not a real number; "
             "log a single int or float (for arrays or tensors, log one element or a reduction)"
         ) from exc
 
 
+_INT64 = range(-(2**63), 2**63)  # what an SQLite INTEGER holds
+
+
 def step_value(step: Any) -> int:
     """Check an explicit step: an integer (numpy integers welcome), not a bool."""
-    if step.__class__ is int:
+    if step.__class__ is int and step in _INT64:
         return step
     if isinstance(step, bool) or not hasattr(step, "__index__"):
         raise InvalidValueError(
             f"step must be an int, got {type(step).__name__} {_short(step)}; "
             "pass an integer, or step=None for the next step"
         )
-    return int(step.__index__())
+    step = int(step.__index__())
+    if step not in _INT64:
+        raise InvalidValueError(f"step {step} does not fit in 64 bits; pass a smaller integer")
+    return step  # type: ignore[no-any-return]
 
 
 def timestamp_value(ts: Any) -> int:
     """Integer milliseconds since the epoch; a ``datetime`` is converted."""
-    if ts.__class__ is int:
+    if ts.__class__ is int and ts in _INT64:
         return ts
     if hasattr(ts, "timestamp") and callable(ts.timestamp):
         return int(ts.timestamp() * 1000)
@@ -103,6 +129,8 @@ def timestamp_value(ts: Any) -> int:
         )
     if isinstance(ts, float) and not math.isfinite(ts):
         raise InvalidValueError(f"timestamp must be finite, got {ts!r}")
+    if int(ts) not in _INT64:
+        raise InvalidValueError(f"timestamp {_short(ts)} does not fit in 64 bits; pass milliseconds")
     return int(ts)
 
 
@@ -148,7 +176,12 @@ def params_items(mapping: Mapping[Any, Any]) -> dict[str, str]:
         )
     out: dict[str, str] = {}
     for key, value in _flatten("", mapping):
-        out[check_key(key, "param key")] = encode_param(value)
+        text = encode_param(value)
+        if out.setdefault(check_key(key, "param key"), text) != text:  # {"a.b": 1, "a": {"b": 2}}
+            raise InvalidValueError(
+                f"param key {key!r} is given twice with different values ({out[key]} and {text}), "
+                "once as a dotted key and once nested; keep only one of them"
+            )
     return out
 
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from chachaml import _lifecycle, context
 from chachaml._values import check_key
+from chachaml.analysis import compare_runs
 from chachaml.artifacts import _load
-from chachaml.entities import STAGES, Artifact, Model, ModelEvent, ModelVersion
+from chachaml.entities import STAGES, Artifact, Comparison, Model, ModelEvent, ModelVersion
 from chachaml.errors import InvalidValueError
 from chachaml.tracking import _target
 
@@ -206,10 +207,9 @@ def model_history(name: str) -> list[ModelEvent]:
     return context.current_store().model_history(check_key(name, "model name"))
 
 
-def diff_versions(name: str, v1: int, v2: int) -> Any:
-    """Compare the source runs of two versions: a ``Comparison`` of their params and metrics."""
-    from chachaml.analysis import compare_runs
-
+def diff_versions(name: str, v1: int, v2: int) -> Comparison:
+    """Compare the source runs of two versions: a ``Comparison`` of their params and metrics
+    (``ModelNotFoundError`` if either version does not exist)."""
     store = context.current_store()
     name = check_key(name, "model name")
     a = store.get_model_version(name, version=_version(v1))

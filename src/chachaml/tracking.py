@@ -377,6 +377,10 @@ def log_dataset(
     for label, n in (("n_rows", n_rows), ("n_cols", n_cols)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise InvalidValueError(f"{label} must be a non-negative int or None, got {n!r}")
+    if features is not None and (isinstance(features, str | bytes) or not hasattr(features, "__iter__")):
+        raise InvalidValueError(
+            f"features must be a list of column names such as ['age', 'income'], got {features!r}"
+        )
     ds = Dataset(
         name=check_key(name, "dataset name"),
         role=check_key(role, "dataset role"),

@@ -17,7 +17,6 @@ committed for an orphan. The registry lives in ``_sqlite_registry``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sqlite3
@@ -28,8 +27,8 @@ from typing import Any, BinaryIO, NoReturn
 
 from chachaml.entities import Artifact, GcReport
 from chachaml.errors import ArtifactNotFoundError, ConflictError, RunNotFoundError, RunStateError
-from chachaml.store._files import LocalFiles, check_name, digest
-from chachaml.store._sqlite_base import chunks, marks
+from chachaml.store._files import LocalFiles, digest
+from chachaml.store._sqlite_base import marks
 from chachaml.store._sqlite_registry import RegistryMixin
 
 _COLS = "run_id, name, path, size, sha256, content_type, format, created"
@@ -103,7 +102,10 @@ class ArtifactsMixin(RegistryMixin):
         files = self._files()
         files.final_path(run_id, name)  # InvalidValueError before anything is written
         with self._lock:
-            existing = self._loggable(self._write(), run_id, name)
+            conn = self._write()
+            existing = self._loggable(conn, run_id, name)
+            if existing is None:
+                self._check_folder_clash(conn, run_id, name)
         if (
             existing is not None
             and isinstance(data, bytes | bytearray | memoryview)
@@ -278,22 +280,3 @@ class ArtifactsMixin(RegistryMixin):
             missing=tuple(missing),
             dry_run=dry_run,
         )
-
-    def _delete_artifacts(self, conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
-        """Delete the artifact rows of runs being deleted (inside the caller's transaction).
-
-        Their files are removed afterwards with ``_remove_artifact_files``; a crash in between
-        leaves orphans for ``gc``, never rows without bytes.
-        """
-        for chunk in chunks(list(run_ids)):
-            conn.execute(f"DELETE FROM artifacts WHERE run_id IN ({marks(len(chunk))})", chunk)
-
-    def _remove_artifact_files(self, run_ids: Sequence[str]) -> None:
-        root = self.artifact_root
-        if root is None:
-            return
-        files = LocalFiles(root)
-        for run_id in run_ids:
-            with contextlib.suppress(Exception):  # best effort: what remains is an orphan for gc
-                check_name(run_id, "run id")
-                files.remove_run(run_id)

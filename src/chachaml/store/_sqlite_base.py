@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from chachaml import _lifecycle
-from chachaml.errors import RunStateError, SchemaVersionError, StoreError
+from chachaml.errors import InvalidValueError, RunStateError, SchemaVersionError, StoreError
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
 
 T = TypeVar("T")
@@ -100,6 +100,9 @@ class SqliteBase:
         if self._closed:
             raise RunStateError(
                 f"the store {self.uri} is closed; open it again with chachaml.use_store({self.path!r})"
+                if self.path
+                else "this in-memory store is closed and its data is gone; open a new one with "
+                "chachaml.use_store(':memory:'), or use a file to keep runs"
             )
         if self._conn is not None:
             if self._pid == os.getpid():
@@ -158,6 +161,9 @@ class SqliteBase:
                 raise self._error(exc) from exc
             try:
                 yield conn
+            except UnicodeEncodeError as exc:  # a lone surrogate in a value: refused, nothing written
+                conn.execute("ROLLBACK")
+                raise _unencodable(exc) from exc
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -188,6 +194,8 @@ class SqliteBase:
                 yield conn
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
+            except UnicodeEncodeError as exc:
+                raise _unencodable(exc) from exc
 
     # -- housekeeping done on read -----------------------------------------------------------
     def _reap_dead(self, conn: sqlite3.Connection) -> None:
@@ -246,6 +254,17 @@ class SqliteBase:
 
     def _check_deletable(self, conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
         """Raise if these runs may not be deleted (the registry refuses runs behind versions)."""
+
+
+def _unencodable(exc: UnicodeEncodeError) -> InvalidValueError:
+    """SQLite stores UTF-8; a ``str`` with a lone surrogate cannot be bound. Name it."""
+    from chachaml._values import check_text
+
+    try:
+        check_text(exc.object if isinstance(exc.object, str) else "", "the value")
+    except InvalidValueError as err:
+        return err
+    return InvalidValueError(f"a value could not be stored as UTF-8 text ({exc}); pass valid text")
 
 
 def _retry_locked(fn: Callable[[], T], deadline_s: float = BUSY_TIMEOUT_S) -> T:

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chachaml._values import decode_param
+from chachaml._values import decode_param, encode_param
 from chachaml.entities import Dataset, Experiment, Metric, Run
 from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError, RunStateError
 from chachaml.store._sqlite_artifacts import ArtifactsMixin
@@ -41,6 +41,14 @@ _INSERT_METRIC_STEP = (
 _RUN_COLS = (
     "id, experiment, name, status, start_time, end_time, parent_id, created_by, note, error, env, archived"
 )
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _canonical(param_json: str) -> str:
+    return encode_param(decode_param(param_json))
 
 
 class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
@@ -195,16 +203,18 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         if not overwrite:
             for k in keys:
                 old = existing.get(k)
-                if old is not None and decode_param(old) != decode_param(params[k]):
+                # Compare canonical JSON text, not decoded values: 1 == True == 1.0 in Python,
+                # but a param keeps its JSON type, so True after 1 is a different value.
+                if old is not None and _canonical(old) != _canonical(params[k]):
                     raise ConflictError(
-                        f"param {k!r} of run {run_id[:8]} is already {old} and params are "
-                        f"immutable, so it cannot become {params[k]}; log it under another key, "
+                        f"param {k!r} of run {run_id[:8]} is already {_clip(old)} and params are "
+                        f"immutable, so it cannot become {_clip(params[k])}; log it under another key, "
                         "or pass overwrite=True to replace it"
                     )
         conn.executemany(
             "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) "
             "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-            [(run_id, k, v) for k, v in params.items() if existing.get(k) != v],
+            [(run_id, k, v) for k, v in params.items() if k not in existing or overwrite],
         )
 
     def _write_metrics(self, conn: sqlite3.Connection, run_id: str, metrics: Sequence[MetricIn]) -> None:
@@ -276,7 +286,9 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
 
     def next_step(self, run_id: str, key: str) -> int:
         with self._lock:
-            conn = self._write()
+            conn = self._connection(create=False)  # a read: never creates the database file
+            if conn is None:
+                return 0
             row = conn.execute(
                 "SELECT step FROM metrics WHERE run_id = ? AND key = ? ORDER BY step DESC LIMIT 1",
                 (run_id, key),
