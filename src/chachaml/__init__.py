@@ -120,95 +120,86 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the type checker and IDEs see
-    from chachaml.analysis import (
-        archive_runs,
-        best_run,
-        compare_runs,
-        delete_experiment,
-        delete_run,
-        export_runs,
-        inspect,
-        unarchive_runs,
-    )
-    from chachaml.artifacts import (
-        artifact_path,
-        gc,
-        list_artifacts,
-        load_artifact,
-        log_artifact,
-        log_figure,
-        log_file,
-        log_table,
-    )
-    from chachaml.context import ContextExecutor, bind, current_store, use_store, with_store
-    from chachaml.entities import (
-        Artifact,
-        Comparison,
-        Dataset,
-        Experiment,
-        GcReport,
-        KeySplit,
-        Metric,
-        Model,
-        ModelEvent,
-        ModelVersion,
-        Run,
-        RunList,
-    )
-    from chachaml.errors import (
-        ArtifactNotFoundError,
-        ChachamlError,
-        ConflictError,
-        ExperimentNotFoundError,
-        InvalidValueError,
-        MissingDependencyError,
-        ModelNotFoundError,
-        NoActiveRunError,
-        QueryError,
-        RunNotFoundError,
-        RunStateError,
-        SchemaVersionError,
-        StoreError,
-    )
-    from chachaml.reading import (
-        create_experiment,
-        current_user,
-        experiments,
-        get_run,
-        last_run,
-        metric_history,
-        runs,
-        search_runs,
-    )
-    from chachaml.registry import (
-        delete_alias,
-        diff_versions,
-        get_model_version,
-        load_model,
-        model,
-        model_history,
-        model_versions,
-        models,
-        promote,
-        register_model,
-        set_alias,
-        set_model_description,
-    )
-    from chachaml.tracking import (
-        batched,
-        current_run,
-        delete_tag,
-        end_run,
-        flush,
-        log_dataset,
-        log_metric,
-        log_metrics,
-        log_param,
-        log_params,
-        set_note,
-        set_tag,
-        set_tags,
-        start_run,
-        tracked,
-        with_run,
-    )
+    # ``X as X`` marks an explicit re-export, so ``mypy --strict`` users can write ``chachaml.X``.
+    from chachaml.analysis import archive_runs as archive_runs
+    from chachaml.analysis import best_run as best_run
+    from chachaml.analysis import compare_runs as compare_runs
+    from chachaml.analysis import delete_experiment as delete_experiment
+    from chachaml.analysis import delete_run as delete_run
+    from chachaml.analysis import export_runs as export_runs
+    from chachaml.analysis import inspect as inspect
+    from chachaml.analysis import unarchive_runs as unarchive_runs
+    from chachaml.artifacts import artifact_path as artifact_path
+    from chachaml.artifacts import gc as gc
+    from chachaml.artifacts import list_artifacts as list_artifacts
+    from chachaml.artifacts import load_artifact as load_artifact
+    from chachaml.artifacts import log_artifact as log_artifact
+    from chachaml.artifacts import log_figure as log_figure
+    from chachaml.artifacts import log_file as log_file
+    from chachaml.artifacts import log_table as log_table
+    from chachaml.context import ContextExecutor as ContextExecutor
+    from chachaml.context import bind as bind
+    from chachaml.context import current_store as current_store
+    from chachaml.context import use_store as use_store
+    from chachaml.context import with_store as with_store
+    from chachaml.entities import Artifact as Artifact
+    from chachaml.entities import Comparison as Comparison
+    from chachaml.entities import Dataset as Dataset
+    from chachaml.entities import Experiment as Experiment
+    from chachaml.entities import GcReport as GcReport
+    from chachaml.entities import KeySplit as KeySplit
+    from chachaml.entities import Metric as Metric
+    from chachaml.entities import Model as Model
+    from chachaml.entities import ModelEvent as ModelEvent
+    from chachaml.entities import ModelVersion as ModelVersion
+    from chachaml.entities import Run as Run
+    from chachaml.entities import RunList as RunList
+    from chachaml.errors import ArtifactNotFoundError as ArtifactNotFoundError
+    from chachaml.errors import ChachamlError as ChachamlError
+    from chachaml.errors import ConflictError as ConflictError
+    from chachaml.errors import ExperimentNotFoundError as ExperimentNotFoundError
+    from chachaml.errors import InvalidValueError as InvalidValueError
+    from chachaml.errors import MissingDependencyError as MissingDependencyError
+    from chachaml.errors import ModelNotFoundError as ModelNotFoundError
+    from chachaml.errors import NoActiveRunError as NoActiveRunError
+    from chachaml.errors import QueryError as QueryError
+    from chachaml.errors import RunNotFoundError as RunNotFoundError
+    from chachaml.errors import RunStateError as RunStateError
+    from chachaml.errors import SchemaVersionError as SchemaVersionError
+    from chachaml.errors import StoreError as StoreError
+    from chachaml.reading import create_experiment as create_experiment
+    from chachaml.reading import current_user as current_user
+    from chachaml.reading import experiments as experiments
+    from chachaml.reading import get_run as get_run
+    from chachaml.reading import last_run as last_run
+    from chachaml.reading import metric_history as metric_history
+    from chachaml.reading import runs as runs
+    from chachaml.reading import search_runs as search_runs
+    from chachaml.registry import delete_alias as delete_alias
+    from chachaml.registry import diff_versions as diff_versions
+    from chachaml.registry import get_model_version as get_model_version
+    from chachaml.registry import load_model as load_model
+    from chachaml.registry import model as model
+    from chachaml.registry import model_history as model_history
+    from chachaml.registry import model_versions as model_versions
+    from chachaml.registry import models as models
+    from chachaml.registry import promote as promote
+    from chachaml.registry import register_model as register_model
+    from chachaml.registry import set_alias as set_alias
+    from chachaml.registry import set_model_description as set_model_description
+    from chachaml.tracking import batched as batched
+    from chachaml.tracking import current_run as current_run
+    from chachaml.tracking import delete_tag as delete_tag
+    from chachaml.tracking import end_run as end_run
+    from chachaml.tracking import flush as flush
+    from chachaml.tracking import log_dataset as log_dataset
+    from chachaml.tracking import log_metric as log_metric
+    from chachaml.tracking import log_metrics as log_metrics
+    from chachaml.tracking import log_param as log_param
+    from chachaml.tracking import log_params as log_params
+    from chachaml.tracking import set_note as set_note
+    from chachaml.tracking import set_tag as set_tag
+    from chachaml.tracking import set_tags as set_tags
+    from chachaml.tracking import start_run as start_run
+    from chachaml.tracking import tracked as tracked
+    from chachaml.tracking import with_run as with_run

@@ -80,7 +80,8 @@ def metric_value(value: Any, key: str = "") -> float:
         return value  # type: ignore[no-any-return]
     if cls is int and -(2**53) <= value <= 2**53:
         return float(value)
-    if value is None or isinstance(value, str | bytes | bool) or cls.__name__ in ("bool_", "bool"):  # numpy bool
+    # numpy's bool is named "bool_" before numpy 2 and "bool" since
+    if value is None or isinstance(value, str | bytes | bool) or cls.__name__ in ("bool_", "bool"):
         raise InvalidValueError(
             f"metric {key!r} value must be a real number, got {type(value).__name__} "
             f"{_short(value)}; log a number (use log_param or set_tag for text)"

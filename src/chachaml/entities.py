@@ -535,7 +535,9 @@ class RunList(Sequence[Run]):
 
         pl = require("polars", "polars")
         cols = self._columns()
-        return pl.DataFrame([{c: rec.get(c) for c in cols} for rec in self.to_records()])
+        # Params may hold different types in different runs: sniff every row, widen mixed columns.
+        rows = [{c: rec.get(c) for c in cols} for rec in self.to_records()]
+        return pl.DataFrame(rows, strict=False, infer_schema_length=None)
 
     def _table_rows(self) -> tuple[list[str], list[list[Any]]]:
         runs = self._runs[: self._MAX_ROWS]

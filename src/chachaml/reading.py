@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chachaml import _lifecycle, context
-from chachaml._values import check_key
+from chachaml._values import check_key, tag_value
 from chachaml.entities import Experiment, Metric, Run, RunList
 from chachaml.errors import InvalidValueError
 from chachaml.store.base import STATUSES, RunFilter
@@ -55,7 +55,7 @@ def _filter(
         name=name,
         parent_id=parent_id,
         created_by=created_by,
-        tags=None if tags is None else {k: str(v) for k, v in tags.items()},
+        tags=None if tags is None else {k: tag_value(v) for k, v in tags.items()},  # as set_tag stores
         where=where,
         order_by=order_by,
         limit=limit,
@@ -119,6 +119,8 @@ def metric_history(run_id: str, key: str) -> list[Metric]:
     """Every point of one metric of one run, in step order (ties in logging order)."""
     store = context.current_store()
     key = check_key(key, "metric key")
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidValueError(f"a run id must be a non-empty str, got {run_id!r}; pass run.id")
     if len(run_id) != 32:
         run_id = store.get_run(run_id).id
     points = store.metric_history(run_id, key)

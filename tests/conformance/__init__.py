@@ -1,0 +1,1 @@
+"""Backend conformance suite: one set of tests every ``Store`` implementation must pass."""
