@@ -204,7 +204,9 @@ def test_a_field_named_like_a_keyword_after_a_dot_is_a_key() -> None:
         ("params. lr = 1", 6, "unexpected character '.'"),
     ],
 )
-def test_malformed_queries_raise_query_error_at_the_position(query: str, position: int, fragment: str) -> None:
+def test_malformed_queries_raise_query_error_at_the_position(
+    query: str, position: int, fragment: str
+) -> None:
     with pytest.raises(QueryError) as info:
         compile_where(query)
     err = info.value
@@ -290,7 +292,7 @@ def test_values_and_keys_are_bound_never_pasted() -> None:
     sql, args = compile_where(
         "params.`x'; DROP TABLE runs; --` = 'y''; DELETE FROM params; --' and tags.`t\"` like '%a%'"
     )
-    assert "DROP" not in sql and "DELETE" not in sql and "t\"" not in sql and "%a%" not in sql
+    assert "DROP" not in sql and "DELETE" not in sql and 't"' not in sql and "%a%" not in sql
     assert args == ["y'; DELETE FROM params; --", "x'; DROP TABLE runs; --", 't"', "%a%"]
     assert sql.count("?") == len(args)
 

@@ -103,10 +103,10 @@ class QueryMixin(SqliteBase):
         """
         col, direction = {"max": ("ms.max", "DESC"), "min": ("ms.min", "ASC")}[mode]
         flt = dataclasses.replace(flt, order_by=None, limit=None, offset=0)
+        where, args, _ = self._compile_filter(flt)
         with self._reading() as conn:
             if conn is None:
                 return None
-            where, args, _ = self._compile_filter(flt)
             rows = self._select(
                 conn,
                 "SELECT runs.id, " + col + " FROM runs JOIN metric_summary ms "

@@ -20,6 +20,7 @@ from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError, 
 from chachaml.store._sqlite_artifacts import ArtifactsMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
+from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
 from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 
@@ -343,10 +344,10 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
             return self._assemble(conn, rows)[0]
 
     def find_runs(self, flt: RunFilter) -> list[Run]:
+        where, args, order = self._compile_filter(flt)  # a bad query raises even before the file exists
         with self._reading() as conn:
             if conn is None:
                 return []
-            where, args, order = self._compile_filter(flt)
             sql = f"SELECT {_RUN_COLS} FROM runs WHERE {where} ORDER BY {order}"
             if flt.limit is not None:
                 sql += " LIMIT ? OFFSET ?"
