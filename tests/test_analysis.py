@@ -293,9 +293,7 @@ def test_export_runs_takes_the_filters_of_runs(chachaml_store: Store) -> None:
     assert chachaml.export_runs(experiment="e2") == chachaml.runs("e2").to_records()
 
 
-def test_csv_pandas_and_polars_exports_hold_mixed_types_and_missing_values(
-    chachaml_store: Store, tmp_path: Path
-) -> None:
+def test_csv_export_holds_mixed_types_and_missing_values(chachaml_store: Store, tmp_path: Path) -> None:
     run_with("a", [0.5], params={"lr": 0.1, "opt": "adam"})
     run_with("b", params={"lr": "auto", "layers": [1, 2]})
     found = chachaml.runs()
@@ -304,10 +302,18 @@ def test_csv_pandas_and_polars_exports_hold_mixed_types_and_missing_values(
     rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
     assert [r["name"] for r in rows] == ["b", "a"] and rows[0]["params.lr"] == "auto"
     assert rows[0]["metrics.acc"] == "" and rows[1]["metrics.acc"] == "0.5"
-    df = found.to_pandas()
-    assert list(df["name"]) == ["b", "a"] and "params.layers" in df.columns
-    pl_df = found.to_polars()
-    assert pl_df.height == 2 and "params.opt" in pl_df.columns
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_dataframe_exports_hold_mixed_types_and_missing_values(chachaml_store: Store, library: str) -> None:
+    pytest.importorskip(library)  # optional extras: chachaml[pandas], chachaml[polars]
+    run_with("a", [0.5], params={"lr": 0.1, "opt": "adam"})
+    run_with("b", params={"lr": "auto", "layers": [1, 2]})
+    found = chachaml.runs()
+    frame = found.to_pandas() if library == "pandas" else found.to_polars()
+    assert list(frame["name"]) == ["b", "a"]
+    assert {"params.layers", "params.opt", "metrics.acc"} <= set(frame.columns)
+    assert len(frame) == 2
 
 
 # -- delete ---------------------------------------------------------------------------------------------
