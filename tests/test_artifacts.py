@@ -673,3 +673,41 @@ def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def test_streams_and_partly_read_files_are_stored_from_their_current_position(
+    chachaml_store: Store, tmp_path: Path
+) -> None:
+    import io
+
+    payload = os.urandom(2 * CHUNK + 7)
+    src = tmp_path / "src.bin"
+    src.write_bytes(payload)
+    with chachaml.with_run() as run:
+        streamed = chachaml_store.log_artifact(
+            run.id, "stream.bin", io.BytesIO(payload), format="bytes", content_type="x/y", created=1
+        )
+        with open(src, "rb") as fh:  # a buffered reader that has already read ahead
+            fh.read(100)
+            tail = chachaml_store.log_artifact(
+                run.id, "tail.bin", fh, format="bytes", content_type="x/y", created=1
+            )
+    assert (streamed.size, streamed.sha256) == (len(payload), hashlib.sha256(payload).hexdigest())
+    assert (tail.size, tail.sha256) == (len(payload) - 100, hashlib.sha256(payload[100:]).hexdigest())
+    assert chachaml.load_artifact(run.id, "tail.bin") == payload[100:]
+
+
+def test_the_artifacts_guide_runs() -> None:
+    """Every ```python block of docs/artifacts.md, in order, in one namespace (a fresh folder)."""
+    _run_guide("artifacts.md")
+
+
+def _run_guide(page: str) -> None:
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / page).read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    assert blocks
+    namespace: dict[str, Any] = {"__name__": f"docs_{page.removesuffix('.md')}"}
+    for number, source in enumerate(blocks, 1):
+        exec(compile(source, f"{page} (python block {number})", "exec"), namespace)

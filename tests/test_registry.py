@@ -398,3 +398,15 @@ def test_deleting_an_experiment_is_refused_when_one_of_its_runs_backs_a_version(
     with pytest.raises(ConflictError, match="'m' v1"):
         chachaml.delete_experiment("exp")
     assert chachaml.load_model("m", version=1) == 1
+
+
+def test_the_registry_guide_runs() -> None:
+    """Every ```python block of docs/registry.md, in order, in one namespace (a fresh folder)."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "registry.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    assert blocks
+    namespace: dict[str, Any] = {"__name__": "docs_registry"}
+    for number, source in enumerate(blocks, 1):
+        exec(compile(source, f"registry.md (python block {number})", "exec"), namespace)

@@ -295,8 +295,9 @@ def log_file(
 ) -> Artifact:
     """Copy the file at ``path`` into the run as the artifact ``name`` (default: its file name).
 
-    The copy is streamed in 1 MiB chunks and hashed on the way, so a file of any size is never
-    held in memory. It loads back as ``bytes`` (``artifact_path`` gives the stored file's path,
+    The file is copied by the kernel (``copy_file_range`` / ``sendfile``) when it can, else in
+    1 MiB chunks, and the stored copy is hashed in chunks: a file of any size is never held in
+    memory. It loads back as ``bytes`` (``artifact_path`` gives the stored file's path,
     better for large files). Same rules as ``log_artifact`` for names and conflicts.
     """
     src = os.fspath(path)

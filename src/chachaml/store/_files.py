@@ -1,9 +1,9 @@
 """Artifact bytes on a local disk: safe names, atomic streamed writes, and the orphan scan.
 
 Layout: ``<root>/<run_id>/<name>``, where ``name`` may contain ``/`` for folders. A write goes
-to a temporary file in the destination folder (hashing as it copies, in chunks, so a 2 GB file
-never sits in memory) and is renamed into place with ``os.replace``; the caller records the
-metadata row afterwards. A crash therefore leaves at worst a file without a row (an orphan that
+to a temporary file in the destination folder (copied by the kernel or in chunks, then hashed
+in chunks, so a 2 GB file never sits in memory) and is renamed into place with ``os.replace``;
+the caller records the metadata row afterwards. A crash therefore leaves at worst a file without a row (an orphan that
 ``gc`` removes), never a row without its bytes.
 
 Nothing here knows about SQL, so any backend that keeps bytes on a local disk can reuse it.
@@ -17,11 +17,12 @@ import os
 import re
 import shutil
 import socket
+import stat
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from chachaml.errors import ConflictError, InvalidValueError
 
@@ -106,6 +107,51 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _kernel_copy(data: BinaryIO, out_fd: int) -> bool:
+    """Copy a regular file from its current position into ``out_fd`` inside the kernel.
+
+    False (nothing copied) when ``data`` is not a regular file or the system cannot do it; then
+    the caller streams the bytes itself. The source's own file position is left unchanged.
+    """
+    try:
+        fd = data.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        start = pos = data.tell()  # the logical position (a buffered reader may have read ahead)
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+        return False
+    for copy in (getattr(os, "copy_file_range", None), getattr(os, "sendfile", None)):
+        if copy is None:
+            continue
+        try:
+            while True:
+                if copy is os.sendfile:
+                    n = os.sendfile(out_fd, fd, pos, 1 << 30)
+                else:
+                    n = copy(fd, out_fd, 1 << 30, pos)
+                if n == 0:
+                    return True
+                pos += n
+        except OSError:
+            if pos != start:
+                raise  # failed half-way: the caller deletes the temporary file
+            continue  # not supported here (another file system, an old kernel): try the next way
+    return False
+
+
+def _hash_file(path: str) -> tuple[Any, int]:
+    """(sha256 object, size) of a file, read in chunks of ``CHUNK`` bytes."""
+    h = hashlib.sha256()
+    size = 0
+    buf = bytearray(CHUNK)
+    mv = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(mv):
+            h.update(mv[:n])
+            size += n
+    return h, size
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """A file under the artifact folder, as the orphan scan sees it."""
@@ -147,9 +193,13 @@ class LocalFiles:
         return path
 
     def stage(self, run_id: str, name: str, data: bytes | BinaryIO) -> Staged:
-        """Write ``data`` to a temporary file next to its destination, hashing it on the way.
+        """Write ``data`` to a temporary file next to its destination and hash what was written.
 
-        ``data`` is ``bytes`` or a binary file object read in chunks of ``CHUNK`` bytes.
+        ``data`` is ``bytes`` or a binary file object. A regular file is copied by the kernel
+        (``copy_file_range`` / ``sendfile``: no bytes pass through Python) and the temporary
+        file is then hashed in chunks, so the recorded sha256 is that of the stored bytes; other
+        streams (pipes, sockets, ``BytesIO``) are read, hashed and written in chunks of
+        ``CHUNK`` bytes. Either way memory use does not grow with the size of the data.
         """
         final = self.final_path(run_id, name)
         folder = os.path.dirname(final)
@@ -173,6 +223,9 @@ class LocalFiles:
                     size = len(view)
                     while view:  # raw writes may be partial
                         view = view[out.write(view) or 0 :]
+                elif _kernel_copy(data, out.fileno()):
+                    out.flush()
+                    h, size = _hash_file(tmp)
                 else:
                     buf = bytearray(CHUNK)
                     mv = memoryview(buf)

@@ -3,8 +3,9 @@
 The write protocol (``log_artifact``), which keeps the row and the bytes consistent:
 
 1. validate the name and check the run is running -- before a single byte is written;
-2. stream the bytes into a temporary file in the destination folder, hashing them on the way
-   (outside any lock: a 1 GB copy does not block other writers);
+2. write the bytes to a temporary file in the destination folder and hash what was written
+   (a regular file is copied by the kernel, anything else is streamed in chunks; outside any
+   lock, so a 1 GB copy does not block other writers);
 3. in one ``BEGIN IMMEDIATE`` transaction: check the run again, compare with an existing row
    (same bytes: no-op; other bytes: ``ConflictError`` unless ``overwrite``, and the stored file
    is never touched), rename the temporary file into place, write the row, commit.
