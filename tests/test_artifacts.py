@@ -302,6 +302,7 @@ HOSTILE_NAMES = [
     "..\\escape.txt",
     "a\\..\\..\\b",
     "x\x00y",
+    "lone\udc80surrogate",
     "tab\tname",
     "a//b",
     "a/./b",
@@ -711,3 +712,21 @@ def _run_guide(page: str) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs_{page.removesuffix('.md')}"}
     for number, source in enumerate(blocks, 1):
         exec(compile(source, f"{page} (python block {number})", "exec"), namespace)
+
+
+def test_lone_surrogates_in_names_and_text_are_refused_before_anything_is_written(
+    chachaml_store: Store,
+) -> None:
+    with chachaml.with_run() as run:
+        with pytest.raises(InvalidValueError, match="lone surrogate"):
+            chachaml.log_artifact("bad\udc80name.txt", "x")
+        with pytest.raises(InvalidValueError, match="lone surrogate"):
+            chachaml.log_artifact("ok.txt", "bad \ud800 text")
+        with pytest.raises(InvalidValueError, match="lone surrogate"):
+            chachaml.log_artifact("ok.json", {"k": "\udfff"}, format="json")
+        with pytest.raises(InvalidValueError, match="as JSON"):
+            loop: list[Any] = []
+            loop.append(loop)
+            chachaml.log_artifact("loop.json", loop, format="json")
+    assert chachaml.list_artifacts(run.id) == []
+    assert _files_under(_root(chachaml_store)) == []

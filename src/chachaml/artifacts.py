@@ -98,14 +98,25 @@ def _encode_pickle(value: Any) -> bytes:
         ) from exc
 
 
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError(
+            f"the text holds the lone surrogate {text[exc.start]!r} at position {exc.start}, which is "
+            "not valid UTF-8; fix the text, or store it with format='pickle'"
+        ) from None
+
+
 def _encode_json(value: Any) -> bytes:
     try:
-        return json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:  # unsupported type, circular reference
         raise InvalidValueError(
             f"cannot store {type(value).__name__} as JSON ({exc}); convert it to dicts, lists, str "
             "and numbers, or use format='pickle'"
         ) from exc
+    return _utf8(text)
 
 
 def _encode_text(value: Any) -> bytes:
@@ -114,7 +125,7 @@ def _encode_text(value: Any) -> bytes:
             f"format 'text' takes a str, got {type(value).__name__}; pass str(value), or use "
             "format='json' or 'pickle'"
         )
-    return value.encode("utf-8")
+    return _utf8(value)
 
 
 def _encode_bytes(value: Any) -> bytes:
@@ -156,7 +167,7 @@ def _plain(v: Any) -> Any:
 
 def _encode_table(value: Any) -> bytes:
     columns, rows = value
-    return json.dumps({"columns": columns, "rows": rows}, ensure_ascii=False, default=_plain).encode("utf-8")
+    return _utf8(json.dumps({"columns": columns, "rows": rows}, ensure_ascii=False, default=_plain))
 
 
 def _decode_table(fh: BinaryIO) -> list[dict[str, Any]]:

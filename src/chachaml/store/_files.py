@@ -3,8 +3,8 @@
 Layout: ``<root>/<run_id>/<name>``, where ``name`` may contain ``/`` for folders. A write goes
 to a temporary file in the destination folder (copied by the kernel or in chunks, then hashed
 in chunks, so a 2 GB file never sits in memory) and is renamed into place with ``os.replace``;
-the caller records the metadata row afterwards. A crash therefore leaves at worst a file without a row (an orphan that
-``gc`` removes), never a row without its bytes.
+the caller records the metadata row afterwards. A crash therefore leaves at worst a file
+without a row (an orphan that ``gc`` removes), never a row without its bytes.
 
 Nothing here knows about SQL, so any backend that keeps bytes on a local disk can reuse it.
 """
@@ -53,6 +53,13 @@ def check_name(name: object, what: str = "artifact name") -> str:
         raise InvalidValueError(f"{what} must not be empty; {fix}")
     if len(name) > MAX_NAME:
         raise InvalidValueError(f"{what} is {len(name)} characters long; the limit is {MAX_NAME}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError(
+            f"{what} {name!r} contains the lone surrogate {name[exc.start]!r} at position {exc.start}, "
+            f"which is not valid text; {fix}"
+        ) from None
     bad = _CONTROL.search(name)
     if bad:
         raise InvalidValueError(
@@ -70,7 +77,7 @@ def check_name(name: object, what: str = "artifact name") -> str:
             )
         if part.startswith(TMP_PREFIX):
             raise InvalidValueError(f"{what} {name!r}: the prefix {TMP_PREFIX!r} is reserved; {fix}")
-        if len(part.encode("utf-8", "surrogatepass")) > 255:
+        if len(part.encode("utf-8")) > 255:
             raise InvalidValueError(f"{what} {name!r} has a component longer than 255 bytes; shorten it")
     return name
 
