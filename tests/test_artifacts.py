@@ -730,3 +730,22 @@ def test_lone_surrogates_in_names_and_text_are_refused_before_anything_is_writte
             chachaml.log_artifact("loop.json", loop, format="json")
     assert chachaml.list_artifacts(run.id) == []
     assert _files_under(_root(chachaml_store)) == []
+
+
+@pytest.mark.slow
+def test_quick_artifacts_benchmark_reports_every_figure_and_cleans_up(tmp_path: Path) -> None:
+    """The benchmark script runs and prints each figure with a verdict (timings never asserted)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_artifacts.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for label in ("log_file 64 MB", "memory, log_file 64 MB", "memory vs file size", "register_model"):
+        assert any(line.startswith(label) for line in proc.stdout.splitlines()), proc.stdout
+    assert proc.stdout.count("load_model (") == 3
+    assert "summary:" in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # the large files are deleted
