@@ -22,6 +22,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from _floor import INSERT_METRIC, Report, fresh_db, interleave, median, rss_bytes, timed
@@ -122,7 +123,7 @@ def _spawn(code: str) -> float:
     return time.perf_counter() - t0
 
 
-def bench_import(report: Report, plan: Plan) -> None:
+def bench_import(report: Report, plan: Plan, root: str) -> None:
     codes = {
         "pass": "pass",
         "import": "import chachaml",
@@ -266,11 +267,24 @@ def bench_memory(report: Report, plan: Plan, root: str) -> None:
         )
 
 
+BENCHES: dict[str, Callable[[Report, Plan, str], None]] = {
+    "default": bench_default,
+    "batched": bench_batched,
+    "import": bench_import,
+    "runs": bench_runs,
+    "memory": bench_memory,
+}
+
+
 # -- main -----------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run with small sizes")
     parser.add_argument("--dir", help="where the databases go (default: a new temporary folder)")
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated subset of {','.join(BENCHES)} (default: all)",
+    )
     parser.add_argument("--_memory", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = args.dir or tempfile.mkdtemp(prefix="chachaml-bench-")
@@ -294,12 +308,14 @@ def main() -> None:
             "commit, and the growth per point is what the figure is about)",
             flush=True,
         )
+    chosen = args.only.split(",") if args.only else list(BENCHES)
+    unknown = sorted(set(chosen) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     report = Report()
-    bench_default(report, plan, root)
-    bench_batched(report, plan, root)
-    bench_import(report, plan)
-    bench_runs(report, plan, root)
-    bench_memory(report, plan, root)
+    for name in BENCHES:
+        if name in chosen:
+            BENCHES[name](report, plan, root)
     report.summary()
 
 

@@ -31,6 +31,7 @@ STALE_MS = 5 * 60 * 1000  # a heartbeat older than this, seen from another host,
 _host = socket.gethostname()
 _owner: Owner | None = None
 _env: dict[str, Any] | None = None
+_account: str | None = None  # the operating-system account name, looked up once
 
 
 def now_ms() -> int:
@@ -133,15 +134,22 @@ def environment() -> dict[str, Any]:
 
 def current_user() -> str:
     """``$CHACHAML_USER``, else the operating-system user."""
+    global _account
     user = os.environ.get("CHACHAML_USER")
     if user:
         return user
-    try:
-        import getpass
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # what getpass.getuser() reads first
+        user = os.environ.get(name)
+        if user:
+            return user
+    if _account is None:  # the password-database lookup costs ~40 µs per start_run: do it once
+        try:
+            import getpass
 
-        return getpass.getuser()
-    except Exception:  # getuser raises several types when no user can be found
-        return "unknown"
+            _account = getpass.getuser()
+        except Exception:  # getuser raises several types when no user can be found
+            _account = "unknown"
+    return _account
 
 
 # -- outcome of a block or of the process -------------------------------------------------------

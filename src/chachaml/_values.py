@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from chachaml.errors import InvalidValueError
@@ -186,13 +186,31 @@ def params_items(mapping: Mapping[Any, Any]) -> dict[str, str]:
     return out
 
 
+_json_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) does to a str
+# The scanner json.loads ends in (typeshed does not declare the attribute).
+_json_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def encode_param(value: Any) -> str:
     """JSON text of a normalised param value."""
+    # Fast paths for the common scalars give exactly json.dumps' text, without its setup cost
+    # (most of log_params' Python time; benchmarks/README.md).
+    cls = value.__class__
+    if cls is str:
+        return _json_str(value)
+    if cls is int:
+        return int.__repr__(value)
+    if cls is float and math.isfinite(value):
+        return float.__repr__(value)
     return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def decode_param(text: str) -> Any:
-    return json.loads(text)
+    try:  # text from encode_param has no surrounding whitespace, so the scanner alone reads it
+        value, end = _json_scan(text, 0)
+    except (StopIteration, ValueError):
+        return json.loads(text)  # raises the usual JSONDecodeError
+    return value if end == len(text) else json.loads(text)
 
 
 def tag_value(value: Any) -> str:

@@ -93,6 +93,9 @@ class _ProcessState:
         self.exit_error: dict[str, str] | None = None
         self.heartbeat: threading.Thread | None = None
         self.heartbeat_stop = threading.Event()
+        # os.getpid() is a system call; hot paths (a store checking it was not inherited through
+        # fork) read this copy, which the fork hook below keeps current.
+        self.pid = os.getpid()
 
 
 process = _ProcessState()
@@ -101,6 +104,7 @@ process = _ProcessState()
 def _reset_after_fork() -> None:
     # The child has no heartbeat thread; runs stay registered with the parent's pid, so the
     # child's exit never ends them (SPEC section 8).
+    process.pid = os.getpid()
     process.heartbeat = None
     process.heartbeat_stop = threading.Event()
 

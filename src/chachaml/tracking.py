@@ -397,46 +397,47 @@ def log_dataset(
 
 # -- batching -----------------------------------------------------------------------------------
 class _Batch:
-    """Metric points buffered by ``batched()``, per store, in logging order.
+    """Metric points buffered by ``batched()``, per run, in logging order.
 
     A ``step=None`` stays ``None`` until the flush: the store resolves it inside the write
     transaction, so batches flushed by several processes into one run never share a step.
+    A run's buffer is written as soon as it holds ``FLUSH_EVERY`` points, so memory stays flat
+    however long the block runs (SPEC section 6); writing early only makes points durable sooner.
     """
 
+    FLUSH_EVERY = 10_000
+
     def __init__(self) -> None:
+        # Held while writing too, so concurrent flushes land in logging order.
         self.lock = threading.Lock()
-        self.rows: dict[int, tuple[Store, list[tuple[str, str, float, int | None, int]]]] = {}
+        self.runs: dict[tuple[int, str], tuple[Store, str, list[tuple[str, float, int | None, int]]]] = {}
 
     def add(self, store: Store, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
         with self.lock:
-            entry = self.rows.get(id(store))
-            if entry is None:
-                entry = self.rows[id(store)] = (store, [])
-            entry[1].append((run_id, key, value, step, ts))
+            buf = self.runs.get((id(store), run_id))
+            if buf is None:
+                buf = self.runs[id(store), run_id] = (store, run_id, [])
+            points = buf[2]
+            points.append((key, value, step, ts))
+            if len(points) >= self.FLUSH_EVERY:
+                del self.runs[id(store), run_id]
+                store.log_batch(run_id, metrics=points)
 
     def flush(self, store: Store | None = None, run_id: str | None = None) -> None:
         """Write buffered points (all, or one run's), run by run, each in one transaction.
 
         One run's failure (it was ended elsewhere) does not lose the other runs' points.
         """
-        with self.lock:
-            taken: dict[tuple[int, str], tuple[Store, list[Any]]] = {}
-            for sid, (st, rows) in list(self.rows.items()):
-                if store is not None and st is not store:
-                    continue
-                keep = []
-                for r in rows:
-                    if run_id is None or r[0] == run_id:
-                        taken.setdefault((sid, r[0]), (st, []))[1].append(r[1:])
-                    else:
-                        keep.append(r)
-                rows[:] = keep
         failure: Exception | None = None
-        for (_, rid), (st, points) in taken.items():
-            try:
-                st.log_batch(rid, metrics=points)
-            except RunStateError as exc:
-                failure = failure or exc
+        with self.lock:
+            for skey, (st, rid, points) in list(self.runs.items()):
+                if (store is not None and st is not store) or (run_id is not None and rid != run_id):
+                    continue
+                del self.runs[skey]
+                try:
+                    st.log_batch(rid, metrics=points)
+                except RunStateError as exc:
+                    failure = failure or exc
         if failure is not None:
             raise failure
 

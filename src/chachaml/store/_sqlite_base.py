@@ -11,11 +11,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from chachaml import _lifecycle
+from chachaml.context import process as _process
 from chachaml.errors import InvalidValueError, RunStateError, SchemaVersionError, StoreError
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
 
@@ -23,16 +24,11 @@ T = TypeVar("T")
 BUSY_TIMEOUT_S = 30.0
 CHUNK = 500  # ids per IN (...) list
 
-_FOLD = """
+_SUMMARY_INTO = """
 INSERT INTO metric_summary
     (run_id, key, last_step, last_value, last_is_nan, last_timestamp, min, max, count)
-SELECT run_id, key, step, value, is_nan, timestamp, mn, mx, n FROM (
-    SELECT run_id, key, step, value, is_nan, timestamp,
-           min(value) OVER w AS mn, max(value) OVER w AS mx, count(*) OVER w AS n,
-           row_number() OVER (PARTITION BY run_id, key ORDER BY step DESC, rowid DESC) AS rn
-    FROM metrics WHERE rowid > ?1 AND rowid <= ?2
-    WINDOW w AS (PARTITION BY run_id, key)
-) WHERE rn = 1
+"""
+_SUMMARY_MERGE = """
 ON CONFLICT (run_id, key) DO UPDATE SET
     last_value = CASE WHEN excluded.last_step >= last_step THEN excluded.last_value ELSE last_value END,
     last_is_nan = CASE WHEN excluded.last_step >= last_step THEN excluded.last_is_nan ELSE last_is_nan END,
@@ -45,6 +41,48 @@ ON CONFLICT (run_id, key) DO UPDATE SET
                ELSE max(max, excluded.max) END,
     count = count + excluded.count
 """
+# The fold of a range of metric rowids, in SQL (for long tails).
+_FOLD = (
+    _SUMMARY_INTO
+    + """SELECT run_id, key, step, value, is_nan, timestamp, mn, mx, n FROM (
+    SELECT run_id, key, step, value, is_nan, timestamp,
+           min(value) OVER w AS mn, max(value) OVER w AS mx, count(*) OVER w AS n,
+           row_number() OVER (PARTITION BY run_id, key ORDER BY step DESC, rowid DESC) AS rn
+    FROM metrics WHERE rowid > ?1 AND rowid <= ?2
+    WINDOW w AS (PARTITION BY run_id, key)
+) WHERE rn = 1"""
+    + _SUMMARY_MERGE
+)
+# The same fold with the summaries computed in Python (``_summaries``), merged the same way:
+# for a short tail (a few runs' points, the usual case at end_run) the window query's set-up
+# costs more than the work; this is ~3x cheaper there (benchmarks/README.md).
+_FOLD_ROWS = _SUMMARY_INTO + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" + _SUMMARY_MERGE
+_FOLD_IN_PYTHON = 500  # rowids; above this the SQL fold is used
+# (newest metric rowid, watermark): what a fold would take, read in one statement.
+_FOLD_RANGE = (
+    "SELECT (SELECT max(rowid) FROM metrics), (SELECT value FROM chachaml_meta WHERE key = 'summary_rowid')"
+)
+
+
+def _summaries(rows: Iterable[tuple[Any, ...]]) -> Iterable[list[Any]]:
+    """Per (run_id, key) summary rows of metric rows given in rowid order, as ``_FOLD`` makes
+    them: the point of the highest step (ties: the last one), min and max ignoring NaN (NULL),
+    and the count of all points."""
+    out: dict[tuple[str, str], list[Any]] = {}
+    for run_id, key, step, value, is_nan, ts in rows:
+        s = out.get((run_id, key))
+        if s is None:
+            out[run_id, key] = [run_id, key, step, value, is_nan, ts, value, value, 1]
+            continue
+        if step >= s[2]:
+            s[2], s[3], s[4], s[5] = step, value, is_nan, ts
+        if value is not None:
+            if s[6] is None or value < s[6]:
+                s[6] = value
+            if s[7] is None or value > s[7]:
+                s[7] = value
+        s[8] += 1
+    return out.values()
 
 
 def now_ms() -> int:
@@ -105,10 +143,10 @@ class SqliteBase:
                 "chachaml.use_store(':memory:'), or use a file to keep runs"
             )
         if self._conn is not None:
-            if self._pid == os.getpid():
+            if self._pid == _process.pid:
                 return self._conn
             # A forked child must not use its parent's connection; open its own.
-            self._conn, self._pid = None, os.getpid()
+            self._conn, self._pid = None, _process.pid
         if self.path and not create and not os.path.exists(self.path):
             return None
         try:
@@ -146,6 +184,9 @@ class SqliteBase:
         return conn
 
     def _write(self) -> sqlite3.Connection:
+        conn = self._conn  # fast path: open, and opened by this process (not inherited via fork)
+        if conn is not None and self._pid == _process.pid:
+            return conn
         conn = self._connection(create=True)
         assert conn is not None
         return conn
@@ -222,8 +263,7 @@ class SqliteBase:
 
     def _fold(self, conn: sqlite3.Connection) -> None:
         """Fold metric points written since the last read into ``metric_summary``."""
-        hi = conn.execute("SELECT max(rowid) FROM metrics").fetchone()[0]
-        wm = conn.execute("SELECT value FROM chachaml_meta WHERE key = 'summary_rowid'").fetchone()[0]
+        hi, wm = conn.execute(_FOLD_RANGE).fetchone()
         if hi is None or hi <= wm:
             return
         try:
@@ -233,15 +273,27 @@ class SqliteBase:
                 return  # a read-only copy: summaries stay as they were
             raise
         try:
-            wm = conn.execute("SELECT value FROM chachaml_meta WHERE key = 'summary_rowid'").fetchone()[0]
-            hi = conn.execute("SELECT max(rowid) FROM metrics").fetchone()[0]
-            if hi > wm:
-                conn.execute(_FOLD, (wm, hi))
-                conn.execute("UPDATE chachaml_meta SET value = ? WHERE key = 'summary_rowid'", (hi,))
+            self._fold_in_tx(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _fold_in_tx(self, conn: sqlite3.Connection) -> None:
+        """``_fold`` inside the caller's write transaction (``end_run`` folds on its way out, so
+        the read that follows it has nothing left to fold and needs no transaction of its own)."""
+        hi, wm = conn.execute(_FOLD_RANGE).fetchone()
+        if hi is not None and hi > wm:
+            if hi - wm <= _FOLD_IN_PYTHON:
+                tail = conn.execute(
+                    "SELECT run_id, key, step, value, is_nan, timestamp FROM metrics "
+                    "WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                    (wm, hi),
+                )
+                conn.executemany(_FOLD_ROWS, _summaries(tail))
+            else:
+                conn.execute(_FOLD, (wm, hi))
+            conn.execute("UPDATE chachaml_meta SET value = ? WHERE key = 'summary_rowid'", (hi,))
 
     # -- hooks the role mixins extend -----------------------------------------------------------
     @property

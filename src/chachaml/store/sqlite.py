@@ -20,21 +20,32 @@ from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError, 
 from chachaml.store._sqlite_artifacts import ArtifactsMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
-from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
 from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 
 # The hot path: one guarded statement, committed on return (autocommit). The EXISTS guard makes
-# "never log to a finished run" hold across processes; the step default is read under the same
-# write lock, so two writers never pick the same step.
+# "never log to a finished run" hold across processes: for a run that is not running it yields a
+# NULL step, which the NOT NULL constraint refuses (IntegrityError), so nothing is written. The
+# step default is read under the same write lock, so two writers never pick the same step.
+# VALUES, not INSERT ... SELECT: a SELECT that reads the table it inserts into makes SQLite
+# stage the row in a temporary table first, which cost ~15 µs per call (benchmarks/README.md).
 _INSERT_METRIC = """
 INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
-SELECT ?1, ?2,
-       COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2
-                     ORDER BY step DESC LIMIT 1), 0),
-       ?4, ?5, ?6
-WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'running')
+VALUES (?1, ?2,
+        CASE WHEN EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'running')
+             THEN COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2
+                                ORDER BY step DESC LIMIT 1), 0)
+        END,
+        ?4, ?5, ?6)
 """
+# The same inside a write transaction that checked the run's status already.
+_INSERT_METRIC_NEXT = """
+INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
+VALUES (?1, ?2, COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2
+                              ORDER BY step DESC LIMIT 1), 0),
+        ?4, ?5, ?6)
+"""
+_SQL_STEPS = 64  # up to this many points per batch, steps are resolved by _INSERT_METRIC_NEXT
 _INSERT_METRIC_STEP = (
     "INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -71,33 +82,36 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                     f"parent run {new.parent_id!r} does not exist; pass the id of an existing run "
                     "as parent_id, or parent_id=None"
                 )
-            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (new.id,)).fetchone():
-                raise ConflictError(
-                    f"a run with id {new.id!r} already exists; resume it with "
-                    f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
-                )
             conn.execute(
                 "INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)",
                 (new.experiment, new.start_time),
             )
-            conn.execute(
-                "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, "
-                "created_by, env, host, pid, proc_start, heartbeat) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    new.id,
-                    new.experiment,
-                    new.name,
-                    new.start_time,
-                    new.parent_id,
-                    new.created_by,
-                    json.dumps(dict(new.env), default=str),
-                    new.owner.host,
-                    new.owner.pid,
-                    new.owner.proc_start,
-                    new.start_time,
-                ),
-            )
+            try:  # a taken id fails on the primary key (no lookup first: one statement less)
+                conn.execute(
+                    "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, "
+                    "created_by, env, host, pid, proc_start, heartbeat) "
+                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new.id,
+                        new.experiment,
+                        new.name,
+                        new.start_time,
+                        new.parent_id,
+                        new.created_by,
+                        json.dumps(dict(new.env), default=str),
+                        new.owner.host,
+                        new.owner.pid,
+                        new.owner.proc_start,
+                        new.start_time,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                if "runs.id" not in str(exc):
+                    raise
+                raise ConflictError(
+                    f"a run with id {new.id!r} already exists; resume it with "
+                    f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
+                ) from None
             if new.tags:
                 conn.executemany(
                     "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
@@ -137,6 +151,9 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                 "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE id = ? AND status = 'running'",
                 (status, end_time, json.dumps(dict(error)) if error else None, run_id),
             )
+            # Fold now, in this transaction: the get_run() that usually follows then reads
+            # without a write transaction of its own (benchmarks/README.md, "1,000 runs").
+            self._fold_in_tx(conn)
             return cur.rowcount == 1
 
     def heartbeat(self, run_ids: Sequence[str], now: int) -> None:
@@ -156,11 +173,13 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         with self._lock:
             conn = self._write()
             try:
-                cur = conn.execute(_INSERT_METRIC, (run_id, key, step, None if nan else value, ts, int(nan)))
+                conn.execute(_INSERT_METRIC, (run_id, key, step, None if nan else value, ts, int(nan)))
+                return
+            except sqlite3.IntegrityError as exc:  # the guard refused: the run is not running
+                refused = exc
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
-            if cur.rowcount != 1:
-                self._raise_not_running(conn, run_id, f"log metric {key!r} to")
+            self._raise_not_running(conn, run_id, f"log metric {key!r} to", refused)
 
     def log_batch(
         self,
@@ -222,24 +241,42 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         # Points are written in the order given: an implicit step continues after an explicit one
         # logged before it in the same batch, and rowid order stays logging order (ties in "latest").
         # Implicit steps are resolved here, under the write lock, so writers in other processes
-        # (batched() flushes included) never pick the same step; one lookup per implicit key.
-        stored: dict[str, int] = {}  # highest step already in the database (-1: none)
-        written: dict[str, int] = {}  # highest step earlier in this batch
-        rows = []
+        # (batched() flushes included) never pick the same step.
+        if len(metrics) <= _SQL_STEPS:
+            # A few points (log_metrics): SQLite resolves each step=None as it inserts the row,
+            # which costs less than a lookup statement per key.
+            conn.executemany(
+                _INSERT_METRIC_NEXT,
+                [(run_id, k, s, None if v != v else v, ts, int(v != v)) for k, v, s, ts in metrics],
+            )
+            return
+        # Many points (a batched() flush): one lookup per implicit key, then plain inserts.
+        top: dict[str, int] = {}  # highest step per key: this batch's, and the database's once looked up
+        looked: set[str] = set()
+        rows: list[tuple[str, str, int, float | None, int, int]] = []
+        append = rows.append
         for k, v, s, ts in metrics:
             if s is None:
-                if k not in stored:
-                    top = conn.execute(
+                if k not in looked:
+                    looked.add(k)
+                    db = conn.execute(
                         "SELECT max(step) FROM metrics WHERE run_id = ? AND key = ?", (run_id, k)
                     ).fetchone()[0]
-                    stored[k] = -1 if top is None else top
-                s = max(stored[k], written.get(k, -1)) + 1
-            written[k] = max(written.get(k, s), s)
-            rows.append((run_id, k, s, None if v != v else v, ts, int(v != v)))
+                    if db is not None and db > top.get(k, -1):
+                        top[k] = db
+                s = top.get(k, -1) + 1
+                top[k] = s
+            elif s > top.get(k, -1):
+                top[k] = s
+            append((run_id, k, s, None if v != v else v, ts, int(v != v)))
         conn.executemany(_INSERT_METRIC_STEP, rows)
 
-    def _raise_not_running(self, conn: sqlite3.Connection, run_id: str, doing: str) -> None:
+    def _raise_not_running(
+        self, conn: sqlite3.Connection, run_id: str, doing: str, cause: sqlite3.Error | None = None
+    ) -> None:
         row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if cause is not None and row is not None and row[0] == "running":
+            raise self._error(cause) from cause  # not the guard: some other constraint failed
         if row is None:
             raise RunNotFoundError(
                 f"cannot {doing} run {run_id!r}: no such run (was it deleted?); "
