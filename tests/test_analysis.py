@@ -601,3 +601,15 @@ def test_every_verb_works_on_an_in_memory_store() -> None:
         assert chachaml.delete_experiment("default") == 1
         assert chachaml.runs().ids == []
     assert not os.path.exists("chachaml.db")
+
+
+def test_deleting_the_current_run_ends_it_cleanly(chachaml_store: Store) -> None:
+    with chachaml.with_run("inside") as inside:
+        chachaml.delete_run(inside.id)
+        with pytest.raises(RunNotFoundError, match="deleted"):
+            chachaml.log_metric("m", 1.0)
+    run = chachaml.start_run("imperative")
+    chachaml.delete_run(run.id)
+    assert chachaml.end_run() is None
+    assert chachaml.current_run() is None
+    assert chachaml.runs().ids == []

@@ -23,7 +23,7 @@ from chachaml._values import (
     timestamp_value,
 )
 from chachaml.entities import Dataset, Run
-from chachaml.errors import InvalidValueError, NoActiveRunError, RunStateError
+from chachaml.errors import InvalidValueError, NoActiveRunError, RunNotFoundError, RunStateError
 from chachaml.store.base import STATUSES, NewRun, Store
 
 __all__ = [
@@ -150,7 +150,10 @@ def end_run(status: str = "completed") -> Run | None:
         return None
     _lifecycle.finish(frame, status)
     assert frame.store is not None and frame.run_id is not None
-    return frame.store.get_run(frame.run_id)
+    try:
+        return frame.store.get_run(frame.run_id)
+    except RunNotFoundError:  # deleted while it was open (delete_run): it is ended all the same
+        return None
 
 
 class with_run:
