@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar, copy_context
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
@@ -77,9 +77,18 @@ _batch_cv: ContextVar[Any] = ContextVar("chachaml_batch", default=None)
 _lock = threading.RLock()
 _process_store: Store | None = None
 _process_stack: list[Frame] = []
-# start_run() stacks of threads other than the main thread: a worker thread's own runs never
-# become current in another thread; it still sees the main thread's runs beneath its own.
-_threads = threading.local()
+
+
+class _ThreadState(threading.local):
+    """start_run() stacks of threads other than the main thread: a worker thread's own runs never
+    become current in another thread; it still sees the main thread's runs beneath its own."""
+
+    # A class-level default: reading ``stack`` in a thread that never set it gives None without
+    # the AttributeError a plain ``threading.local`` raises (~1 µs on every log call).
+    stack: list[Frame] | None = None
+
+
+_threads = _ThreadState()
 _opened: dict[str, Store] = {}  # stores opened from a path by use_store/current_store, by abspath
 
 
@@ -105,6 +114,9 @@ def _reset_after_fork() -> None:
     # The child has no heartbeat thread; runs stay registered with the parent's pid, so the
     # child's exit never ends them (SPEC section 8).
     process.pid = os.getpid()
+    # A thread that forks is the child's main thread: its own start_run() stack is not kept.
+    with suppress(AttributeError):
+        del _threads.stack
     process.heartbeat = None
     process.heartbeat_stop = threading.Event()
 
@@ -215,7 +227,7 @@ def _thread_stack(create: bool = False) -> list[Frame] | None:
     """This thread's own ``start_run()`` stack; None in the main thread (it uses the process stack)."""
     if threading.current_thread() is threading.main_thread():
         return None
-    stack: list[Frame] | None = getattr(_threads, "stack", None)
+    stack = _threads.stack
     if stack is None and create:
         stack = _threads.stack = []
     return stack
@@ -226,7 +238,9 @@ def current_frame() -> Frame | None:
     frame = _run_cv.get()
     if frame is not None:
         return frame if frame.run_id is not None else None
-    own = _thread_stack()
+    # Only threads other than the main one ever get a stack (_thread_stack), so no thread check
+    # is needed here: this runs on every log call.
+    own = _threads.stack
     if own:
         return own[-1]
     stack = _process_stack

@@ -11,10 +11,12 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from time import time_ns as _time_ns
 from typing import Any, TypeVar, overload
 
 from chachaml import _lifecycle, context
 from chachaml._values import (
+    _good_keys,
     check_key,
     metric_value,
     params_items,
@@ -56,6 +58,9 @@ class _Current:
 CURRENT: Any = _Current()  # default of parent_id: "the current run, if any"
 
 _now = _lifecycle.now_ms
+# Bound once: log_metric runs in tight loops.
+_current_frame = context.current_frame
+_batch_get = context._batch_cv.get
 
 
 def _same_store(a: Store | None, b: Store) -> bool:
@@ -304,17 +309,27 @@ def log_metric(
     ``value`` is a real number (NaN and ±inf are kept); ``step=None`` means the next step for
     this key in this run (0, 1, 2, ...); ``timestamp`` is integer milliseconds (default: now).
     """
-    store, run_id = _target(run)
-    key = check_key(key, "metric key")
-    v = metric_value(value, key)
+    # The hot path (benchmarks/bench_core.py): for the usual call (a current run, a key seen
+    # before, a float) it makes no helper calls; the helpers do the same checks the long way.
+    store: Store
+    run_id: str
+    frame = _current_frame() if run is None else None
+    if frame is not None:
+        store, run_id = frame.store, frame.run_id  # type: ignore[assignment]
+    else:
+        store, run_id = _target(run)
+    if key.__class__ is not str or key not in _good_keys:
+        key = check_key(key, "metric key")
+    if value.__class__ is not float:
+        value = metric_value(value, key)
     if step is not None:
         step = step_value(step)
-    ts = _now() if timestamp is None else timestamp_value(timestamp)
-    batch = context._batch_cv.get()
-    if batch is not None:
-        batch.add(store, run_id, key, v, step, ts)
+    ts = _time_ns() // 1_000_000 if timestamp is None else timestamp_value(timestamp)
+    batch = _batch_get()
+    if batch is None:
+        store.log_metric(run_id, key, value, step, ts)
     else:
-        store.log_metric(run_id, key, v, step, ts)
+        batch.add(store, run_id, key, value, step, ts)
 
 
 def log_metrics(
@@ -399,6 +414,9 @@ def log_dataset(
 
 
 # -- batching -----------------------------------------------------------------------------------
+_Points = list[tuple[str, float, int | None, int]]  # (key, value, step or None, timestamp)
+
+
 class _Batch:
     """Metric points buffered by ``batched()``, per run, in logging order.
 
@@ -413,17 +431,25 @@ class _Batch:
     def __init__(self) -> None:
         # Held while writing too, so concurrent flushes land in logging order.
         self.lock = threading.Lock()
-        self.runs: dict[tuple[int, str], tuple[Store, str, list[tuple[str, float, int | None, int]]]] = {}
+        self.points: dict[tuple[int, str], _Points] = {}
+        self.stores: dict[int, Store] = {}
+        # The run the last point went to (and its buffer): a loop logs to one run.
+        self.last: tuple[Store | None, str | None, _Points] = (None, None, [])
 
     def add(self, store: Store, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
         with self.lock:
-            buf = self.runs.get((id(store), run_id))
-            if buf is None:
-                buf = self.runs[id(store), run_id] = (store, run_id, [])
-            points = buf[2]
+            last_store, last_run, points = self.last
+            if store is not last_store or run_id != last_run:
+                found = self.points.get((id(store), run_id))
+                if found is None:
+                    found = self.points[id(store), run_id] = []
+                    self.stores[id(store)] = store
+                points = found
+                self.last = (store, run_id, points)
             points.append((key, value, step, ts))
             if len(points) >= self.FLUSH_EVERY:
-                del self.runs[id(store), run_id]
+                del self.points[id(store), run_id]
+                self.last = (None, None, [])
                 store.log_batch(run_id, metrics=points)
 
     def flush(self, store: Store | None = None, run_id: str | None = None) -> None:
@@ -433,10 +459,12 @@ class _Batch:
         """
         failure: Exception | None = None
         with self.lock:
-            for skey, (st, rid, points) in list(self.runs.items()):
+            for (sid, rid), points in list(self.points.items()):
+                st = self.stores[sid]
                 if (store is not None and st is not store) or (run_id is not None and rid != run_id):
                     continue
-                del self.runs[skey]
+                del self.points[sid, rid]
+                self.last = (None, None, [])
                 try:
                     st.log_batch(rid, metrics=points)
                 except RunStateError as exc:
