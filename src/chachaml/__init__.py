@@ -12,8 +12,9 @@ Importing this package opens nothing and creates no file: names are loaded on fi
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+# Not ``from typing import TYPE_CHECKING``: importing typing costs ~10 ms, a third of the import
+# budget (benchmarks/bench_core.py). Type checkers treat this name as true.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -106,10 +107,12 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'chachaml' has no attribute {name!r}")
+    import importlib  # on first use only: the import of chachaml itself stays cheap
+
     value = getattr(importlib.import_module(f"chachaml.{module}"), name)
     globals()[name] = value  # cache: later lookups are plain attribute reads
     return value
