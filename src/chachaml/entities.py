@@ -88,7 +88,9 @@ class Dataset:
         }
 
     def __repr__(self) -> str:
-        shape = f" {self.n_rows}x{self.n_cols}" if self.n_rows is not None else ""
+        dims = [f"n_rows={self.n_rows}"] if self.n_rows is not None else []
+        dims += [f"n_cols={self.n_cols}"] if self.n_cols is not None else []
+        shape = "".join(f", {d}" for d in dims)
         return f"Dataset({self.name!r}, role={self.role!r}{shape})"
 
 

@@ -287,8 +287,6 @@ def test_implicit_steps_count_from_zero_per_key_and_per_run(store: Store) -> Non
     assert history(store, a.id, "loss") == [(0, 0.9), (1, 0.8), (2, 0.7)]
     assert history(store, a.id, "acc") == [(0, 0.1)]
     assert history(store, b.id, "loss") == [(0, 5.0)]
-    assert store.next_step(a.id, "loss") == 3
-    assert store.next_step(a.id, "unseen") == 0
 
 
 def test_explicit_steps_are_kept_and_implicit_steps_continue_after_the_highest(store: Store) -> None:
@@ -298,7 +296,6 @@ def test_explicit_steps_are_kept_and_implicit_steps_continue_after_the_highest(s
     store.log_metric(run.id, "loss", 3.0, None, T0)
     store.log_batch(run.id, metrics=[("loss", 4.0, None, T0), ("loss", 5.0, 100, T0)])
     assert history(store, run.id, "loss") == [(5, 2.0), (10, 1.0), (11, 3.0), (12, 4.0), (100, 5.0)]
-    assert store.next_step(run.id, "loss") == 101
 
 
 def test_an_explicit_low_step_in_a_batch_does_not_pull_implicit_steps_back(store: Store) -> None:
@@ -493,7 +490,6 @@ def test_reads_on_a_store_whose_file_does_not_exist_return_empty_and_create_noth
     assert store.find_runs(RunFilter()) == []
     assert store.experiments() == []
     assert store.metric_history(uuid.uuid4().hex, "loss") == []
-    assert store.next_step(uuid.uuid4().hex, "loss") == 0
     with pytest.raises(RunNotFoundError):
         store.get_run("abc")
     if backend.file is not None:

@@ -203,15 +203,18 @@ class SqliteBase:
             try:
                 yield conn
             except UnicodeEncodeError as exc:  # a lone surrogate in a value: refused, nothing written
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise _unencodable(exc) from exc
+            except sqlite3.Error as exc:  # disk full, I/O error, ...: the driver error stays chained
+                _rollback(conn)
+                raise self._error(exc) from exc
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise self._error(exc) from exc
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
@@ -317,6 +320,12 @@ def _unencodable(exc: UnicodeEncodeError) -> InvalidValueError:
     except InvalidValueError as err:
         return err
     return InvalidValueError(f"a value could not be stored as UTF-8 text ({exc}); pass valid text")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open (SQLite may already have rolled it back)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _retry_locked(fn: Callable[[], T], deadline_s: float = BUSY_TIMEOUT_S) -> T:

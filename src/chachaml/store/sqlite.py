@@ -324,17 +324,6 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise RunNotFoundError(f"no run has the id {run_id!r}; check it with chachaml.runs()")
 
-    def next_step(self, run_id: str, key: str) -> int:
-        with self._lock:
-            conn = self._connection(create=False)  # a read: never creates the database file
-            if conn is None:
-                return 0
-            row = conn.execute(
-                "SELECT step FROM metrics WHERE run_id = ? AND key = ? ORDER BY step DESC LIMIT 1",
-                (run_id, key),
-            ).fetchone()
-        return 0 if row is None else int(row[0]) + 1
-
     def create_experiment(
         self, name: str, description: str | None, owner: str | None, now: int
     ) -> Experiment:
