@@ -50,7 +50,8 @@ def test_run_repr_is_short_and_says_id_name_status_experiment_and_sizes() -> Non
 def test_metric_dataset_and_experiment_reprs_are_short_and_informative() -> None:
     assert repr(Metric("loss", 0.25, 3, T0)) == "Metric('loss', 0.25, step=3)"
     assert (
-        repr(Dataset("mnist", role="test", n_rows=10, n_cols=784)) == "Dataset('mnist', role='test', n_rows=10, n_cols=784)"
+        repr(Dataset("mnist", role="test", n_rows=10, n_cols=784))
+        == "Dataset('mnist', role='test', n_rows=10, n_cols=784)"
     )
     assert repr(Dataset("mnist")) == "Dataset('mnist', role='train')"
     assert repr(Dataset("big", n_rows=10000)) == "Dataset('big', role='train', n_rows=10000)"

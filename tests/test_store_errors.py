@@ -12,7 +12,9 @@ from chachaml.errors import StoreError
 from chachaml.store.sqlite import SqliteStore
 
 
-def test_a_constraint_failure_inside_a_transaction_is_a_store_error_chained_from_sqlite(tmp_path: Path) -> None:
+def test_a_constraint_failure_inside_a_transaction_is_a_store_error_chained_from_sqlite(
+    tmp_path: Path,
+) -> None:
     store = SqliteStore(str(tmp_path / "s.db"))
     with chachaml.with_store(store):
         run = chachaml.start_run("r")
