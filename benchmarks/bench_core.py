@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -143,14 +144,14 @@ def bench_import(report: Report, plan: Plan, root: str) -> None:
     extra = median(times["import"]) - base
     report.line(
         "import chachaml",
-        f"+{extra * 1e3:6.1f} ms  ({median(times['import']) * 1e3:.1f} ms vs python -c pass "
+        f"{extra * 1e3:+7.1f} ms  ({median(times['import']) * 1e3:.1f} ms vs python -c pass "
         f"{base * 1e3:.1f} ms)  target <=30 ms",
         extra <= 0.030,
     )
     first = median(times["first use"]) - base
     report.line(
         "import + chachaml.log_metric",
-        f"+{first * 1e3:6.1f} ms  (first use loads the logging path; for information)",
+        f"{first * 1e3:+7.1f} ms  (first use loads the logging path; for information)",
         None,
     )
 
@@ -290,20 +291,32 @@ def main() -> None:
     )
     parser.add_argument("--_memory", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    root = args.dir or tempfile.mkdtemp(prefix="chachaml-bench-")
+    chosen = args.only.split(",") if args.only else list(BENCHES)
+    unknown = sorted(set(chosen) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     if args._memory:
-        _memory_child(args._memory[0], [int(x) for x in args._memory[1].split(",")], root)
+        _memory_child(args._memory[0], [int(x) for x in args._memory[1].split(",")], args.dir)
         return
-    plan = QUICK if args.quick else FULL
+    root = args.dir or tempfile.mkdtemp(prefix="chachaml-bench-")
+    try:
+        _run(args.quick, chosen, root, kept=args.dir is not None)
+    finally:
+        if args.dir is None:  # a folder we made: the databases take hundreds of MB
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(quick: bool, chosen: list[str], root: str, kept: bool) -> None:
+    plan = QUICK if quick else FULL
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"chachaml {chachaml.__version__}  python {platform.python_version()}"
         f"  sqlite {sqlite3.sqlite_version}"
         f"  {platform.system()} {platform.machine()}  cpus {os.cpu_count()}  load {load:.2f}"
-        f"  {'quick' if args.quick else 'full'} run  databases in {root}",
+        f"  {'quick' if quick else 'full'} run  databases in {root}{'' if kept else ' (removed at exit)'}",
         flush=True,
     )
-    if args.quick:
+    if quick:
         print("(--quick: small sizes, the figures are rough)", flush=True)
     if plan.mem_default[-1] < plan.mem_batched[-1]:
         print(
@@ -311,10 +324,6 @@ def main() -> None:
             "commit, and the growth per point is what the figure is about)",
             flush=True,
         )
-    chosen = args.only.split(",") if args.only else list(BENCHES)
-    unknown = sorted(set(chosen) - set(BENCHES))
-    if unknown:
-        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(BENCHES)}")
     report = Report()
     for name in BENCHES:
         if name in chosen:
