@@ -217,9 +217,9 @@ def test_start_run_is_current_until_end_run(db: Path) -> None:
     assert current_id() == run.id
     chachaml.log_param("lr", 0.1)
     chachaml.log_metric("loss", 0.5)
-    ended = chachaml.end_run()
-    assert ended is not None and ended.id == run.id and ended.status == "completed"
+    assert chachaml.end_run() is None  # like MLflow's end_run: nothing to return
     assert chachaml.current_run() is None
+    assert chachaml.get_run(run.id).status == "completed"
     stored = read_run(db, run.id)
     assert stored.params == {"lr": 0.1}
     assert stored.metrics == {"loss": 0.5}
@@ -298,9 +298,10 @@ def test_start_run_inside_with_run_is_a_child_ended_with_the_block(db: Path) -> 
 def test_end_run_inside_with_run_ends_the_child_it_started_then_nothing(db: Path) -> None:
     with chachaml.with_run("block") as block:
         child = chachaml.start_run("child")
-        assert chachaml.end_run() is not None
+        chachaml.end_run()
+        assert read_run(db, child.id).status == "completed"
         assert current_id() == block.id
-        assert chachaml.end_run() is None
+        chachaml.end_run()  # nothing pushed in this layer any more: does nothing
         assert current_id() == block.id
         assert read_run(db, block.id).status == "running"
     assert read_run(db, child.id).status == "completed"
@@ -663,8 +664,8 @@ def test_plain_threads_starting_runs_concurrently_each_log_to_their_own_run(db: 
             chachaml.log_metric("i", float(i), step=step)
             seen.append(current_id())
         barrier.wait()
-        ended = chachaml.end_run()
-        assert ended is not None and ended.id == run.id
+        chachaml.end_run()
+        assert chachaml.get_run(run.id).status == "completed"  # this thread's run, no other
         seen.append(current_id())
         return run.id, seen
 

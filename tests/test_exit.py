@@ -253,7 +253,8 @@ def test_a_forked_child_that_exits_normally_does_not_end_its_parents_runs(tmp_pa
         print("after_child", rows["parent"] + "," + rows["scoped"] + "," + rows["child_own"], flush=True)
         chachaml.log_metric("after_fork", 3.0)        # still running: the parent can log
         scoped.__exit__(None, None, None)
-        print("ended", chachaml.end_run().status, flush=True)
+        chachaml.end_run()
+        print("ended", chachaml.last_run(name="parent").status, flush=True)
         """,
     )
     assert proc.returncode == 0, proc.stderr

@@ -104,10 +104,12 @@ with chachaml.with_run("block") as block:
 """
     )
     assert "ENDCHILD True" in shell.ok(
-        'await asyncio.sleep(0); print("ENDCHILD", chachaml.end_run().id == child.id)'
+        "await asyncio.sleep(0); chachaml.end_run(); "
+        'print("ENDCHILD", chachaml.get_run(child.id).status == "completed")'
     )
     assert "ENDREPL True None" in shell.ok(
-        'print("ENDREPL", chachaml.end_run().id == run.id, chachaml.current_run())'
+        "chachaml.end_run(); "
+        'print("ENDREPL", chachaml.get_run(run.id).status == "completed", chachaml.current_run())'
     )
     shell.exit()
 

@@ -25,7 +25,7 @@ from chachaml._values import (
     timestamp_value,
 )
 from chachaml.entities import Dataset, Run
-from chachaml.errors import InvalidValueError, NoActiveRunError, RunNotFoundError, RunStateError
+from chachaml.errors import InvalidValueError, NoActiveRunError, RunStateError
 from chachaml.store.base import STATUSES, NewRun, Store
 
 __all__ = [
@@ -144,21 +144,22 @@ def start_run(
     return run
 
 
-def end_run(status: str = "completed") -> Run | None:
-    """End the run that ``start_run()`` pushed most recently in this layer; None if none."""
+def end_run(status: str = "completed") -> None:
+    """End the run that ``start_run()`` pushed most recently in this layer (nothing if none).
+
+    Like MLflow's ``end_run`` it returns nothing: reading the run back would cost more than
+    ending it (``chachaml.last_run()`` or ``get_run(id)`` show it).
+    """
     if status not in STATUSES[1:]:
         raise InvalidValueError(
             f"status {status!r} is not a final status; use one of {', '.join(STATUSES[1:])}"
         )
     frame = context.pop_frame()
     if frame is None:
-        return None
+        return
+    if frame.store is not None and frame.store.closed:
+        frame.store.get_run(frame.run_id or "")  # raises RunStateError naming the fix
     _lifecycle.finish(frame, status)
-    assert frame.store is not None and frame.run_id is not None
-    try:
-        return frame.store.get_run(frame.run_id)
-    except RunNotFoundError:  # deleted while it was open (delete_run): it is ended all the same
-        return None
 
 
 class with_run:

@@ -154,9 +154,6 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                 "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE id = ? AND status = 'running'",
                 (status, end_time, json.dumps(dict(error)) if error else None, run_id),
             )
-            # Fold now, in this transaction: the get_run() that usually follows then reads
-            # without a write transaction of its own (benchmarks/README.md, "1,000 runs").
-            self._fold_in_tx(conn)
             return cur.rowcount == 1
 
     def heartbeat(self, run_ids: Sequence[str], now: int) -> None:
