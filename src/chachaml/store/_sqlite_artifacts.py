@@ -213,13 +213,7 @@ class ArtifactsMixin(RegistryMixin):
             raise RunNotFoundError(
                 f"no run has the id {run_id!r} in {self.uri}; check it with chachaml.runs()"
             )
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name LIMIT 10", (run_id,)
-            )
-        ]
-        has = f"its artifacts: {', '.join(map(repr, names))}" if names else "it has no artifacts"
+        has = self._artifacts_hint(conn, run_id)
         raise ArtifactNotFoundError(
             f"run {run_id[:8]} has no artifact {name!r} ({has}); "
             f"list them with chachaml.list_artifacts({run_id[:8]!r})"

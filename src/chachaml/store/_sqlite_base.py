@@ -283,8 +283,7 @@ class SqliteBase:
             raise
 
     def _fold_in_tx(self, conn: sqlite3.Connection) -> None:
-        """``_fold`` inside the caller's write transaction (``end_run`` folds on its way out, so
-        the read that follows it has nothing left to fold and needs no transaction of its own)."""
+        """``_fold`` inside the caller's write transaction (``delete_run`` folds before deleting)."""
         hi, wm = conn.execute(_FOLD_RANGE).fetchone()
         if hi is not None and hi > wm:
             if hi - wm <= _FOLD_IN_PYTHON:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from chachaml.errors import ExperimentNotFoundError, RunNotFoundError, StoreError
-from chachaml.store._sqlite_base import _FOLD, SqliteBase, chunks, marks
+from chachaml.store._sqlite_base import SqliteBase, chunks, marks
 
 #: Tables whose rows belong to a run through a ``run_id`` column, deleted with it. A table that
 #: a later migration adds (``artifacts``) is skipped while the database does not have it yet.
@@ -82,7 +82,7 @@ class LifecycleMixin(SqliteBase):
         if not run_ids:
             return
         self._check_deletable(conn, run_ids)
-        self._fold_here(conn)
+        self._fold_in_tx(conn)  # summaries catch up before rows go away
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for chunk in chunks(list(run_ids)):
             m = marks(len(chunk))
@@ -93,20 +93,12 @@ class LifecycleMixin(SqliteBase):
             conn.execute(f"DELETE FROM runs WHERE id IN ({m})", chunk)
         # Metric rows have plain rowids: after deleting the highest ones SQLite hands the same
         # rowids out again, below the fold watermark, and the next fold would skip those points.
-        # Every remaining row is folded (see _fold_here), so lowering the mark to the highest
+        # Every remaining row is folded (see _fold_in_tx), so lowering the mark to the highest
         # remaining rowid is exact.
         conn.execute(
             "UPDATE chachaml_meta SET value = min(value, coalesce((SELECT max(rowid) FROM metrics), 0)) "
             "WHERE key = 'summary_rowid'"
         )
-
-    def _fold_here(self, conn: sqlite3.Connection) -> None:
-        """``_fold`` inside the caller's transaction: summaries catch up before rows go away."""
-        wm = conn.execute("SELECT value FROM chachaml_meta WHERE key = 'summary_rowid'").fetchone()[0]
-        hi = conn.execute("SELECT max(rowid) FROM metrics").fetchone()[0]
-        if hi is not None and hi > wm:
-            conn.execute(_FOLD, (wm, hi))
-            conn.execute("UPDATE chachaml_meta SET value = ? WHERE key = 'summary_rowid'", (hi,))
 
     def _remove_run_folders(self, run_ids: Sequence[str]) -> None:
         """Remove ``<artifact_root>/<run_id>`` of deleted runs (after the rows are gone)."""

@@ -30,6 +30,16 @@ class RegistryMixin(SqliteBase):
     """Registry operations; see the module docstring for the transaction rules."""
 
     # -- writes --------------------------------------------------------------------------------
+    def _artifacts_hint(self, conn: sqlite3.Connection, run_id: str) -> str:
+        """What a run does have, for "no such artifact" messages (the first ten names)."""
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name LIMIT 10", (run_id,)
+            )
+        ]
+        return f"its artifacts: {', '.join(map(repr, names))}" if names else "it has no artifacts"
+
     def register_model(
         self,
         name: str,
@@ -53,13 +63,7 @@ class RegistryMixin(SqliteBase):
                 ).fetchone()
                 is None
             ):
-                names = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name LIMIT 10", (run_id,)
-                    )
-                ]
-                has = f"its artifacts are {', '.join(map(repr, names))}" if names else "it has no artifacts"
+                has = self._artifacts_hint(conn, run_id)
                 raise ArtifactNotFoundError(
                     f"cannot register model {name!r}: run {run_id[:8]} has no artifact {artifact!r} "
                     f"({has}); log the model first with chachaml.log_artifact({artifact!r}, model) "
