@@ -15,7 +15,7 @@ from chachaml import _display, _lifecycle, context
 from chachaml._values import check_key
 from chachaml.entities import Comparison, Run
 from chachaml.errors import InvalidValueError
-from chachaml.reading import _filter, runs
+from chachaml.reading import _filter, full_run_id, runs
 
 __all__ = [
     "archive_runs",
@@ -29,17 +29,6 @@ __all__ = [
 ]
 
 DAY_MS = 86_400_000
-
-
-def _run_id(run: Any) -> str:
-    """The full id of a run given as a ``Run``, an id or a unique id prefix."""
-    if isinstance(run, Run):
-        return run.id
-    if not isinstance(run, str) or not run:
-        raise InvalidValueError(f"expected a Run or a run id, got {run!r}; pass run.id or the Run itself")
-    if len(run) == 32:
-        return run
-    return context.current_store().get_run(run).id
 
 
 def best_run(
@@ -112,7 +101,7 @@ def compare_runs(ids: Iterable[Any]) -> Comparison:
     wanted = list(ids)
     if not wanted:
         raise InvalidValueError("compare_runs() needs at least one run id; pass e.g. runs(limit=3)")
-    return Comparison.of([store.get_run(_run_id(r)) for r in wanted])
+    return Comparison.of([store.get_run(full_run_id(store, r)) for r in wanted])
 
 
 def export_runs(experiment: str | None = None, **filters: Any) -> list[dict[str, Any]]:
@@ -135,7 +124,8 @@ def delete_run(run: Any) -> None:
         RunNotFoundError: no run has this id.
         ConflictError: the run backs a registered model version (archive it instead).
     """
-    context.current_store().delete_run(_run_id(run))
+    store = context.current_store()
+    store.delete_run(full_run_id(store, run))
 
 
 def delete_experiment(name: str) -> int:
@@ -195,7 +185,7 @@ def inspect(run: Any, *, file: IO[str] | None = None) -> None:
     """Print everything about one run: attributes, params, latest metrics, tags, note, datasets,
     artifacts and child runs. Accepts a ``Run``, an id or a unique id prefix."""
     store = context.current_store()
-    r = store.get_run(_run_id(run))
+    r = store.get_run(full_run_id(store, run))
     head = {
         "experiment": r.experiment,
         "status": r.status + (" (archived)" if r.archived else ""),

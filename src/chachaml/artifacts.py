@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 from chachaml import _lifecycle, context
 from chachaml.entities import Artifact, GcReport, Run
 from chachaml.errors import InvalidValueError, MissingDependencyError
+from chachaml.reading import full_run_id
 from chachaml.store._files import check_name
 from chachaml.store.base import Store
 from chachaml.tracking import _target
@@ -404,16 +405,12 @@ def _resolve(run: Any) -> tuple[Store, str]:
     """Store and full run id for a read: a ``Run``, a run id or a unique id prefix."""
     if run is None:
         return _target(None)
-    run_id = run.id if isinstance(run, Run) else run
-    if not isinstance(run_id, str) or not run_id:
-        raise InvalidValueError(f"pass a Run or a run id, got {run!r}")
     frame = context.current_frame()
-    if frame is not None and frame.run_id == run_id and frame.store is not None:
-        return frame.store, run_id
+    wanted = run.id if isinstance(run, Run) else run
+    if frame is not None and frame.store is not None and frame.run_id == wanted:
+        return frame.store, wanted
     store = context.current_store()
-    if len(run_id) == 32:  # a full id: skip the prefix lookup; the store reports unknown runs
-        return store, run_id
-    return store, store.get_run(run_id).id
+    return store, full_run_id(store, run)
 
 
 def _load(store: Store, run_id: str, name: str) -> Any:

@@ -9,7 +9,7 @@ from chachaml import _lifecycle, context
 from chachaml._values import check_key, tag_value
 from chachaml.entities import Experiment, Metric, Run, RunList
 from chachaml.errors import InvalidValueError
-from chachaml.store.base import STATUSES, RunFilter
+from chachaml.store.base import STATUSES, RunFilter, Store
 
 __all__ = [
     "create_experiment",
@@ -21,6 +21,17 @@ __all__ = [
     "runs",
     "search_runs",
 ]
+
+
+def full_run_id(store: Store, run: Any) -> str:
+    """The full id of the run ``run`` names: a ``Run``, a run id or a unique id prefix.
+
+    A 32-character id is taken as it is: the store reports an unknown run when it is used.
+    """
+    run_id = run.id if isinstance(run, Run) else run
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidValueError(f"expected a Run or a run id, got {run!r}; pass the Run itself or run.id")
+    return run_id if len(run_id) == 32 else store.get_run(run_id).id
 
 
 def get_run(run_id: str) -> Run:
@@ -119,10 +130,7 @@ def metric_history(run_id: str, key: str) -> list[Metric]:
     """Every point of one metric of one run, in step order (ties in logging order)."""
     store = context.current_store()
     key = check_key(key, "metric key")
-    if not isinstance(run_id, str) or not run_id:
-        raise InvalidValueError(f"a run id must be a non-empty str, got {run_id!r}; pass run.id")
-    if len(run_id) != 32:
-        run_id = store.get_run(run_id).id
+    run_id = full_run_id(store, run_id)
     points = store.metric_history(run_id, key)
     if not points:
         store.get_run(run_id)  # an unknown run raises RunNotFoundError instead of returning []
