@@ -54,7 +54,7 @@ _FOLD = (
     + _SUMMARY_MERGE
 )
 # The same fold with the summaries computed in Python (``_summaries``), merged the same way:
-# for a short tail (a few runs' points, the usual case at end_run) the window query's set-up
+# for a short tail (a few runs' points, the usual case between two reads) the window query's set-up
 # costs more than the work; this is ~3x cheaper there (benchmarks/README.md).
 _FOLD_ROWS = _SUMMARY_INTO + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" + _SUMMARY_MERGE
 _FOLD_IN_PYTHON = 500  # rowids; above this the SQL fold is used
@@ -358,20 +358,12 @@ def _schema_version(conn: sqlite3.Connection, uri: str) -> int:
 
 def _migrate(conn: sqlite3.Connection, uri: str) -> None:
     """Bring the schema to ``LATEST``; refuse a database written by a newer version."""
-
-    def version() -> int:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
     current = _schema_version(conn, uri)
     if current == LATEST:
         return
     _retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
     try:
-        current = version()  # another process may have migrated while we waited
-        if current > LATEST:
-            raise SchemaVersionError(
-                f"the database {uri} has schema version {current}, newer than {LATEST}; upgrade chachaml"
-            )
+        current = _schema_version(conn, uri)  # another process may have migrated while we waited
         for number, statements in MIGRATIONS:
             if number > current:
                 for stmt in statements:
@@ -379,5 +371,5 @@ def _migrate(conn: sqlite3.Connection, uri: str) -> None:
                 conn.execute(f"PRAGMA user_version = {int(number)}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
