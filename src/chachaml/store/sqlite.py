@@ -32,21 +32,21 @@ from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 # step default is read under the same write lock, so two writers never pick the same step.
 # VALUES, not INSERT ... SELECT: a SELECT that reads the table it inserts into makes SQLite
 # stage the row in a temporary table first, which cost ~15 µs per call (benchmarks/README.md).
-_INSERT_METRIC = """
+# The step: as given (?3), else one past the highest step of this key in this run, else 0.
+_STEP = (
+    "COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2 "
+    "ORDER BY step DESC LIMIT 1), 0)"
+)
+_INSERT_METRIC = f"""
 INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
 VALUES (?1, ?2,
-        CASE WHEN EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'running')
-             THEN COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2
-                                ORDER BY step DESC LIMIT 1), 0)
-        END,
+        CASE WHEN EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'running') THEN {_STEP} END,
         ?4, ?5, ?6)
 """
 # The same inside a write transaction that checked the run's status already.
-_INSERT_METRIC_NEXT = """
+_INSERT_METRIC_NEXT = f"""
 INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
-VALUES (?1, ?2, COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2
-                              ORDER BY step DESC LIMIT 1), 0),
-        ?4, ?5, ?6)
+VALUES (?1, ?2, {_STEP}, ?4, ?5, ?6)
 """
 _SQL_STEPS = 64  # up to this many points per batch, steps are resolved by _INSERT_METRIC_NEXT
 _INSERT_METRIC_STEP = (
