@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chachaml import context
@@ -186,6 +186,16 @@ def finish(frame: context.Frame, status: str, error: Mapping[str, str] | None = 
     if batch is not None:  # points buffered by batched() land before the run ends
         batch.flush(frame.store, frame.run_id)
     return frame.store.end_run(frame.run_id, status, now_ms(), error)
+
+
+def end_left_open(
+    frames: Iterable[context.Frame], status: str, error: Mapping[str, str] | None = None
+) -> None:
+    """End the ``start_run()`` runs among ``frames``: left open when their block exits
+    (``with_run``, ``with_store``, ``attach``), they share the block's outcome."""
+    for frame in list(frames):
+        if frame.imperative:
+            finish(frame, status, error)
 
 
 def opened(store: Any, run_id: str) -> None:

@@ -202,12 +202,7 @@ class with_store:
 
         store_token, run_token, store, owned = self._entered.pop()
         try:
-            status, error = _lifecycle.outcome(et, ev, tb)
-            frame = _run_cv.get()
-            while frame is not None and frame.run_id is not None:
-                if frame.imperative:
-                    _lifecycle.finish(frame, status, error)
-                frame = frame.parent
+            _lifecycle.end_left_open(frames_above(None), *_lifecycle.outcome(et, ev, tb))
         finally:
             _reset(_run_cv, run_token, None)
             _reset(_store_cv, store_token, None)
@@ -289,10 +284,14 @@ def leave_scope(frame: Frame, token: Any) -> None:
     _reset(_run_cv, token, frame.parent)
 
 
-def frames_above(frame: Frame) -> Iterator[Frame]:
-    """Frames pushed in this context on top of ``frame`` (runs left open inside a block)."""
+def frames_above(frame: Frame | None) -> Iterator[Frame]:
+    """Run frames pushed in this context on top of ``frame`` (runs left open inside a block).
+
+    The walk also stops at the floor of the innermost ``with_store`` block, so ``None`` means
+    "everything that block's runs put on top of its floor".
+    """
     f = _run_cv.get()
-    while f is not None and f is not frame:
+    while f is not None and f is not frame and f.run_id is not None:
         yield f
         f = f.parent
 
@@ -388,9 +387,7 @@ def attach(snap: Snapshot) -> Iterator[Store]:
             raise
         finally:
             try:
-                for left_open in list(frames_above(frame)):
-                    if left_open.imperative and left_open.run_id is not None:
-                        _lifecycle.finish(left_open, status, error)
+                _lifecycle.end_left_open(frames_above(frame), status, error)
             finally:
                 leave_scope(frame, token)
 

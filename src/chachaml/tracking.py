@@ -195,9 +195,7 @@ class with_run:
         frame, token = self._active.pop()
         status, error = _lifecycle.outcome(et, ev, tb)
         try:
-            for left_open in list(context.frames_above(frame)):
-                if left_open.imperative and left_open.run_id is not None:
-                    _lifecycle.finish(left_open, status, error)
+            _lifecycle.end_left_open(context.frames_above(frame), status, error)
             _lifecycle.finish(frame, status, error)
         finally:
             context.leave_scope(frame, token)
