@@ -18,8 +18,8 @@ from typing import Any
 from chachaml.errors import ExperimentNotFoundError, RunNotFoundError, StoreError
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks
 
-#: Tables whose rows belong to a run through a ``run_id`` column, deleted with it. A table that
-#: a later migration adds (``artifacts``) is skipped while the database does not have it yet.
+#: Tables whose rows belong to a run through a ``run_id`` column, deleted with it (every
+#: connection is migrated to the latest schema before use, so all of them exist).
 #: ``model_versions`` is deliberately absent: a run behind a version cannot be deleted.
 RUN_TABLES = ("params", "tags", "metrics", "metric_summary", "datasets", "artifacts")
 
@@ -83,12 +83,10 @@ class LifecycleMixin(SqliteBase):
             return
         self._check_deletable(conn, run_ids)
         self._fold_in_tx(conn)  # summaries catch up before rows go away
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for chunk in chunks(list(run_ids)):
             m = marks(len(chunk))
             for table in RUN_TABLES:  # fixed names from this module, never user input
-                if table in tables:
-                    conn.execute(f"DELETE FROM {table} WHERE run_id IN ({m})", chunk)
+                conn.execute(f"DELETE FROM {table} WHERE run_id IN ({m})", chunk)
             conn.execute(f"UPDATE runs SET parent_id = NULL WHERE parent_id IN ({m})", chunk)
             conn.execute(f"DELETE FROM runs WHERE id IN ({m})", chunk)
         # Metric rows have plain rowids: after deleting the highest ones SQLite hands the same
