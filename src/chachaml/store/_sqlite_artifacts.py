@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO, NoReturn
 
 from chachaml.entities import Artifact, GcReport
-from chachaml.errors import ArtifactNotFoundError, ConflictError, RunNotFoundError, RunStateError
+from chachaml.errors import ArtifactNotFoundError, ConflictError, RunNotFoundError
 from chachaml.store._files import LocalFiles, digest
 from chachaml.store._sqlite_base import marks
 from chachaml.store._sqlite_registry import RegistryMixin
@@ -137,17 +137,8 @@ class ArtifactsMixin(RegistryMixin):
         """The existing row for ``name`` (or None); raises unless the run is running."""
         try:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise RunNotFoundError(
-                    f"cannot log artifact {name!r}: no run has the id {run_id!r} (was it deleted?); "
-                    "start a new run with chachaml.start_run()"
-                )
-            if row[0] != "running":
-                raise RunStateError(
-                    f"cannot log artifact {name!r} to run {run_id[:8]}: it is {row[0]}, and only running "
-                    f"runs accept artifacts; start a new run, or resume this one with "
-                    f"start_run(run_id={run_id!r})"
-                )
+            if row is None or row[0] != "running":
+                self._raise_not_running(conn, run_id, f"log artifact {name!r} to", accepts="artifacts")
             found = conn.execute(
                 f"SELECT {_COLS} FROM artifacts WHERE run_id = ? AND name = ?", (run_id, name)
             ).fetchone()

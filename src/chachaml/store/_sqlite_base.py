@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from chachaml import _lifecycle
 from chachaml.context import process as _process
-from chachaml.errors import InvalidValueError, RunStateError, SchemaVersionError, StoreError
+from chachaml.errors import InvalidValueError, RunNotFoundError, RunStateError, SchemaVersionError, StoreError
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
 
 T = TypeVar("T")
@@ -296,6 +296,28 @@ class SqliteBase:
             else:
                 conn.execute(_FOLD, (wm, hi))
             conn.execute("UPDATE chachaml_meta SET value = ? WHERE key = 'summary_rowid'", (hi,))
+
+    def _raise_not_running(
+        self,
+        conn: sqlite3.Connection,
+        run_id: str,
+        doing: str,
+        cause: sqlite3.Error | None = None,
+        accepts: str = "params and metrics",
+    ) -> NoReturn:
+        """Refuse a write to a run that is gone or not running, saying which and what to do."""
+        row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if cause is not None and row is not None and row[0] == "running":
+            raise self._error(cause) from cause  # not the guard: some other constraint failed
+        if row is None:
+            raise RunNotFoundError(
+                f"cannot {doing} run {run_id!r}: no such run (was it deleted?); "
+                "start a new run with chachaml.start_run()"
+            )
+        raise RunStateError(
+            f"cannot {doing} run {run_id[:8]}: it is {row[0]}, and only running runs accept {accepts}; "
+            f"start a new run, or resume this one with start_run(run_id={run_id!r})"
+        )
 
     # -- hooks the role mixins extend -----------------------------------------------------------
     @property

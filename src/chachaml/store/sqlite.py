@@ -16,7 +16,7 @@ from typing import Any
 
 from chachaml._values import decode_param, encode_param
 from chachaml.entities import Dataset, Experiment, Metric, Run
-from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError, RunStateError
+from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError
 from chachaml.store._sqlite_artifacts import ArtifactsMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
@@ -269,22 +269,6 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                 top[k] = s
             append((run_id, k, s, v, ts, 1 if v != v else 0))
         conn.executemany(_INSERT_METRIC_STEP, rows)
-
-    def _raise_not_running(
-        self, conn: sqlite3.Connection, run_id: str, doing: str, cause: sqlite3.Error | None = None
-    ) -> None:
-        row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if cause is not None and row is not None and row[0] == "running":
-            raise self._error(cause) from cause  # not the guard: some other constraint failed
-        if row is None:
-            raise RunNotFoundError(
-                f"cannot {doing} run {run_id!r}: no such run (was it deleted?); "
-                "start a new run with chachaml.start_run()"
-            )
-        raise RunStateError(
-            f"cannot {doing} run {run_id[:8]}: it is {row[0]}, and only running runs accept params "
-            f"and metrics; start a new run, or resume this one with start_run(run_id={run_id!r})"
-        )
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self._tx() as conn:
