@@ -74,6 +74,22 @@ def owner() -> Owner:
     return _owner
 
 
+def pid_alive(pid: int) -> bool | None:
+    """Whether a process of this host exists: True, False, or None when it cannot be told.
+
+    POSIX only: on Windows ``os.kill(pid, 0)`` does not probe, it terminates the process.
+    """
+    if os.name != "posix":
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, as another user's process
+        return True
+    return True
+
+
 def is_dead(
     host: str | None, pid: int | None, proc_start: str | None, heartbeat: int | None, now: int
 ) -> bool:
@@ -84,14 +100,9 @@ def is_dead(
             return stat is None or stat[0] in ("Z", "X") or f"{_BOOT}:{stat[1]}" != proc_start
         if proc_start and _BOOT:
             return True  # recorded before the last reboot
-        if os.name == "posix":
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-            return False
+        alive = pid_alive(pid)
+        if alive is not None:
+            return not alive
     return heartbeat is not None and now - heartbeat > STALE_MS
 
 

@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shutil
 import socket
 import stat
 import time
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from chachaml._lifecycle import pid_alive
 from chachaml.errors import ConflictError, InvalidValueError
 
 CHUNK = 1 << 20  # bytes per read when streaming a file in
@@ -102,16 +102,6 @@ def _tmp_owner(filename: str) -> tuple[str, int] | None:
     if not filename.startswith(TMP_PREFIX) or len(parts) != 3 or not parts[1].isdigit():
         return None
     return parts[0], int(parts[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists (another user's process), or we cannot tell: keep the file
-    return True
 
 
 def _kernel_copy(data: BinaryIO, out_fd: int) -> bool:
@@ -277,10 +267,6 @@ class LocalFiles:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staged.tmp)
 
-    def remove_run(self, run_id: str) -> None:
-        """Delete a run's whole folder (its artifacts) if it exists."""
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
-
     def scan(self) -> Iterator[Found]:
         """Every file under the root's run folders (what ``gc`` checks against the rows)."""
         if not os.path.isdir(self.root):
@@ -301,7 +287,7 @@ class LocalFiles:
                 abandoned = False
                 if owner is not None:
                     host, pid = owner
-                    gone = host == _HOST and not _alive(pid)
+                    gone = host == _HOST and pid_alive(pid) is False  # None: cannot tell, keep it
                     abandoned = gone or now - st.st_mtime > STALE_TMP_S
                 yield Found(rel, st.st_size, abandoned, owner is not None)
 
