@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 from chachaml import _display
 
@@ -46,8 +46,29 @@ RUN_ATTRIBUTES = (
 )
 
 
+def _plain(value: Any) -> Any:
+    """A value as plain JSON-friendly data: entities via ``to_dict``, tuples as lists."""
+    if isinstance(value, _Entity):
+        return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class _Entity:
+    """Base of the simple entities: ``to_dict`` is their fields, in order, as plain data."""
+
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
 @dataclass(frozen=True, slots=True)
-class Metric:
+class Metric(_Entity):
     """One logged point of a metric."""
 
     key: str
@@ -55,15 +76,12 @@ class Metric:
     step: int
     timestamp: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "value": self.value, "step": self.step, "timestamp": self.timestamp}
-
     def __repr__(self) -> str:
         return f"Metric({self.key!r}, {self.value!r}, step={self.step})"
 
 
 @dataclass(frozen=True, slots=True)
-class Dataset:
+class Dataset(_Entity):
     """A dataset a run used, as recorded by ``log_dataset``."""
 
     name: str
@@ -75,18 +93,6 @@ class Dataset:
     digest: str | None = None
     created: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "role": self.role,
-            "source": self.source,
-            "n_rows": self.n_rows,
-            "n_cols": self.n_cols,
-            "features": self.features,
-            "digest": self.digest,
-            "created": self.created,
-        }
-
     def __repr__(self) -> str:
         dims = [f"n_rows={self.n_rows}"] if self.n_rows is not None else []
         dims += [f"n_cols={self.n_cols}"] if self.n_cols is not None else []
@@ -95,7 +101,7 @@ class Dataset:
 
 
 @dataclass(frozen=True, slots=True)
-class Experiment:
+class Experiment(_Entity):
     """A named group of runs."""
 
     name: str
@@ -103,15 +109,6 @@ class Experiment:
     owner: str | None = None
     created: int | None = None
     run_count: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "owner": self.owner,
-            "created": self.created,
-            "run_count": self.run_count,
-        }
 
     def __repr__(self) -> str:
         return f"<Experiment {self.name!r} runs={self.run_count}>"
@@ -135,7 +132,7 @@ STAGES = ("none", "staging", "production", "archived")
 
 
 @dataclass(frozen=True, slots=True)
-class Artifact:
+class Artifact(_Entity):
     """Metadata of a file kept with a run (``log_artifact``, ``log_file``, ...).
 
     ``path`` is relative to the store's artifact folder (``<run_id>/<name>``); ask
@@ -151,18 +148,6 @@ class Artifact:
     format: str
     created: int
     path: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "name": self.name,
-            "size": self.size,
-            "sha256": self.sha256,
-            "content_type": self.content_type,
-            "format": self.format,
-            "created": self.created,
-            "path": self.path,
-        }
 
     def __repr__(self) -> str:
         return (
@@ -188,7 +173,7 @@ class Artifact:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelVersion:
+class ModelVersion(_Entity):
     """One registered version of a model: an artifact of a run, at a stage."""
 
     model: str
@@ -200,19 +185,6 @@ class ModelVersion:
     created: int | None = None
     created_by: str | None = None
     aliases: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "run_id": self.run_id,
-            "artifact": self.artifact,
-            "stage": self.stage,
-            "description": self.description,
-            "created": self.created,
-            "created_by": self.created_by,
-            "aliases": list(self.aliases),
-        }
 
     def _row(self) -> list[Any]:
         return [
@@ -240,7 +212,7 @@ class ModelVersion:
 
 
 @dataclass(frozen=True, slots=True)
-class Model:
+class Model(_Entity):
     """A registered model: a name whose versions move through stages.
 
     ``versions`` holds the versions, oldest first, when the model was read with
@@ -255,18 +227,6 @@ class Model:
     production_version: int | None = None
     aliases: dict[str, int] = field(default_factory=dict)
     versions: tuple[ModelVersion, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "created": self.created,
-            "updated": self.updated,
-            "latest_version": self.latest_version,
-            "production_version": self.production_version,
-            "aliases": dict(self.aliases),
-            "versions": [v.to_dict() for v in self.versions],
-        }
 
     def __repr__(self) -> str:
         prod = f" production=v{self.production_version}" if self.production_version else ""
@@ -291,7 +251,7 @@ class Model:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelEvent:
+class ModelEvent(_Entity):
     """One change in the registry: a version registered, a stage or alias changed.
 
     ``kind`` is ``register``, ``stage`` or ``alias``; ``from_value`` / ``to_value`` are the stage
@@ -308,18 +268,6 @@ class ModelEvent:
     at: int
     alias: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "kind": self.kind,
-            "alias": self.alias,
-            "from_value": self.from_value,
-            "to_value": self.to_value,
-            "who": self.who,
-            "at": self.at,
-        }
-
     def __repr__(self) -> str:
         what = self.kind if self.alias is None else f"alias {self.alias!r}"
         return (
@@ -329,7 +277,7 @@ class ModelEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class GcReport:
+class GcReport(_Entity):
     """What ``chachaml.gc()`` removed (or, with ``dry_run=True``, would remove).
 
     ``removed`` lists paths relative to the artifact folder; ``missing`` lists artifacts whose
@@ -340,14 +288,6 @@ class GcReport:
     freed_bytes: int = 0
     missing: tuple[str, ...] = ()
     dry_run: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "removed": list(self.removed),
-            "freed_bytes": self.freed_bytes,
-            "missing": list(self.missing),
-            "dry_run": self.dry_run,
-        }
 
     def __repr__(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
