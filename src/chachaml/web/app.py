@@ -135,6 +135,7 @@ class App:
         try:
             req = Request(environ)
             resp = self.handle(req)
+            req.drain()
         except Exception:  # a bug: never leak a traceback to the client, log it here
             traceback.print_exc(file=sys.stderr)
             resp = error_response(500, "InternalError", "the server failed; see its log for details")
