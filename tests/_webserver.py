@@ -48,8 +48,18 @@ class Server:
         env = dict(os.environ)
         env.pop("CHACHAML_STORE", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chachaml", "ui", "--store", self.store, "--port", "0", "--no-browser"]
-            + self.extra,
+            [
+                sys.executable,
+                "-m",
+                "chachaml",
+                "ui",
+                "--store",
+                self.store,
+                "--port",
+                "0",
+                "--no-browser",
+                *self.extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -102,7 +102,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         ]
         for r in found
     ]
-    print(table(headers, rows, shrink=(1, 2)))
+    print(table(headers, rows, shrink=(1, 2), keep=6), flush=True)
     print(f"{len(found)} run{'s' if len(found) != 1 else ''}", file=sys.stderr)
     return 0
 
