@@ -317,7 +317,7 @@ def test_ui_prints_its_url_first_opens_a_browser_and_stops_on_ctrl_c(
         assert opened.read_text() == url
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
 
