@@ -267,6 +267,12 @@ def test_archive_hides_runs_and_all_shows_them(store: dict[str, Any]) -> None:
     assert store["b"] not in [x["id"] for x in visible] and store["b"] in [x["id"] for x in everything]
 
 
+@pytest.mark.parametrize("days", ["1e16", "nan", "-1"])
+def test_archive_refuses_impossible_ages(store: dict[str, Any], days: str) -> None:
+    r = cli("archive", "--older-than-days", days, "--store", str(store["path"]), cwd=store["cwd"])
+    assert r.returncode == 1 and "older_than_days" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_gc_dry_run(store: dict[str, Any]) -> None:
     s = str(store["path"])
     orphan = Path(str(store["path"])[:-3] + "-artifacts") / store["a"] / "orphan.bin"

@@ -477,6 +477,22 @@ def test_experiments_archive_gc_and_delete(server: Server, data: dict[str, Any])
     assert server.request("GET", f"/api/v1/runs/{other['id']}").status == 404
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/archive", {"older_than_days": 1.09e16}),  # found by the fuzzer: was a 500
+        ("/api/v1/archive", {"older_than_days": -1}),
+        ("/api/v1/models/churn/aliases/x", {"version": 2**70}),
+        ("/api/v1/experiments", {"name": "x", "owner": 5}),
+    ],
+)
+def test_out_of_range_numbers_are_400(server: Server, path: str, body: dict[str, Any]) -> None:
+    method = "PUT" if "/aliases/" in path else "POST"
+    r = server.request(method, path, body)
+    assert r.status == 400, r.body
+    assert r.error["type"] == "InvalidValueError"
+
+
 def test_non_json_bodies_are_415_and_huge_ones_413(server: Server) -> None:
     run = _new_run(server)
     r = server.request(

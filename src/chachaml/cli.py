@@ -334,7 +334,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_archive(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        n = c.archive_runs(older_than_days=args.older_than_days, experiment=args.experiment)
+        from chachaml.web._writes import check_days
+
+        n = c.archive_runs(older_than_days=check_days(args.older_than_days), experiment=args.experiment)
     if args.json:
         _print_json({"archived": n})
     else:

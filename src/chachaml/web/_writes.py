@@ -61,6 +61,10 @@ def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], default: An
     if bad_bool or not isinstance(value, kinds):
         names = " or ".join(k.__name__.replace("dict", "object").replace("str", "string") for k in kinds)
         raise InvalidValueError(f"field {name!r} must be {names}, got {value!r:.100}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise InvalidValueError(f"field {name!r} = {value} does not fit in 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidValueError(f"field {name!r} must be a finite number, got {value!r}")
     return value
 
 
@@ -330,13 +334,23 @@ def archive(app: Any, req: Request) -> Response:
     """``POST /archive`` with ``older_than_days``, ``experiment``, ``archived`` (false: unarchive)."""
     body = req.json()
     _only(body, {"older_than_days", "experiment", "archived"})
-    days = _field(body, "older_than_days", (int, float), None)
+    days = check_days(_field(body, "older_than_days", (int, float), None))
     experiment = _field(body, "experiment", (str,), None)
     if _field(body, "archived", (bool,), True):
         n = app.client.archive_runs(older_than_days=days, experiment=experiment)
     else:
         n = app.client.unarchive_runs(older_than_days=days, experiment=experiment)
     return json_response({"changed": n})
+
+
+MAX_DAYS = 1_000_000  # about 2,700 years: older_than_days beyond this overflows a time in ms
+
+
+def check_days(days: float | None) -> float | None:
+    """``older_than_days`` if it is a sensible number of days (0 to ``MAX_DAYS``)."""
+    if days is not None and not 0 <= days <= MAX_DAYS:
+        raise InvalidValueError(f"older_than_days must be between 0 and {MAX_DAYS:,}, got {days!r}")
+    return days
 
 
 def gc(app: Any, req: Request) -> Response:
