@@ -374,9 +374,10 @@ class Snapshot(NamedTuple):
 def snapshot() -> Snapshot:
     """Capture the current store location and run id (see ``attach``)."""
     from chachaml.errors import InvalidValueError
+    from chachaml.store import reopenable
 
     store = current_store()
-    if ":memory:" in store.uri:
+    if not reopenable(store):
         raise InvalidValueError(
             "an in-memory store cannot be shared with another process; use a file, "
             "e.g. chachaml.use_store('runs.db')"
