@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from chachaml import _display
+from chachaml import _display, rules
 from chachaml.errors import InvalidValueError
 
 __all__ = [
@@ -156,9 +156,7 @@ def _fmt_size(n: int) -> str:
     return f"{size:.1f} {unit}"
 
 
-#: Registry stages, in lifecycle order (SPEC section 3). At most one version per model is
-#: ``production``.
-STAGES = ("none", "staging", "production", "archived")
+STAGES = rules.STAGES  # the registry stages (defined with the other rules)
 
 
 @dataclass(frozen=True, slots=True)
