@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from chachaml._values import check_key, metric_value, params_items, step_value, timestamp_value
-from chachaml.rules import check_artifact_name, check_tags
 from chachaml.errors import InvalidValueError
+from chachaml.rules import check_artifact_name, check_tags
 from chachaml.web._http import Request, Response, json_response
 
 __all__ = [
