@@ -247,7 +247,7 @@ def test_unknown_paths_and_methods(server: Server) -> None:
 
 
 def test_openapi_document_describes_every_served_route(server: Server) -> None:
-    from chachaml.web.app import ROUTES
+    from chachaml.web.routes import ROUTES
 
     doc = server.request("GET", "/api/v1/openapi.json").json()
     assert doc["openapi"].startswith("3.1")

@@ -67,7 +67,8 @@ def parse_curl(command: str, *, read_files: bool = True) -> dict[str, Any]:
 
 
 def test_every_write_endpoint_has_a_curl_example() -> None:
-    from chachaml.web.app import ROUTES, _compile
+    from chachaml.web.app import _compile
+    from chachaml.web.routes import ROUTES
 
     examples = [
         parse_curl(
