@@ -586,3 +586,38 @@ def test_a_read_only_server_refuses_every_write(data: dict[str, Any]) -> None:
         assert srv.stop() == 0
     with chachaml.with_store(data["path"]):
         assert chachaml.runs(name="nope") == chachaml.runs(name="nope")[:0]
+
+
+def test_concurrent_readers_and_writers_get_no_errors_and_lose_nothing(
+    server: Server, data: dict[str, Any]
+) -> None:
+    import threading
+
+    runs = [_new_run(server, name=f"conc-{i}") for i in range(6)]
+    failures: list[Any] = []
+
+    def write(run_id: str) -> None:
+        for b in range(15):
+            points = [{"key": "x", "value": float(b * 10 + i), "step": b * 10 + i} for i in range(10)]
+            r = server.request(
+                "POST", f"/api/v1/runs/{run_id}/batch", {"batch_id": f"{run_id}-{b}", "metrics": points}
+            )
+            if r.status != 200:
+                failures.append((r.status, r.body[:200]))
+
+    def read() -> None:
+        for _ in range(15):
+            r = server.request("GET", "/api/v1/runs?limit=50")
+            if r.status != 200:
+                failures.append((r.status, r.body[:200]))
+
+    threads = [threading.Thread(target=write, args=(r["id"],)) for r in runs]
+    threads += [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert failures == []
+    for r in runs:
+        history = server.request("GET", f"/api/v1/runs/{r['id']}/metrics/x").json()
+        assert [p["step"] for p in history["points"]] == list(range(150))
