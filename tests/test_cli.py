@@ -328,6 +328,18 @@ def test_ui_prints_its_url_first_opens_a_browser_and_stops_on_ctrl_c(
     assert "Traceback" not in err
 
 
+def test_ui_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("ui", "--port", str(port), "--no-browser", cwd=tmp_path)
+    assert r.returncode == 1 and f"127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
 def test_ui_over_a_missing_file_creates_nothing_until_a_write(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [str(BIN), "ui", "--port", "0", "--no-browser"],

@@ -373,6 +373,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
     try:
         app = create_app(client, read_only=args.read_only)
         serve(app, host=args.host, port=args.port, open_browser=not args.no_browser, verbose=args.verbose)
+    except OSError as exc:  # the port is taken, the address is not this machine's, ...
+        raise InvalidValueError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
+            "choose another --port (--port 0 takes a free one) or --host"
+        ) from exc
     finally:
         client.close()
     return 0
