@@ -206,6 +206,12 @@ def test_export_to_stdout_and_to_a_file(store: dict[str, Any]) -> None:
     assert len(json.loads(target.read_text())) == 3
 
 
+def test_export_to_a_folder_that_does_not_exist_is_an_error(store: dict[str, Any]) -> None:
+    target = store["cwd"] / "no" / "such" / "out.csv"
+    r = cli("export", "-o", str(target), "--store", str(store["path"]), cwd=store["cwd"])
+    assert r.returncode == 1 and str(target) in r.stderr and "Traceback" not in r.stderr
+
+
 def test_experiments_models_promote_and_alias(store: dict[str, Any]) -> None:
     s = str(store["path"])
     exps = json.loads(cli("experiments", "--json", "--store", s, cwd=store["cwd"]).stdout)

@@ -209,8 +209,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
-        with open(args.output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise InvalidValueError(f"cannot write {args.output!r}: {exc.strerror or exc}") from exc
         print(f"wrote {len(records)} runs to {args.output}", file=sys.stderr)
     return 0
 
