@@ -164,6 +164,19 @@ def test_metric_history_after_step_is_incremental(server: Server, data: dict[str
     assert [p["step"] for p in doc["points"]] == [996, 997, 998, 999]
 
 
+def test_a_zoomed_window_is_fetched_alone_and_downsampled(server: Server, data: dict[str, Any]) -> None:
+    doc = server.request(
+        "GET", f"/api/v1/runs/{data['a']}/metrics/loss?after_step=400&before_step=800"
+    ).json()
+    assert [p["step"] for p in doc["points"]] == list(range(401, 800))
+    small = server.request(
+        "GET", f"/api/v1/runs/{data['a']}/metrics/loss?after_step=400&before_step=800&max_points=20"
+    ).json()
+    steps = [p["step"] for p in small["points"]]
+    assert small["count"] == 399 and len(steps) <= 20 and steps[0] == 401 and steps[-1] == 799
+    assert 500 in steps and 700 in steps
+
+
 def test_a_metric_key_with_a_slash(server: Server, data: dict[str, Any]) -> None:
     doc = server.request("GET", f"/api/v1/runs/{data['a']}/metrics/system%2Fcpu").json()
     assert doc["key"] == "system/cpu" and doc["points"][0]["value"] == 12.5

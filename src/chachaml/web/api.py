@@ -98,11 +98,15 @@ def metric_summaries(app: Any, req: Request) -> Response:
 
 
 def metric_history(app: Any, req: Request) -> Response:
-    """``GET /api/v1/runs/{id}/metrics/{key}``: points after ``after_step``, downsampled to ``max_points``."""
+    """``GET /api/v1/runs/{id}/metrics/{key}``: the points between ``after_step`` and
+    ``before_step`` (both exclusive, both optional), downsampled to ``max_points``."""
     after = req.integer("after_step", None, low=-(2**63))
+    before = req.integer("before_step", None, low=-(2**63))
     max_points = req.integer("max_points", None, low=2, high=MAX_POINTS)
     key = req.params["key"]
     points = app.client.metric_history(req.params["run_id"], key, after_step=after)
+    if before is not None:  # a zoomed chart asks for its window only, at full resolution
+        points = [p for p in points if p.step < before]
     total = len(points)
     if max_points is not None and total > max_points:
         keep = downsample_indices([p.value for p in points], max_points)

@@ -53,6 +53,7 @@ _OPS: dict[str, tuple[str, list[dict[str, Any]], Any, int]] = {
         "The points of one metric, optionally after a step and downsampled",
         [
             _q("after_step", _INT, "only points with a higher step (incremental fetch)"),
+            _q("before_step", _INT, "only points with a lower step (a zoomed window)"),
             _q(
                 "max_points",
                 {"type": "integer", "minimum": 2, "maximum": 100000},
