@@ -24,9 +24,11 @@ from contextvars import ContextVar, copy_context
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from chachaml import _lifecycle, _process
+from chachaml.client import Client
+from chachaml.entities import Run
+from chachaml.errors import InvalidValueError, NoActiveRunError
 
 if TYPE_CHECKING:
-    from chachaml.client import Client
     from chachaml.store.base import Store
 
 __all__ = [
@@ -164,8 +166,6 @@ def current_store() -> Store:
 
 def client() -> Client:
     """A ``Client`` over the current store: what a module-level read verb delegates to."""
-    from chachaml.client import Client
-
     return Client._over(current_store())
 
 
@@ -176,10 +176,6 @@ def target(run: Any) -> tuple[Client, Any]:
     the current run goes to the store that run lives in; any other reference goes to the
     current store, and the ``Client`` resolves it (its one resolver).
     """
-    from chachaml.client import Client
-    from chachaml.entities import Run
-    from chachaml.errors import InvalidValueError, NoActiveRunError
-
     frame = current_frame()
     if run is None:
         if frame is None:
@@ -373,7 +369,6 @@ class Snapshot(NamedTuple):
 
 def snapshot() -> Snapshot:
     """Capture the current store location and run id (see ``attach``)."""
-    from chachaml.errors import InvalidValueError
     from chachaml.store import reopenable
 
     store = current_store()
