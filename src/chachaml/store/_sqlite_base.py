@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
-from chachaml._process import Liveness, is_dead_here
+from chachaml._process import Liveness, is_dead_here, now_ms
 from chachaml._process import state as _process
 from chachaml.errors import InvalidValueError, RunNotFoundError, RunStateError, SchemaVersionError, StoreError
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
@@ -83,10 +83,6 @@ def _summaries(rows: Iterable[tuple[Any, ...]]) -> Iterable[list[Any]]:
                 s[7] = value
         s[8] += 1
     return out.values()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
