@@ -147,11 +147,13 @@ def _started_before(older_than_days: float | None) -> int | None:
         raise InvalidValueError(f"older_than_days must be a number of days, got {older_than_days!r}")
     if not older_than_days >= 0:  # also refuses NaN
         raise InvalidValueError(f"older_than_days must be >= 0, got {older_than_days!r}")
-    return _lifecycle.now_ms() - int(older_than_days * DAY_MS)
+    # "Started N days ago or earlier", inclusive: with N = 0 a run started in this very
+    # millisecond is included (issue 7, defect 8). The store's bound is exclusive, hence + 1.
+    return _lifecycle.now_ms() - int(older_than_days * DAY_MS) + 1
 
 
 def archive_runs(older_than_days: float | None = None, *, experiment: str | None = None) -> int:
-    """Hide finished runs that started more than ``older_than_days`` ago from default listings.
+    """Hide finished runs that started ``older_than_days`` ago or earlier from default listings.
 
     Returns how many runs were archived. Archived runs stay readable by id and are listed by
     ``runs(include_archived=True)``; ``unarchive_runs`` brings them back. Running runs are
