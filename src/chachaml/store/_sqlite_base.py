@@ -64,6 +64,21 @@ _FOLD_RANGE = (
 )
 
 
+# A dead run ends at the last thing known about it: the later of its heartbeat and the newest
+# metric point, artifact or dataset it logged (issue 7, defect 9: a 30 s run killed before its
+# first beat must not end at its start). Never later than the reader's clock, since a point's
+# ``timestamp=`` is the user's, nor before its start. SQL's multi-argument max() returns NULL if
+# any argument is NULL, hence the coalesce() around each.
+_REAP = """
+UPDATE runs SET status = 'killed', error = :error, end_time = max(start_time, min(:now, max(
+    coalesce(heartbeat, start_time),
+    coalesce((SELECT max(timestamp) FROM metrics WHERE run_id = :id), 0),
+    coalesce((SELECT max(created) FROM artifacts WHERE run_id = :id), 0),
+    coalesce((SELECT max(created) FROM datasets WHERE run_id = :id), 0))))
+WHERE id = :id AND status = 'running'
+"""
+
+
 def _summaries(rows: Iterable[tuple[Any, ...]]) -> Iterable[list[Any]]:
     """Per (run_id, key) summary rows of metric rows given in rowid order, as ``_FOLD`` makes
     them: the point of the highest step (ties: the last one), min and max ignoring NaN (NULL),
@@ -258,11 +273,7 @@ class SqliteBase:
                     "traceback": "",
                 }
             )
-            conn.execute(
-                "UPDATE runs SET status = 'killed', end_time = coalesce(heartbeat, start_time), "
-                "error = ? WHERE id = ? AND status = 'running'",
-                (error, run_id),
-            )
+            conn.execute(_REAP, {"error": error, "id": run_id, "now": now})
 
     def _fold(self, conn: sqlite3.Connection) -> None:
         """Fold metric points written since the last read into ``metric_summary``."""
