@@ -63,3 +63,56 @@ def test_a_killed_run_ends_at_its_last_logged_point_not_at_its_first_heartbeat(t
     assert last_point - run.start_time >= 200
     assert run.end_time == last_point  # the later of the last point and the heartbeat (its start)
     assert run.duration is not None and run.duration >= 200
+
+
+# A script as users write them: one run in a block, one left open for the exit to end.
+SCRIPT = """
+import sys
+import chachaml
+
+chachaml.use_store(sys.argv[1])
+with chachaml.with_run("block"):
+    for i in range(5):
+        chachaml.log_metric("loss", 1.0 / (i + 1))
+chachaml.start_run("open-until-exit")
+chachaml.log_metric("loss", 3.0)
+chachaml.log_metric("loss", float("nan"))
+chachaml.log_metric("loss", 2.0)
+"""
+
+
+def test_metric_summary_is_complete_for_plain_sql_after_a_script_ends(tmp_path: Path) -> None:
+    db, script = tmp_path / "runs.db", tmp_path / "train.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    subprocess.run([sys.executable, str(script), str(db)], check=True, timeout=WAIT_S)
+
+    conn = sqlite3.connect(db)  # no chachaml read in between: plain SQL only
+    try:
+        # The summary recipe of docs/schema.md, word for word.
+        rows = conn.execute(
+            "SELECT r.name, s.last_step, s.last_value, s.min, s.max, s.count "
+            "FROM metric_summary AS s JOIN runs AS r ON r.id = s.run_id "
+            "WHERE s.key = 'loss' ORDER BY r.name"
+        ).fetchall()
+        statuses = conn.execute("SELECT name, status FROM runs ORDER BY name").fetchall()
+    finally:
+        conn.close()
+    assert statuses == [("block", "completed"), ("open-until-exit", "completed")]
+    assert rows == [("block", 4, 0.2, 0.2, 1.0, 5), ("open-until-exit", 2, 2.0, 2.0, 3.0, 3)]
+
+
+def test_closing_a_store_folds_what_it_logged(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    with chachaml.with_store(db), chachaml.with_run("r"):
+        chachaml.log_metric("acc", 0.5)
+        chachaml.log_metric("acc", 0.75)
+    store = chachaml.use_store(db)
+    with chachaml.with_run("s"):
+        chachaml.log_metric("acc", 0.25)
+    store.close()
+    conn = sqlite3.connect(db)
+    try:
+        summary = conn.execute("SELECT last_value, count FROM metric_summary ORDER BY count").fetchall()
+    finally:
+        conn.close()
+    assert summary == [(0.25, 1), (0.75, 2)]

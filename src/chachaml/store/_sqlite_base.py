@@ -6,11 +6,14 @@ users get is ``chachaml.store.sqlite.SqliteStore``, which combines them.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
@@ -141,6 +144,7 @@ class SqliteBase:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
+                self._fold_quietly()
                 self._conn.close()
             self._conn = None
             self._closed = True
@@ -196,6 +200,7 @@ class SqliteBase:
         except BaseException:
             conn.close()
             raise
+        _open_stores.add(self)
         return conn
 
     def _write(self) -> sqlite3.Connection:
@@ -293,6 +298,21 @@ class SqliteBase:
             conn.execute("ROLLBACK")
             raise
 
+    def _fold_quietly(self) -> None:
+        """Fold before this process lets go of the file (``close()``, interpreter exit).
+
+        Then ``metric_summary`` is complete for plain SQL once a script has ended
+        (docs/schema.md; issue 7, defect 11). A failure (the file was locked for the whole busy
+        timeout, or it is read-only) only leaves the summary lagging: the points are safe in
+        ``metrics`` and the next read folds them, so it must not turn a clean exit into an error.
+        """
+        with self._lock:
+            conn = self._conn
+            if conn is None or self._pid != os.getpid() or not self.path or conn.in_transaction:
+                return
+            with contextlib.suppress(sqlite3.Error):
+                self._fold(conn)
+
     def _fold_in_tx(self, conn: sqlite3.Connection) -> None:
         """``_fold`` inside the caller's write transaction (``delete_run`` folds before deleting)."""
         hi, wm = conn.execute(_FOLD_RANGE).fetchone()
@@ -341,6 +361,19 @@ class SqliteBase:
 
     def _check_deletable(self, conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
         """Raise if these runs may not be deleted (the registry refuses runs behind versions)."""
+
+
+# File stores this process has opened. At interpreter exit each folds what it logged, whether
+# its runs ended in a block, by ``end_run()`` or at exit; folding at every ``end_run`` instead
+# would add a summary upsert to each run's commit (benchmarks/bench_core.py, "1,000 runs").
+_open_stores: weakref.WeakSet[SqliteBase] = weakref.WeakSet()
+
+
+@atexit.register
+def _fold_at_exit() -> None:
+    for store in list(_open_stores):
+        if not store.closed:
+            store._fold_quietly()
 
 
 def _unencodable(exc: UnicodeEncodeError) -> InvalidValueError:
