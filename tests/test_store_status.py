@@ -116,3 +116,65 @@ def test_closing_a_store_folds_what_it_logged(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert summary == [(0.25, 1), (0.75, 2)]
+
+
+# Runs inside its own PID namespace (as in a container with host networking): starts a run, says
+# so, waits for the test's go-ahead, then logs again and ends the run cleanly.
+IN_NAMESPACE = """
+import os, sys, time
+import chachaml
+
+db, run_file, go = sys.argv[1:4]
+chachaml.use_store(db)
+run = chachaml.start_run("contained")
+chachaml.log_metric("loss", 1.0)
+with open(run_file + ".tmp", "w") as fh:
+    fh.write(run.id)
+os.replace(run_file + ".tmp", run_file)
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.005)
+chachaml.log_metric("loss", 0.5)
+chachaml.end_run()
+"""
+
+
+def _unshare_pid() -> list[str]:
+    """The command prefix that runs a program in a new PID namespace, or skip if this host cannot."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("needs util-linux unshare")
+    cmd = [unshare, "--pid", "--fork", "--mount-proc"]
+    probe = subprocess.run([*cmd, "true"], capture_output=True, timeout=WAIT_S, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot create a PID namespace here (needs root): {probe.stderr.decode()[:200]}")
+    return cmd
+
+
+def test_a_live_run_in_another_pid_namespace_is_not_declared_killed(tmp_path: Path) -> None:
+    prefix = _unshare_pid()
+    db, run_file, go = tmp_path / "runs.db", tmp_path / "run_id", tmp_path / "go"
+    script = tmp_path / "contained.py"
+    script.write_text(textwrap.dedent(IN_NAMESPACE))
+    proc = subprocess.Popen(
+        [*prefix, sys.executable, str(script), str(db), str(run_file), str(go)], stderr=subprocess.PIPE
+    )
+    try:
+        _wait_for("the contained run", run_file.exists)
+        run_id = run_file.read_text()
+        # The writer's pid means another process (or none) in this namespace: only the
+        # heartbeat may judge it, and it is fresh.
+        with chachaml.with_store(db):
+            assert chachaml.get_run(run_id).status == "running"
+            assert chachaml.runs(status="running").ids == [run_id]
+        go.touch()
+        _, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 0, err.decode()  # its later log and end_run succeeded
+    with chachaml.with_store(db):
+        run = chachaml.get_run(run_id)
+        assert run.status == "completed"
+        assert [m.value for m in chachaml.metric_history(run_id, "loss")] == [1.0, 0.5]

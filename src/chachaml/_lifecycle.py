@@ -1,9 +1,10 @@
 """Process lifecycle: who owns a run, whether that process is alive, and ending runs at exit.
 
 Dead-run detection (docs/adr/0006-dead-run-detection.md): a run records the host, pid and an
-identity of the process instance (Linux: boot id + start time in clock ticks). On the same host
-a reader checks that process; from another host it trusts the heartbeat, refreshed every minute
-by a daemon thread while runs are open. Exit (atexit + a chained excepthook + a ``sys.exit``
+identity of the process instance (Linux: boot id, start time in clock ticks and PID namespace).
+A reader that can see that process (same host and PID namespace) checks it; otherwise (another
+host, a container) it trusts the heartbeat, refreshed every minute by a daemon thread while runs
+are open. Exit (atexit + a chained excepthook + a ``sys.exit``
 wrapper) ends this process's open runs; a forked child never ends its parent's.
 No signal handlers are installed.
 """
@@ -49,6 +50,22 @@ def _boot_id() -> str:
 _BOOT = _boot_id()
 
 
+def _pid_namespace() -> str:
+    """The inode of this process's PID namespace (``/proc/self/ns/pid`` -> ``pid:[4026531836]``).
+
+    Pids are per namespace: a process in a container (or under ``unshare -p``) on this host has
+    another pid here, or none. Empty where there are no namespaces (not Linux).
+    """
+    try:
+        link = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return link[5:-1] if link.startswith("pid:[") and link.endswith("]") else ""
+
+
+PID_NAMESPACE = _pid_namespace()
+
+
 def _proc_stat(pid: int) -> tuple[str, str] | None:
     """(state, start ticks) of a Linux process, or None if it does not exist."""
     try:
@@ -61,8 +78,11 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
 
 
 def _identity(pid: int) -> str:
+    """``boot id:start ticks:pid namespace`` of a process of this namespace ('' if unknown)."""
     stat = _proc_stat(pid)
-    return f"{_BOOT}:{stat[1]}" if stat and _BOOT else ""
+    if not stat or not _BOOT:
+        return ""
+    return f"{_BOOT}:{stat[1]}:{PID_NAMESPACE}" if PID_NAMESPACE else f"{_BOOT}:{stat[1]}"
 
 
 def owner() -> Owner:
@@ -93,16 +113,26 @@ def pid_alive(pid: int) -> bool | None:
 def is_dead(
     host: str | None, pid: int | None, proc_start: str | None, heartbeat: int | None, now: int
 ) -> bool:
-    """Whether the process that owns a running run is gone."""
+    """Whether the process that owns a running run is gone.
+
+    ``proc_start`` is ``boot:ticks:pidns`` (``boot:ticks`` when written before issue 7, read as
+    this namespace). A process of this host in another PID namespace cannot be looked up by its
+    pid, which names another process here or none: it is judged by its heartbeat, as one of
+    another host is (issue 7, defect 4).
+    """
     if host == _host and pid is not None:
-        if proc_start and _BOOT and proc_start.split(":")[0] == _BOOT:
-            stat = _proc_stat(pid)
-            return stat is None or stat[0] in ("Z", "X") or f"{_BOOT}:{stat[1]}" != proc_start
-        if proc_start and _BOOT:
+        boot, ticks, ns = [*(proc_start or "").split(":"), "", ""][:3]
+        if boot and _BOOT and boot != _BOOT:
             return True  # recorded before the last reboot
-        alive = pid_alive(pid)
-        if alive is not None:
-            return not alive
+        if ns and ns != PID_NAMESPACE:
+            pass  # another PID namespace: the heartbeat decides, below
+        elif boot and _BOOT:
+            stat = _proc_stat(pid)
+            return stat is None or stat[0] in ("Z", "X") or stat[1] != ticks
+        else:
+            alive = pid_alive(pid)
+            if alive is not None:
+                return not alive
     return heartbeat is not None and now - heartbeat > STALE_MS
 
 

@@ -23,14 +23,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from chachaml._lifecycle import pid_alive
+from chachaml._lifecycle import PID_NAMESPACE, pid_alive
 from chachaml.errors import ConflictError, InvalidValueError
 
 CHUNK = 1 << 20  # bytes per read when streaming a file in
 MAX_NAME = 1000  # characters in a whole artifact name
 TMP_PREFIX = ".chachaml-tmp-"  # temporary files; reserved, never a valid name component
 STALE_TMP_S = 3600.0  # a temp file untouched this long is abandoned, whoever wrote it
-_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# Who may judge a temporary file's writer by its pid: this host *and* PID namespace (a writer in
+# a container has another pid here, issue 7). A writer elsewhere is judged by the file's age.
+_HOST = hashlib.sha256(f"{socket.gethostname()}:{PID_NAMESPACE}".encode()).hexdigest()[:8]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
