@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import chachaml
+from chachaml.store.base import Owner
 from test_durability import _child, _wait_for
 
 pytestmark = [
@@ -32,6 +33,7 @@ WAIT_S = 60.0
 BUSY_THEN_IDLE = """
 import os, sys, time
 import chachaml
+from chachaml.store.base import Owner
 
 db, run_file = sys.argv[1:3]
 chachaml.use_store(db)
@@ -69,6 +71,7 @@ def test_a_killed_run_ends_at_its_last_logged_point_not_at_its_first_heartbeat(t
 SCRIPT = """
 import sys
 import chachaml
+from chachaml.store.base import Owner
 
 chachaml.use_store(sys.argv[1])
 with chachaml.with_run("block"):
@@ -123,6 +126,7 @@ def test_closing_a_store_folds_what_it_logged(tmp_path: Path) -> None:
 IN_NAMESPACE = """
 import os, sys, time
 import chachaml
+from chachaml.store.base import Owner
 
 db, run_file, go = sys.argv[1:4]
 chachaml.use_store(db)
@@ -178,3 +182,19 @@ def test_a_live_run_in_another_pid_namespace_is_not_declared_killed(tmp_path: Pa
         run = chachaml.get_run(run_id)
         assert run.status == "completed"
         assert [m.value for m in chachaml.metric_history(run_id, "loss")] == [1.0, 0.5]
+
+
+def test_a_run_of_another_pid_namespace_is_judged_by_its_heartbeat(tmp_path: Path) -> None:
+    from test_durability import MINUTE_MS, _insert_run, _now_ms, _this_process
+
+    db = tmp_path / "runs.db"
+    me = _this_process()
+    boot, ticks = me.proc_start.rsplit(":", 1)
+    # A pid that this namespace does not have: looked up here, it would read as dead at once.
+    elsewhere = Owner(host=me.host, pid=2**22 + 7, proc_start=f"{boot}:{ticks}:1")
+    fresh = _insert_run(db, elsewhere, start_time=_now_ms())
+    stale = _insert_run(
+        db, elsewhere, start_time=_now_ms() - 10 * MINUTE_MS, heartbeat=_now_ms() - 6 * MINUTE_MS
+    )
+    assert chachaml.get_run(fresh).status == "running"
+    assert chachaml.get_run(stale).status == "killed"
