@@ -6,13 +6,16 @@ Children are real interpreters; a killed one is killed with SIGKILL (docs/adr/00
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -198,3 +201,127 @@ def test_a_run_of_another_pid_namespace_is_judged_by_its_heartbeat(tmp_path: Pat
     )
     assert chachaml.get_run(fresh).status == "running"
     assert chachaml.get_run(stale).status == "killed"
+
+
+# -- a database that cannot be written (issue 7, defect 7) -----------------------------------------
+MAKE_DB = """
+import os, sys
+import chachaml
+
+chachaml.use_store(sys.argv[1])
+with chachaml.with_run("done"):
+    chachaml.log_metric("loss", 1.0)
+    chachaml.log_metric("loss", 0.5)
+chachaml.runs()  # a read: folds "done" into the summary
+chachaml.start_run("left-open")
+chachaml.log_metric("loss", 2.0)
+os._exit(0)  # no exit handling: the run stays running, its point unfolded
+"""
+
+READ_DB = """
+import json, os, sys
+import chachaml
+from chachaml.errors import StoreError
+
+chachaml.use_store(sys.argv[1])
+out = {}
+runs = chachaml.runs()
+out["runs"] = [[r.name, r.status, r.metrics] for r in runs]
+for r in runs:
+    out[r.name] = [chachaml.get_run(r.id).name, [p.value for p in chachaml.metric_history(r.id, "loss")]]
+try:
+    chachaml.start_run("new")
+except StoreError as exc:
+    out["write"] = str(exc)
+out["can_write"] = os.access(sys.argv[1], os.W_OK)  # the test is void if it could
+print(json.dumps(out))
+"""
+
+EXPECTED_READ = {
+    "runs": [["left-open", "running", {}], ["done", "completed", {"loss": 0.5}]],
+    "left-open": ["left-open", [2.0]],
+    "done": ["done", [1.0, 0.5]],
+}
+
+
+def _make_db(folder: Path) -> Path:
+    folder.mkdir()
+    db, script = folder / "runs.db", folder.parent / "make_db.py"
+    script.write_text(textwrap.dedent(MAKE_DB))
+    subprocess.run([sys.executable, str(script), str(db)], check=True, timeout=WAIT_S)
+    return db
+
+
+def _check_read(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    write = out.pop("write")
+    assert out.pop("can_write") is False
+    assert out == EXPECTED_READ  # reads work; the fold and the reaping of dead runs are skipped
+    assert "read-only" in write and "runs.db" in write
+
+
+@pytest.fixture
+def world_tmp() -> Iterator[Path]:
+    """A folder other users can enter (pytest's own tmp_path is private to its user)."""
+    folder = Path(tempfile.mkdtemp(prefix="chachaml-ro-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in (folder, *folder.rglob("*")):
+        if path.is_dir():
+            path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def test_a_database_without_write_permission_can_be_read(world_tmp: Path) -> None:
+    db = _make_db(world_tmp / "data")
+    reader = world_tmp / "read_db.py"
+    reader.write_text(textwrap.dedent(READ_DB))
+    db.chmod(0o444)
+    db.parent.chmod(0o555)  # nor can SQLite create its -shm and -wal files next to it
+    # root ignores permissions: then the reader runs as the unprivileged user "nobody".
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0 and setpriv is None:
+        pytest.skip("running as root, and util-linux setpriv is missing to drop privileges")
+    drop = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    try:
+        result = subprocess.run(
+            [*drop, sys.executable, str(reader), str(db)],  # type: ignore[list-item]
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+        )
+    finally:
+        db.parent.chmod(0o755)
+    _check_read(result)
+
+
+def test_a_database_on_a_read_only_mount_can_be_read(tmp_path: Path) -> None:
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs util-linux unshare and root")
+    db = _make_db(tmp_path / "data")
+    mounted = tmp_path / "ro"
+    mounted.mkdir()
+    reader = tmp_path / "read_db.py"
+    reader.write_text(textwrap.dedent(READ_DB))
+    # A private mount namespace: the mount disappears with the process, whatever happens.
+    shell = 'mount --bind -o ro "$1" "$2" && exec "$3" "$4" "$2/runs.db"'
+    result = subprocess.run(
+        [
+            unshare,
+            "--mount",
+            "sh",
+            "-c",
+            shell,
+            "sh",
+            str(db.parent),
+            str(mounted),
+            sys.executable,
+            str(reader),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    _check_read(result)

@@ -16,6 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from chachaml import _lifecycle
@@ -131,6 +132,9 @@ class SqliteBase:
         self._pid = os.getpid()
         self._lock = threading.RLock()
         self._closed = False
+        # True once the file turned out not to be writable (permissions, a read-only mount):
+        # reads skip the fold and the reaping of dead runs, writes fail naming the cause.
+        self._readonly = False
 
     # -- connection management ---------------------------------------------------------------
     @property
@@ -182,26 +186,62 @@ class SqliteBase:
                     f"cannot create the database {self.path!r}: the folder {parent!r} does not "
                     "exist; create it first or choose another path"
                 )
-        conn = sqlite3.connect(
-            self.path or ":memory:",
-            timeout=BUSY_TIMEOUT_S,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=256,
-        )
-        try:
-            if self.path:
-                # Refuse a newer database before anything writes to it (the WAL switch rewrites
-                # the file header).
-                _schema_version(conn, self.uri)
-                _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            conn.execute("PRAGMA synchronous=NORMAL")
-            _migrate(conn, self.uri)
-        except BaseException:
-            conn.close()
-            raise
+        if self.path and os.path.exists(self.path) and not os.access(self.path, os.W_OK):
+            conn = self._open_readonly()  # a read-only mount says so here, even to root
+        else:
+            conn = _connect(self.path or ":memory:")
+            try:
+                if self.path:
+                    # Refuse a newer database before anything writes to it (the WAL switch
+                    # rewrites the file header).
+                    _schema_version(conn, self.uri)
+                    _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+                conn.execute("PRAGMA synchronous=NORMAL")
+                _migrate(conn, self.uri)
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if not (self.path and _is_readonly(exc)):
+                    raise
+                conn = self._open_readonly()
+            except BaseException:
+                conn.close()
+                raise
         _open_stores.add(self)
         return conn
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A read-only connection to a file this process cannot write (issue 7, defect 7).
+
+        ``mode=ro`` first: it sees other processes' commits. A WAL database needs its ``-shm``
+        file, which SQLite cannot create in a read-only folder; then ``immutable=1`` reads the
+        file as of its last checkpoint, with no locking at all (nothing can write it here).
+        """
+        assert self.path is not None
+        uri = Path(os.path.abspath(self.path)).as_uri()
+        failure: sqlite3.OperationalError | None = None
+        for flag in ("mode=ro", "immutable=1"):
+            conn = _connect(f"{uri}?{flag}", uri=True)
+            try:
+                version = _schema_version(conn, self.uri)
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                failure = exc
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            if version < LATEST:
+                conn.close()
+                raise StoreError(
+                    f"the database {self.uri} is read-only (file permissions or a read-only mount) "
+                    f"and has schema version {version}, older than the {LATEST} this chachaml "
+                    "reads; open it once with write access to upgrade it, or copy it somewhere "
+                    "writable"
+                )
+            self._readonly = True
+            return conn
+        assert failure is not None
+        raise failure
 
     def _write(self) -> sqlite3.Connection:
         conn = self._conn  # fast path: open, and opened by this process (not inherited via fork)
@@ -239,7 +279,12 @@ class SqliteBase:
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         hint = ""
-        if "locked" in str(exc) or "busy" in str(exc):
+        if self._readonly or _is_readonly(exc):
+            hint = (
+                "; the file is read-only (file permissions or a read-only mount): chachaml can read"
+                " it but not write to it, so copy it somewhere writable to add to it"
+            )
+        elif "locked" in str(exc) or "busy" in str(exc):
             hint = (
                 f"; another process held the write lock for more than {BUSY_TIMEOUT_S:.0f}s,"
                 " try again or use batched() to write less often"
@@ -252,7 +297,7 @@ class SqliteBase:
         with self._lock:
             try:
                 conn = self._connection(create=False)
-                if conn is not None:
+                if conn is not None and not self._readonly:
                     self._reap_dead(conn)
                     self._fold(conn)
                 yield conn
@@ -269,6 +314,15 @@ class SqliteBase:
         ).fetchall()
         now = now_ms()
         dead = [r for r in rows if _lifecycle.is_dead(r[1], r[2], r[3], r[4], now)]
+        try:
+            self._mark_killed(conn, dead, now)
+        except sqlite3.OperationalError as exc:
+            if not _is_readonly(exc):  # a file SQLite opened read-only by itself: read as stored
+                raise
+            self._readonly = True
+
+    @staticmethod
+    def _mark_killed(conn: sqlite3.Connection, dead: Sequence[Any], now: int) -> None:
         for run_id, host, pid, _, _ in dead:
             error = json.dumps(
                 {
@@ -287,16 +341,16 @@ class SqliteBase:
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._fold_in_tx(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
         except sqlite3.OperationalError as exc:
-            if "readonly" in str(exc):
-                return  # a read-only copy: summaries stay as they were
-            raise
-        try:
-            self._fold_in_tx(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            if not _is_readonly(exc):
+                raise
+            self._readonly = True  # summaries stay as they were (ADR-0005)
 
     def _fold_quietly(self) -> None:
         """Fold before this process lets go of the file (``close()``, interpreter exit).
@@ -374,6 +428,23 @@ def _fold_at_exit() -> None:
     for store in list(_open_stores):
         if not store.closed:
             store._fold_quietly()
+
+
+def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    return sqlite3.connect(
+        target,
+        timeout=BUSY_TIMEOUT_S,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=256,
+        uri=uri,
+    )
+
+
+def _is_readonly(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused a write because the file cannot be written (SQLITE_READONLY)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code & 0xFF) == 8 if isinstance(code, int) else "readonly database" in str(exc)
 
 
 def _unencodable(exc: UnicodeEncodeError) -> InvalidValueError:
