@@ -407,11 +407,15 @@ class SqliteBase:
     # -- hooks the role mixins extend -----------------------------------------------------------
     @property
     def artifact_root(self) -> str | None:
-        """``<db>-artifacts`` next to the database file (None for an in-memory store)."""
+        """The artifact folder next to the database file (None for an in-memory store).
+
+        ``x.db`` -> ``x-artifacts`` (SPEC); any other name -> ``<name>.artifacts``, which no
+        ``.db`` file's folder can be: ``runs`` and ``runs.db`` never share one (issue 7).
+        """
         if not self.path:
             return None
         root, ext = os.path.splitext(self.path)
-        return (root if ext == ".db" else self.path) + "-artifacts"
+        return root + "-artifacts" if ext == ".db" else self.path + ".artifacts"
 
     def _check_deletable(self, conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
         """Raise if these runs may not be deleted (the registry refuses runs behind versions)."""
