@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chachaml._process import (
+    PID_NAMESPACE,
     STALE_MS,
     current_user,
     environment,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEARTBEAT_S",
+    "PID_NAMESPACE",
     "STALE_MS",
     "current_user",
     "end_left_open",
