@@ -168,13 +168,21 @@ def outcome(et: Any, ev: Any, tb: Any) -> tuple[str, dict[str, str] | None]:
     """The run status and error record for an exception leaving a block (None: completed)."""
     if et is None:
         return "completed", None
-    if issubclass(et, KeyboardInterrupt):
+    if issubclass(et, KeyboardInterrupt) or _is_cancellation(et):
         return "killed", _error(et, ev, tb)
     if issubclass(et, SystemExit):
         return ("completed", None) if ev is None or ev.code in (None, 0) else ("failed", _error(et, ev, tb))
     if issubclass(et, GeneratorExit):
         return "completed", None
     return "failed", _error(et, ev, tb)
+
+
+def _is_cancellation(et: type[BaseException]) -> bool:
+    """Whether ``et`` is ``asyncio.CancelledError``: an interrupted task (``task.cancel()``, a
+    notebook interrupt during ``await``) is ``killed`` like ``KeyboardInterrupt`` (SPEC section 3)."""
+    # Looked up, not imported: asyncio is heavy, and without it no CancelledError can exist.
+    exceptions = sys.modules.get("asyncio.exceptions")
+    return exceptions is not None and issubclass(et, exceptions.CancelledError)
 
 
 def _error(et: Any, ev: Any, tb: Any) -> dict[str, str]:

@@ -267,9 +267,11 @@ def pop_frame() -> Frame | None:
             return None
         _run_cv.set(scoped.parent)
         return scoped
-    own = _thread_stack()
-    if own:
-        return own.pop()
+    if threading.current_thread() is not threading.main_thread():
+        # A worker thread ends only runs it started itself (SPEC section 8): the main thread's
+        # runs it can see beneath its own are never its to end.
+        own = _threads.stack
+        return own.pop() if own else None
     with _lock:
         return _process_stack.pop() if _process_stack else None
 
