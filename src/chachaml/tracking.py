@@ -206,6 +206,8 @@ class with_run:
             kwargs["name"] = _func_name(fn)
         import inspect
 
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            return _span_iteration(fn, kwargs)
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -221,6 +223,22 @@ class with_run:
                 return fn(*args, **kw)
 
         return run_sync  # type: ignore[return-value]
+
+
+def _span_iteration(fn: F, kwargs: dict[str, Any]) -> F:
+    """Decorate a generator (or async generator) function: each call is a run that starts at the
+    first item and spans the whole iteration, in a context of the generator's own
+    (``chachaml._generators``)."""
+    import inspect
+
+    from chachaml import _generators
+
+    def make_block() -> with_run:
+        return with_run(**kwargs)
+
+    if inspect.isasyncgenfunction(fn):
+        return _generators.spanning_async_generator(fn, make_block)  # type: ignore[return-value]
+    return _generators.spanning_generator(fn, make_block)  # type: ignore[return-value]
 
 
 def _func_name(fn: Any) -> str | None:
