@@ -138,7 +138,12 @@ def start_run(
 
     Returns:
         the new ``Run`` (a snapshot; ``current_run()`` gives a fresh one).
+
+    Raises:
+        RunStateError: in an asyncio task, while another unfinished task's run is on top of the
+            shared stack (concurrent tasks use ``with_run``, each in its own context).
     """
+    context.check_stack_owner("start_run()")
     store, run = _open_run(name, experiment, tags, parent_id, run_id)
     context.push_frame(store, run.id)
     return run
@@ -148,12 +153,18 @@ def end_run(status: str = "completed") -> None:
     """End the run that ``start_run()`` pushed most recently in this layer (nothing if none).
 
     Like MLflow's ``end_run`` it returns nothing: reading the run back would cost more than
-    ending it (``chachaml.last_run()`` or ``get_run(id)`` show it).
+    ending it (``chachaml.last_run()`` or ``get_run(id)`` show it). A worker thread ends only
+    runs it started itself.
+
+    Raises:
+        InvalidValueError: ``status`` is not a final status.
+        RunStateError: the run on top was started by another asyncio task that is still running.
     """
     if status not in STATUSES[1:]:
         raise InvalidValueError(
             f"status {status!r} is not a final status; use one of {', '.join(STATUSES[1:])}"
         )
+    context.check_stack_owner("end_run()")
     frame = context.pop_frame()
     if frame is None:
         return
