@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from chachaml import context
+from chachaml import _exit, context
 from chachaml.store.base import Owner
 
 HEARTBEAT_S = 60.0  # refresh at most once a minute (SPEC section 8)
@@ -232,34 +232,14 @@ def _install() -> None:
             return
         context.process.hooks_installed = True
         atexit.register(_at_exit)
-        previous_hook = sys.excepthook
-
-        def excepthook(et: Any, ev: Any, tb: Any) -> None:
-            context.process.exit_status, context.process.exit_error = outcome(et, ev, tb)
-            previous_hook(et, ev, tb)  # chain: the user's traceback still prints
-
-        sys.excepthook = excepthook
-        previous_exit = sys.exit
-
-        def exit(code: Any = None) -> Any:
-            if code not in (None, 0):
-                context.process.exit_status = "failed"
-                context.process.exit_error = {
-                    "type": "SystemExit",
-                    "message": f"sys.exit({code!r})",
-                    "traceback": "",
-                }
-            return previous_exit(code)
-
-        exit.__doc__ = previous_exit.__doc__
-        sys.exit = exit
+        _exit.install()
 
 
 def _at_exit() -> None:
     """End every run this process still has open (never a forked parent's)."""
     context.process.heartbeat_stop.set()
     pid = os.getpid()
-    status, error = context.process.exit_status, context.process.exit_error
+    status, error = _exit.outcome_at_exit()
     for run_id, (store, owner_pid) in list(context.process.open_runs.items()):
         if owner_pid != pid or store.closed:
             continue

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar, copy_context
+from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
@@ -107,8 +108,12 @@ class _ProcessState:
     def __init__(self) -> None:
         self.open_runs: dict[str, tuple[Store, int]] = {}  # run id -> (store, owning pid)
         self.hooks_installed = False
+        # The last recorded way the process may end, and where its entry frame stood then
+        # (see chachaml._exit).
         self.exit_status = "completed"
         self.exit_error: dict[str, str] | None = None
+        self.exit_anchor: int | None = None
+        self.entry_frame: FrameType | None = None
         self.heartbeat: threading.Thread | None = None
         self.heartbeat_stop = threading.Event()
         # os.getpid() is a system call; hot paths (a store checking it was not inherited through
