@@ -457,3 +457,13 @@ def test_a_module_run_with_dash_m_that_exits_non_zero_fails_the_open_run(tmp_pat
     ids = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
     (run,) = _runs(tmp_path, ids, "run")
     assert run.status == "failed"
+
+
+@pytest.mark.parametrize("code", ["0.0", "'0'", "[]"])
+def test_sys_exit_with_a_zero_like_code_that_is_not_an_int_fails_as_python_exits_1(
+    tmp_path: Path, code: str
+) -> None:
+    proc, ids = _run_script(tmp_path, _START + f"sys.exit({code})\n")
+    assert proc.returncode == 1  # CPython prints a non-int code and exits with status 1
+    (run,) = _runs(tmp_path, ids, "run")
+    assert run.status == "failed"

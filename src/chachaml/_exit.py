@@ -87,7 +87,9 @@ def _exit_request(code: Any, call: str) -> None:
     """Record ``SystemExit(code)`` raised by ``call`` (``sys.exit``, ``exit``, ``quit``)."""
     if sys.flags.inspect and not hasattr(sys, "ps1"):
         return  # `python -i script.py`: a SystemExit in the script drops into the prompt
-    if code is None or code == 0:
+    from chachaml._lifecycle import exits_zero
+
+    if exits_zero(code):
         _request("completed", None)
     else:
         _request("failed", {"type": "SystemExit", "message": f"{call}({code!r})", "traceback": ""})

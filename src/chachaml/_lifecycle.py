@@ -3,9 +3,9 @@
 Dead-run detection (docs/adr/0006-dead-run-detection.md): a run records the host, pid and an
 identity of the process instance (Linux: boot id + start time in clock ticks). On the same host
 a reader checks that process; from another host it trusts the heartbeat, refreshed every minute
-by a daemon thread while runs are open. Exit (atexit + a chained excepthook + a ``sys.exit``
-wrapper) ends this process's open runs; a forked child never ends its parent's.
-No signal handlers are installed.
+by a daemon thread while runs are open. An ``atexit`` handler ends this process's open runs with
+the status of what actually ended the process (``chachaml._exit``); a forked child never ends its
+parent's. No signal handlers are installed.
 """
 
 from __future__ import annotations
@@ -171,10 +171,17 @@ def outcome(et: Any, ev: Any, tb: Any) -> tuple[str, dict[str, str] | None]:
     if issubclass(et, KeyboardInterrupt) or _is_cancellation(et):
         return "killed", _error(et, ev, tb)
     if issubclass(et, SystemExit):
-        return ("completed", None) if ev is None or ev.code in (None, 0) else ("failed", _error(et, ev, tb))
+        code = None if ev is None else ev.code
+        return ("completed", None) if exits_zero(code) else ("failed", _error(et, ev, tb))
     if issubclass(et, GeneratorExit):
         return "completed", None
     return "failed", _error(et, ev, tb)
+
+
+def exits_zero(code: Any) -> bool:
+    """Whether ``SystemExit(code)`` ends the process with status 0: ``None`` or an int equal to 0
+    (``0.0`` or ``"0"`` exit with status 1, as CPython prints them as messages)."""
+    return code is None or (isinstance(code, int) and code == 0)
 
 
 def _is_cancellation(et: type[BaseException]) -> bool:
