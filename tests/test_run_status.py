@@ -176,6 +176,23 @@ def test_async_generator_that_raises_fails_its_run(db: Path) -> None:
     assert (run.status, run.error and run.error["type"]) == ("failed", "KeyError")
 
 
+def test_decorated_generator_functions_still_look_like_generator_functions(db: Path) -> None:
+    import inspect
+
+    @chachaml.tracked
+    def gen() -> Iterator[int]:
+        yield 1
+
+    @chachaml.with_run()
+    async def agen() -> AsyncIterator[int]:
+        yield 1
+
+    assert inspect.isgeneratorfunction(gen)
+    assert (gen.__name__, agen.__name__) == ("gen", "agen")
+    assert inspect.isasyncgen(agen())  # calling it gives an async generator (closed unstarted)
+    assert len(chachaml.runs()) == 0  # nothing starts before the first item
+
+
 # -- defect 10: a cancelled task is killed -----------------------------------------------------------
 def test_cancelled_task_inside_with_run_marks_the_run_killed(db: Path) -> None:
     async def main() -> str:
@@ -201,14 +218,16 @@ def test_cancelled_task_inside_with_run_marks_the_run_killed(db: Path) -> None:
 
 
 def test_cancelled_coroutine_decorated_with_tracked_is_killed(db: Path) -> None:
-    @chachaml.tracked
-    async def fit() -> None:
-        await asyncio.Event().wait()
-
     async def main() -> None:
+        started = asyncio.Event()
+
+        @chachaml.tracked
+        async def fit() -> None:
+            started.set()
+            await asyncio.Event().wait()  # never set: only cancel() ends it
+
         task = asyncio.create_task(fit())
-        while not chachaml.runs(status="running"):
-            await asyncio.sleep(0)
+        await started.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
