@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 __all__ = [
@@ -63,8 +64,12 @@ class _State:
         self.lock = threading.RLock()
         self.open_runs: dict[str, tuple[Any, int]] = {}  # run id -> (store, owning pid)
         self.hooks_installed = False
+        # The last recorded way the process may end, and where its entry frame stood then
+        # (see chachaml._exit).
         self.exit_status = "completed"
         self.exit_error: dict[str, str] | None = None
+        self.exit_anchor: int | None = None
+        self.entry_frame: FrameType | None = None
         self.heartbeat: threading.Thread | None = None
         self.heartbeat_stop = threading.Event()
 
