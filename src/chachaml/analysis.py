@@ -92,11 +92,16 @@ def compare_runs(ids: Iterable[Any]) -> Comparison:
     ``None`` where a run lacks the key).
 
     Raises:
-        InvalidValueError: no runs were given.
+        InvalidValueError: ``ids`` is not a list of runs (e.g. None) or is empty.
         RunNotFoundError: an id matches no run.
     """
     if isinstance(ids, str | Run):
         raise InvalidValueError("compare_runs() takes a list of runs or ids, e.g. compare_runs([a, b])")
+    if not isinstance(ids, Iterable):
+        raise InvalidValueError(
+            f"compare_runs() takes a list of runs or ids, got {type(ids).__name__} {ids!r}; "
+            "pass e.g. compare_runs([a, b]) or compare_runs(runs(limit=3))"
+        )
     store = context.current_store()
     wanted = list(ids)
     if not wanted:

@@ -33,8 +33,10 @@ __all__ = [
     "attach",
     "bind",
     "current_frame",
+    "current_experiment",
     "current_store",
     "describe",
+    "set_experiment",
     "snapshot",
     "use_store",
     "with_store",
@@ -72,11 +74,15 @@ _store_cv: ContextVar[Store | None] = ContextVar("chachaml_store", default=None)
 _run_cv: ContextVar[Frame | None] = ContextVar("chachaml_run", default=None)
 # The active ``batched()`` buffer of this context (see ``chachaml.tracking.batched``).
 _batch_cv: ContextVar[Any] = ContextVar("chachaml_batch", default=None)
+# set_experiment() inside a with_store block: (the block's store, the name). Keyed by the store
+# so the name belongs to that block alone, as use_store() there rebinds that block's store only.
+_experiment_cv: ContextVar[tuple[Store, str | None] | None] = ContextVar("chachaml_experiment", default=None)
 
 # -- process layer ------------------------------------------------------------------------------
 _lock = threading.RLock()
 _process_store: Store | None = None
 _process_stack: list[Frame] = []
+_process_experiment: str | None = None  # set_experiment() at top level
 
 
 class _ThreadState(threading.local):
@@ -173,6 +179,31 @@ def current_store() -> Store:
     if store is not None:
         return store
     return _open(_default_target())
+
+
+def set_experiment(name: str | None) -> None:
+    """Set (``None``: clear) the default experiment of new runs, in the layer ``use_store`` would.
+
+    At top level this is the process default, seen by every thread and cell; inside a
+    ``with_store`` block it holds for that block only (the block is a clean room: an experiment
+    set outside it does not apply inside). ``name`` is validated by the caller.
+    """
+    scoped = _store_cv.get()
+    if scoped is not None:
+        _experiment_cv.set((scoped, name))
+        return
+    global _process_experiment
+    with _lock:
+        _process_experiment = name
+
+
+def current_experiment() -> str | None:
+    """The experiment ``set_experiment`` chose for this layer, or None (see ``set_experiment``)."""
+    scoped = _store_cv.get()
+    if scoped is None:
+        return _process_experiment
+    chosen = _experiment_cv.get()
+    return chosen[1] if chosen is not None and chosen[0] is scoped else None
 
 
 class with_store:
@@ -394,9 +425,10 @@ def attach(snap: Snapshot) -> Iterator[Store]:
 
 def _reset_process_layer() -> None:
     """Forget the process-level store and run stack (for test isolation; ends nothing)."""
-    global _process_store
+    global _process_store, _process_experiment
     with _lock:
         _process_store = None
+        _process_experiment = None
         _process_stack.clear()
         for store in _opened.values():
             store.close()

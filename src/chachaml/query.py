@@ -220,9 +220,9 @@ def _tokenize(query: str) -> list[_Token]:
             if end < n and (query[end].isalnum() or query[end] in "_."):
                 raise _error(f"malformed number {query[i : end + 1]!r}", query, i)
             text = m.group()
+            # An integer keeps every digit, even beyond 64 bits (seeds from SeedSequence are
+            # 128-bit): the parser decides where such a wide integer can be compared exactly.
             number: int | float = int(text) if text.isdigit() else float(text)
-            if isinstance(number, int) and not -(2**63) <= number < 2**63:
-                number = float(number)  # beyond SQLite's 64-bit integers: compare as a float
             tokens.append(_Token("number", i, end, number, text))
             i = end
         elif c in "()," or c == "-":
@@ -477,8 +477,22 @@ class _Parser:
         )
 
     def check_type(self, field: Field, value: Value, vtok: _Token, op: str) -> None:
-        """Refuse comparisons that can never match because the field's type is fixed."""
+        """Refuse comparisons that can never match because the field's type is fixed, and
+        those that SQL could only do inexactly (an integer beyond 64 bits, except ``=``,
+        ``!=`` and ``in`` on a param, which compare its exact digits)."""
         static = field.static_type
+        if is_wide_int(value) and (field.kind != "param" or op not in ("=", "!=", "in")):
+            exact = (
+                f"match it exactly with {field.text} = {vtok.text} (or != / in)"
+                if field.kind == "param"
+                else "only a param can match it exactly (params.<key> = ..., != or in)"
+            )
+            raise self.fail(
+                f"the integer {vtok.text} does not fit in 64 bits, so SQL would compare it as an "
+                f"inexact float; {exact}, or write it as a float ({float(value):.17g}) to accept "
+                "float precision",
+                vtok,
+            )
         if isinstance(value, bool):
             if static is not None:
                 raise self.fail(f"{field.text} is {_TYPE_WORDS[static]}, not true or false", vtok)
@@ -558,6 +572,11 @@ def _unknown_field(text: str, parts: Sequence[tuple[str, bool, int]]) -> str:
     return f"unknown field {text!r}; {fields}"
 
 
+def is_wide_int(value: Any) -> bool:
+    """Whether ``value`` is an integer outside SQLite's 64-bit range (compared as digits)."""
+    return value.__class__ is int and not -(2**63) <= value < 2**63
+
+
 def parse_where(query: str) -> Node:
     """The AST of a ``where=`` query; ``QueryError`` if it is malformed."""
     return _Parser(query).parse_where()
@@ -598,6 +617,10 @@ class SqliteDialect:
 
     def json_value(self, col: str) -> str:
         return f"json_extract({col}, '$')"
+
+    def json_text(self, col: str) -> str:
+        """The param's JSON text as stored: an integer's exact decimal digits."""
+        return col
 
     def bool_value(self, b: bool) -> Any:
         return int(b)  # json_extract gives 1 / 0 for JSON true / false
@@ -670,7 +693,7 @@ class _Compiler:
         missing key match neither ``x = v`` nor ``not x = v``.
         """
         t, v = self.d.json_type("p.value"), self.d.json_value("p.value")
-        body = body.replace("{T}", t).replace("{V}", v)
+        body = body.replace("{T}", t).replace("{V}", v).replace("{J}", self.d.json_text("p.value"))
         return (
             f"(SELECT CASE WHEN {t} = '{self.d.null_type}' THEN NULL ELSE {body} END FROM params p "
             f"WHERE p.run_id = runs.id AND p.key = {self.ph})",
@@ -678,6 +701,8 @@ class _Compiler:
         )
 
     def type_test(self, value: Value) -> str:
+        if is_wide_int(value):
+            return "{T} = 'integer'"
         if isinstance(value, bool):
             types = self.d.bool_types
         elif isinstance(value, str):
@@ -686,7 +711,16 @@ class _Compiler:
             types = self.d.number_types
         return "{T} IN (" + ", ".join(f"'{t}'" for t in types) + ")"
 
+    @staticmethod
+    def operand(value: Value) -> str:
+        """What a param is compared with: its value ({V}), or for an integer beyond 64 bits its
+        stored digits ({J}), since json_extract would give an inexact float; so only a param
+        logged as exactly this integer matches."""
+        return "{J}" if is_wide_int(value) else "{V}"
+
     def bind(self, value: Value) -> Any:
+        if is_wide_int(value):
+            return str(value)  # the JSON text encode_param writes for it
         return self.d.bool_value(value) if isinstance(value, bool) else value
 
     # nodes
@@ -721,19 +755,20 @@ class _Compiler:
             return f"{expr} {op} {self.ph}", [*args, n.value]
         # another type: never equal (so != holds), and not ordered (unknown, like a missing key)
         mismatch = {"=": "0", "!=": "1"}.get(n.op, "NULL")
-        body = f"CASE WHEN {self.type_test(n.value)} THEN {{V}} {op} {self.ph} ELSE {mismatch} END"
+        test, operand = self.type_test(n.value), self.operand(n.value)
+        body = f"CASE WHEN {test} THEN {operand} {op} {self.ph} ELSE {mismatch} END"
         return self.param_test(n.field, body, [self.bind(n.value)])
 
     def in_list(self, n: InList) -> _Sql:
         if n.field.kind != "param":
             expr, args = self.scalar(n.field)
             return f"{expr} IN ({self.marks(len(n.values))})", [*args, *n.values]
-        groups: dict[str, list[Any]] = {}
+        groups: dict[tuple[str, str], list[Any]] = {}
         for v in n.values:
-            groups.setdefault(self.type_test(v), []).append(self.bind(v))
+            groups.setdefault((self.type_test(v), self.operand(v)), []).append(self.bind(v))
         tests, args = [], []
-        for test, vals in groups.items():
-            tests.append(f"({test} AND {{V}} IN ({self.marks(len(vals))}))")
+        for (test, operand), vals in groups.items():
+            tests.append(f"({test} AND {operand} IN ({self.marks(len(vals))}))")
             args.extend(vals)
         return self.param_test(n.field, "(" + " OR ".join(tests) + ")", args)
 

@@ -28,22 +28,60 @@ def full_run_id(store: Store, run: Any) -> str:
 
     A 32-character id is taken as it is: the store reports an unknown run when it is used.
     """
-    run_id = run.id if isinstance(run, Run) else run
-    if not isinstance(run_id, str) or not run_id:
-        raise InvalidValueError(f"expected a Run or a run id, got {run!r}; pass the Run itself or run.id")
+    run_id = run_ref(run)
     return run_id if len(run_id) == 32 else store.get_run(run_id).id
 
 
-def get_run(run_id: str) -> Run:
-    """The run with this id, or a unique prefix of it (like git). ``RunNotFoundError`` if none."""
-    return context.current_store().get_run(run_id)
+def run_ref(run: Any, what: str = "run") -> str:
+    """The id (or id prefix) that ``run`` gives: a ``Run`` gives its id, a ``str`` is itself.
+
+    Every argument naming a run accepts a ``Run`` as well as an id, as ``run=`` does.
+    """
+    run_id = run.id if isinstance(run, Run) else run
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidValueError(
+            f"{what} must be a Run or a run id (str), got {type(run).__name__} {run!r}; "
+            "pass the Run itself or run.id"
+        )
+    return run_id
+
+
+def get_run(run_id: str | Run) -> Run:
+    """The run with this id, or a unique prefix of it (like git); a ``Run`` gives a fresh copy.
+
+    Raises:
+        RunNotFoundError: no run has this id, or the prefix is ambiguous.
+    """
+    return context.current_store().get_run(run_ref(run_id, "get_run()'s argument"))
+
+
+def _text_filter(value: Any, what: str) -> str | None:
+    """A filter given as text: None (no filter) or a ``str``; any other type would match nothing."""
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidValueError(
+        f"{what}= filters by text, got {type(value).__name__} {value!r}; pass a str such as "
+        f"{what}='baseline' (or leave it out)"
+    )
+
+
+def _parent_filter(parent_id: Any) -> str | None:
+    """The full id for ``parent_id=``: a ``Run``, a full id, or a unique prefix resolved here.
+
+    A prefix must be resolved before it reaches SQL, where it would match no run and the
+    filter would be silently empty.
+    """
+    if parent_id is None:
+        return None
+    ref = run_ref(parent_id, "parent_id=")
+    return ref if len(ref) == 32 else context.current_store().get_run(ref).id
 
 
 def _filter(
     experiment: str | None,
     status: str | None,
     name: str | None,
-    parent_id: str | None,
+    parent_id: Any,
     created_by: str | None,
     tags: Mapping[str, Any] | None,
     where: str | None,
@@ -61,11 +99,11 @@ def _filter(
     if tags is not None and not isinstance(tags, Mapping):
         raise InvalidValueError(f"tags must be a mapping such as {{'team': 'nlp'}}, got {tags!r}")
     return RunFilter(
-        experiment=experiment,
+        experiment=_text_filter(experiment, "experiment"),
         status=status,
-        name=name,
-        parent_id=parent_id,
-        created_by=created_by,
+        name=_text_filter(name, "name"),
+        parent_id=_parent_filter(parent_id),
+        created_by=_text_filter(created_by, "created_by"),
         tags=None if tags is None else {k: tag_value(v) for k, v in tags.items()},  # as set_tag stores
         where=where,
         order_by=order_by,
@@ -80,7 +118,7 @@ def runs(
     *,
     status: str | None = None,
     name: str | None = None,
-    parent_id: str | None = None,
+    parent_id: str | Run | None = None,
     created_by: str | None = None,
     tags: Mapping[str, Any] | None = None,
     where: str | None = None,
@@ -92,7 +130,8 @@ def runs(
     """Runs matching every given filter, newest ``start_time`` first.
 
     Args:
-        experiment, status, name, parent_id, created_by: equality filters.
+        experiment, status, name, created_by: equality filters (text).
+        parent_id: children of this run: a ``Run``, an id or a unique id prefix.
         tags: runs having all these tag values.
         where: a query string, e.g. ``"params.lr < 0.1 and metrics.acc.max > 0.9"``.
         order_by: e.g. ``"metrics.acc desc"`` (default: newest first).

@@ -93,7 +93,7 @@ def register_model(
             f"artifact= must be the name of an artifact logged on the run (or an Artifact), got {artifact!r}"
         )
     stage = _stage(stage)
-    store, rid = _target(run_id)
+    store, rid = _target(run_id, "run_id")
     return store.register_model(
         name,
         run_id=rid,

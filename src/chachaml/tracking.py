@@ -7,6 +7,7 @@ input (``chachaml._values``), and makes one call on the store. Nothing else.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +27,7 @@ from chachaml._values import (
 )
 from chachaml.entities import Dataset, Run
 from chachaml.errors import InvalidValueError, NoActiveRunError, RunStateError
+from chachaml.reading import run_ref
 from chachaml.store.base import STATUSES, NewRun, Store
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "set_experiment",
     "set_note",
     "set_tag",
     "set_tags",
@@ -75,9 +78,38 @@ def _check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     return {check_key(k, "tag key"): tag_value(v) for k, v in tags.items()}
 
 
+def _default_experiment() -> str:
+    """The experiment of a new top-level run: ``set_experiment``'s, else ``$CHACHAML_EXPERIMENT``,
+    else ``"default"`` (SPEC section 3)."""
+    chosen = context.current_experiment()
+    if chosen is not None:
+        return chosen
+    env = os.environ.get("CHACHAML_EXPERIMENT")
+    if env:
+        return check_key(env, "experiment name in $CHACHAML_EXPERIMENT")
+    return "default"
+
+
+def set_experiment(name: str | None) -> None:
+    """Make ``name`` the experiment of new runs started without ``experiment=``.
+
+    Precedence for a new run: an explicit ``experiment=``, else its parent's experiment (a
+    child stays with its parent), else ``set_experiment``'s, else ``$CHACHAML_EXPERIMENT``,
+    else ``"default"``. Like ``use_store`` it sets the process default at top level and holds
+    for the block only inside a ``with_store`` block. The experiment is created by its first run.
+
+    Args:
+        name: the experiment name, or ``None`` to go back to ``$CHACHAML_EXPERIMENT`` / default.
+
+    Raises:
+        InvalidValueError: ``name`` is not a valid name (empty, not a str, control characters).
+    """
+    context.set_experiment(None if name is None else check_key(name, "experiment name"))
+
+
 def _open_run(
     name: str | None,
-    experiment: str,
+    experiment: str | None,
     tags: Mapping[str, Any] | None,
     parent_id: Any,
     run_id: str | None,
@@ -86,10 +118,11 @@ def _open_run(
     store = context.current_store()
     if name is not None and not isinstance(name, str):
         raise InvalidValueError(f"run name must be a str or None, got {name!r}")
-    experiment = check_key(experiment, "experiment name")
+    if experiment is not None:
+        experiment = check_key(experiment, "experiment name")
     clean_tags = _check_tags(tags)
     if run_id is not None:
-        run = store.resume_run(store.get_run(run_id).id, _lifecycle.owner(), _now())
+        run = store.resume_run(store.get_run(run_ref(run_id, "run_id=")).id, _lifecycle.owner(), _now())
         if clean_tags:
             store.log_batch(run.id, tags=clean_tags)
     else:
@@ -97,11 +130,15 @@ def _open_run(
             frame = context.current_frame()
             parent_id = frame.run_id if frame is not None and _same_store(frame.store, store) else None
         elif parent_id is not None:
-            parent_id = store.get_run(parent_id).id
+            parent_id = run_ref(parent_id, "parent_id=")
+        if parent_id is not None and (experiment is None or len(parent_id) != 32):
+            parent = store.get_run(parent_id)  # resolves a prefix; a child takes its experiment
+            parent_id = parent.id
+            experiment = experiment or parent.experiment
         run = store.create_run(
             NewRun(
                 id=uuid.uuid4().hex,
-                experiment=experiment,
+                experiment=experiment or _default_experiment(),
                 start_time=_now(),
                 owner=_lifecycle.owner(),
                 name=name,
@@ -118,7 +155,7 @@ def _open_run(
 def start_run(
     name: str | None = None,
     *,
-    experiment: str = "default",
+    experiment: str | None = None,
     tags: Mapping[str, Any] | None = None,
     parent_id: Any = CURRENT,
     run_id: str | None = None,
@@ -131,10 +168,14 @@ def start_run(
 
     Args:
         name: a label for people; need not be unique.
-        experiment: the experiment it belongs to (created on first use).
+        experiment: the experiment it belongs to (created on first use); default: the parent's,
+            else the one ``set_experiment`` chose, else ``$CHACHAML_EXPERIMENT``, else
+            ``"default"``.
         tags: initial tags (values converted with ``str()``).
-        parent_id: defaults to the current run; ``None`` for a top-level run.
-        run_id: resume this existing run (id or unique prefix): its status goes back to running.
+        parent_id: defaults to the current run; ``None`` for a top-level run; else a ``Run``,
+            an id or a unique id prefix.
+        run_id: resume this existing run (a ``Run``, an id or a unique prefix): its status goes
+            back to running.
 
     Returns:
         the new ``Run`` (a snapshot; ``current_run()`` gives a fresh one).
@@ -175,7 +216,7 @@ class with_run:
         self,
         name: str | None = None,
         *,
-        experiment: str = "default",
+        experiment: str | None = None,
         tags: Mapping[str, Any] | None = None,
         parent_id: Any = CURRENT,
         run_id: str | None = None,
@@ -237,14 +278,14 @@ def tracked(
     fn: None = None,
     *,
     name: str | None = None,
-    experiment: str = "default",
+    experiment: str | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> Callable[[F], F]: ...
 def tracked(
     fn: F | None = None,
     *,
     name: str | None = None,
-    experiment: str = "default",
+    experiment: str | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> Any:
     """Decorator: every call of the function is a run named after it (``@tracked`` or
@@ -265,19 +306,23 @@ def current_run() -> Run | None:
 
 
 # -- logging ------------------------------------------------------------------------------------
-def _target(run: Any) -> tuple[Store, str]:
-    """The store and run id a log call writes to."""
+def _target(run: Any, arg: str = "run") -> tuple[Store, str]:
+    """The store and run id a log call writes to.
+
+    ``arg`` is the name of the caller's run argument (``run``, or ``run_id`` for
+    ``register_model``), so that the error names the argument the user can actually pass.
+    """
     if run is None:
         frame = context.current_frame()
         if frame is None:
             raise NoActiveRunError(
                 "no active run: call chachaml.start_run() first (or use `with chachaml.with_run():`),"
-                " or pass run=<a Run or run id>"
+                f" or pass {arg}=<a Run or run id>"
             )
         return frame.store, frame.run_id  # type: ignore[return-value]
     run_id = run.id if isinstance(run, Run) else run
     if not isinstance(run_id, str):
-        raise InvalidValueError(f"run= must be a Run or a run id, got {run!r}")
+        raise InvalidValueError(f"{arg}= must be a Run or a run id, got {run!r}")
     frame = context.current_frame()
     if frame is not None and frame.run_id == run_id:
         return frame.store, run_id  # type: ignore[return-value]

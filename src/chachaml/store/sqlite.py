@@ -33,9 +33,14 @@ from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 # VALUES, not INSERT ... SELECT: a SELECT that reads the table it inserts into makes SQLite
 # stage the row in a temporary table first, which cost ~15 µs per call (benchmarks/README.md).
 # The step: as given (?3), else one past the highest step of this key in this run, else 0.
+# At the largest 64-bit step there is no next one: SQLite's step + 1 would silently become a
+# float, so it gives NULL instead (the third term is 0 only when the key has no point at all),
+# the NOT NULL constraint refuses the row and _refuse_step_overflow names the cause (issue 7).
+MAX_STEP = 2**63 - 1
 _STEP = (
-    "COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2 "
-    "ORDER BY step DESC LIMIT 1), 0)"
+    f"COALESCE(?3, (SELECT CASE WHEN step < {MAX_STEP} THEN step + 1 END FROM metrics "
+    "WHERE run_id = ?1 AND key = ?2 ORDER BY step DESC LIMIT 1), "
+    "(SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM metrics WHERE run_id = ?1 AND key = ?2)))"
 )
 _INSERT_METRIC = f"""
 INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
@@ -60,6 +65,25 @@ _RUN_COLS = (
 
 def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _refuse_step_overflow(conn: sqlite3.Connection, run_id: str, keys: Sequence[str]) -> None:
+    """Raise ``InvalidValueError`` if one of ``keys`` already holds the largest 64-bit step, so
+    ``step=None`` has no next step; return quietly if none does (another cause failed)."""
+    for key in dict.fromkeys(keys):
+        row = conn.execute(
+            "SELECT 1 FROM metrics WHERE run_id = ? AND key = ? AND step = ?", (run_id, key, MAX_STEP)
+        ).fetchone()
+        if row is not None:
+            raise _no_next_step(run_id, key)
+
+
+def _no_next_step(run_id: str, key: str) -> InvalidValueError:
+    return InvalidValueError(
+        f"metric {key!r} of run {run_id[:8]} already has step {MAX_STEP}, the largest "
+        "64-bit step, so step=None has no next step; pass an explicit step= (or log "
+        "under another key)"
+    )
 
 
 def _canonical(param_json: str) -> str:
@@ -178,6 +202,8 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                 refused = exc
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
+            if step is None:  # or there is no next step (see _STEP)
+                _refuse_step_overflow(conn, run_id, [key])
             self._raise_not_running(conn, run_id, f"log metric {key!r} to", refused)
 
     def log_batch(
@@ -244,10 +270,14 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         if len(metrics) <= _SQL_STEPS:
             # A few points (log_metrics): SQLite resolves each step=None as it inserts the row,
             # which costs less than a lookup statement per key.
-            conn.executemany(
-                _INSERT_METRIC_NEXT,
-                [(run_id, k, s, v, ts, 1 if v != v else 0) for k, v, s, ts in metrics],
-            )
+            try:
+                conn.executemany(
+                    _INSERT_METRIC_NEXT,
+                    [(run_id, k, s, v, ts, 1 if v != v else 0) for k, v, s, ts in metrics],
+                )
+            except sqlite3.IntegrityError:  # the run is running (checked): no next step?
+                _refuse_step_overflow(conn, run_id, [k for k, _, s, _ in metrics if s is None])
+                raise
             return
         # Many points (a batched() flush): one lookup per implicit key, then plain inserts.
         top: dict[str, int] = {}  # highest step per key: this batch's, and the database's once looked up
@@ -264,6 +294,8 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                     if db is not None and db > top.get(k, -1):
                         top[k] = db
                 s = top.get(k, -1) + 1
+                if s > MAX_STEP:
+                    raise _no_next_step(run_id, k)
                 top[k] = s
             elif s > top.get(k, -1):
                 top[k] = s
