@@ -3,6 +3,7 @@
 >>> chachaml.log_artifact("model.pkl", model)          # doctest: +SKIP  (pickle)
 >>> chachaml.log_artifact("report.md", "# Results")    # doctest: +SKIP  (text)
 >>> chachaml.log_file("data/train.csv")                # doctest: +SKIP  (streamed copy)
+>>> chachaml.log_artifacts("outputs/")                  # doctest: +SKIP  (a whole folder)
 >>> chachaml.load_artifact(run.id, "model.pkl")        # doctest: +SKIP
 
 Bytes live in files next to the database (``<db>-artifacts/<run-id>/<name>``), written
@@ -39,6 +40,7 @@ __all__ = [
     "list_artifacts",
     "load_artifact",
     "log_artifact",
+    "log_artifacts",
     "log_figure",
     "log_file",
     "log_table",
@@ -320,7 +322,12 @@ def log_file(
     check_name(name)
     store, run_id = _target(run)
     if os.path.isdir(src):
-        raise InvalidValueError(f"{src!r} is a folder; log its files one by one (names may contain '/')")
+        raise InvalidValueError(f"{src!r} is a folder; log it with chachaml.log_artifacts({src!r})")
+    return _put_file(store, run_id, src, name, overwrite)
+
+
+def _put_file(store: Store, run_id: str, src: str, name: str, overwrite: bool) -> Artifact:
+    """Stream the file ``src`` into the run as ``name`` (the body of ``log_file``)."""
     fmt = FORMATS["bytes"]
     try:
         fh = open(src, "rb", buffering=0)  # noqa: SIM115 -- closed below; opened before the run checks
@@ -330,6 +337,94 @@ def log_file(
         ) from exc
     with fh:
         return _put(store, run_id, name, fh, fmt, _content_type(fmt, name), overwrite)
+
+
+_PROGRESS_FILES = 200  # log_artifacts shows progress on a terminal from this many files ...
+_PROGRESS_BYTES = 256 * 1024 * 1024  # ... or this many bytes
+
+
+def _folder_files(root: str) -> list[tuple[str, str]]:
+    """(path, relative name with ``/``) of every file under ``root``, sorted by name.
+
+    Symbolic links are resolved: one that leads outside ``root`` is refused (it would copy
+    files the user did not mean to log, e.g. a link to ``~``), checked for the whole tree
+    before anything is written. A link to a folder inside ``root`` is not descended into: its
+    files are logged once, under their real path.
+    """
+    real_root = os.path.realpath(root)
+    found: list[tuple[str, str]] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for entry in sorted(dirs + files):
+            path = os.path.join(folder, entry)
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                if os.path.commonpath([real_root, target]) != real_root:
+                    raise InvalidValueError(
+                        f"{path!r} is a symbolic link to {target!r}, outside the folder {root!r}; "
+                        "remove the link or copy what it points to into the folder"
+                    )
+                if not os.path.isfile(path):
+                    continue  # a link to a folder inside root (or a dangling link inside it)
+            elif entry in dirs:
+                continue
+            found.append((path, os.path.relpath(path, root).replace(os.sep, "/")))
+    return sorted(found, key=lambda pair: pair[1])
+
+
+def log_artifacts(
+    folder: str | os.PathLike[str],
+    prefix: str | None = None,
+    *,
+    overwrite: bool = False,
+    run: Any = None,
+) -> list[Artifact]:
+    """Log every file under ``folder`` as an artifact named by its relative path (under ``prefix``).
+
+    Each file is streamed as by ``log_file`` (never held in memory whole), in name order. The
+    folder ``outputs`` holding ``a.txt`` and ``plots/loss.png`` gives the artifacts ``a.txt``
+    and ``plots/loss.png``, or ``run1/a.txt`` ... with ``prefix="run1"``. On a terminal, a
+    large folder shows its progress on stderr (never on stdout, never when redirected).
+
+    Not one transaction: files logged before an error stay logged. Logging the same folder
+    again skips files whose bytes are unchanged, so a second call after fixing the cause
+    completes the set.
+
+    Args:
+        folder: the directory to log.
+        prefix: a folder name to put the files under (same rules as artifact names).
+        overwrite: replace artifacts of those names that hold other bytes.
+        run: the run (default: the current run).
+
+    Returns:
+        the stored ``Artifact`` of each file, in name order (empty for an empty folder).
+
+    Raises:
+        InvalidValueError: ``folder`` is not a directory, a symbolic link leads out of it,
+            or a file name is not a valid artifact name; nothing is written.
+        ConflictError: a name already holds other bytes and ``overwrite`` is false.
+    """
+    root = os.fspath(folder)
+    if not isinstance(root, str):
+        raise InvalidValueError(f"log_artifacts needs a str path, got {folder!r}")
+    if not os.path.isdir(root):
+        what = "a file; log it with chachaml.log_file" if os.path.isfile(root) else "not a folder"
+        raise InvalidValueError(f"{root!r} is {what} (cwd is {os.getcwd()!r})")
+    if prefix is not None:
+        prefix = check_name(prefix.rstrip("/") if isinstance(prefix, str) else prefix, "prefix")
+    store, run_id = _target(run)
+    files = [(path, f"{prefix}/{rel}" if prefix else rel) for path, rel in _folder_files(root)]
+    for _, name in files:  # every name is checked before the first byte is written
+        check_name(name)
+    total = sum(os.path.getsize(path) for path, _ in files)
+    show = sys.stderr.isatty() and (len(files) >= _PROGRESS_FILES or total >= _PROGRESS_BYTES)
+    logged: list[Artifact] = []
+    for i, (path, name) in enumerate(files, 1):
+        logged.append(_put_file(store, run_id, path, name, overwrite))
+        if show:
+            print(f"\rlog_artifacts: {i}/{len(files)} files", end="", file=sys.stderr, flush=True)
+    if show:
+        print(file=sys.stderr)
+    return logged
 
 
 def log_figure(
