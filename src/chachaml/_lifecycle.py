@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chachaml import context
+from chachaml._environment import installed_packages
 from chachaml.store.base import Owner
 
 HEARTBEAT_S = 60.0  # refresh at most once a minute (SPEC section 8)
@@ -107,7 +108,8 @@ def is_dead(
 
 
 def environment() -> dict[str, Any]:
-    """Python version, platform, host and git commit (when in a repository); cached."""
+    """Python version, platform, host, command line, installed packages and git commit (when in
+    a repository); captured on first use and cached for the process (docs/concepts.md)."""
     global _env
     if _env is None:
         env: dict[str, Any] = {
@@ -117,7 +119,9 @@ def environment() -> dict[str, Any]:
             "host": _host,
             "user": os.environ.get("USER") or os.environ.get("USERNAME"),
             "cwd": os.getcwd(),
-            "argv": list(sys.argv),
+            "argv": list(sys.argv),  # the command line
+            # name -> version of every installed distribution (chachaml._environment)
+            "packages": installed_packages(),
         }
         try:
             out = subprocess.run(
