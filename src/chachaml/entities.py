@@ -8,7 +8,6 @@ Times are integer milliseconds since the Unix epoch (UTC).
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -408,37 +407,6 @@ class Run:
         return "".join(parts)
 
 
-def _kind(value: Any) -> str:
-    """The JSON kind of a param value, as far as a dataframe column's type is concerned."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    return type(value).__name__  # str, list, dict
-
-
-def _polars_column(pl: Any, name: str, values: list[Any]) -> Any:
-    """One ``polars.Series`` for a records column, whatever mix of types it holds.
-
-    A param may hold a number in one run and a string, a list or a dict in another. Polars
-    cannot infer one type for such a column (it raises its own SchemaError, or silently drops
-    the values that do not fit a struct), where pandas keeps an object column. A column of one
-    kind keeps its natural type; a mixed one becomes strings: text as it is, everything else as
-    its JSON text (``1``, ``true``, ``[1, 2]``), which loses nothing.
-    """
-    kinds = {_kind(v) for v in values if v is not None}
-    if len(kinds) <= 1:
-        try:
-            return pl.Series(name, values, strict=False)
-        except Exception:  # polars' own errors vary by version: fall back to text
-            pass
-    return pl.Series(
-        name,
-        [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values],
-        dtype=pl.String,
-    )
-
-
 class RunList(Sequence[Run]):
     """An immutable list of runs, newest first, that prints as a table.
 
@@ -510,7 +478,9 @@ class RunList(Sequence[Run]):
         pl = require("polars", "polars")
         cols = self._columns()
         records = self.to_records()
-        data = {c: _polars_column(pl, c, [rec.get(c) for rec in records]) for c in cols}
+        from chachaml._frames import polars_column
+
+        data = {c: polars_column(pl, c, [rec.get(c) for rec in records]) for c in cols}
         return pl.DataFrame(data)
 
     def _table_rows(self) -> tuple[list[str], list[list[Any]]]:
