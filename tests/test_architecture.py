@@ -34,6 +34,7 @@ VERBS = {
     "chachaml.housekeeping",
     "chachaml.artifacts",
     "chachaml.registry",
+    "chachaml.images",
 }
 CONTEXT = {"chachaml.context", "chachaml._lifecycle", "chachaml.pytest_plugin", "chachaml.demo"}
 CLIENT = {"chachaml.client", *(f"chachaml.{m.stem}" for m in SRC.glob("_api_*.py"))}
@@ -48,6 +49,9 @@ NEUTRAL = {
     "chachaml._display",
     "chachaml._optional",
     "chachaml.formats",
+    "chachaml._png",
+    "chachaml._environment",
+    "chachaml._frames",
 }
 
 

@@ -214,7 +214,7 @@ def test_a_client_never_writes_to_the_current_run(client: Client) -> None:
 def test_the_run_resolver_refuses_what_is_not_a_run(client: Client) -> None:
     a = client.start_run()
     assert client.resolve_run_id(a) == a.id == client.resolve_run_id(a.id[:5])
-    with pytest.raises(InvalidValueError, match="expected a Run or a run id"):
+    with pytest.raises(InvalidValueError, match="must be a Run or a run id"):
         client.get_run(42)
     with pytest.raises(RunNotFoundError, match="zzz"):
         client.log_param("k", 1, run="zzz")
