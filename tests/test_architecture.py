@@ -132,6 +132,8 @@ MAY_NOT_IMPORT = {
        for n in MODULES if n.startswith("chachaml.query")},
     # the Client never looks at the context or the verbs
     **{n: VERBS | CONTEXT for n in CLIENT},
+    # verb modules delegate to the Client; they share nothing private with each other
+    **{n: VERBS - {n} for n in VERBS},
     # the lifecycle is called by the context, never the other way round
     "chachaml._lifecycle": VERBS | CLIENT | {"chachaml.context"},
 }  # fmt: skip

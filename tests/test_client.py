@@ -451,3 +451,21 @@ def test_module_verbs_and_the_client_see_the_same_store(tmp_path: Path) -> None:
         buf = io.StringIO()
         chachaml.inspect_run(run.id[:8], file=buf)
         assert "via verbs" in buf.getvalue()
+
+
+def test_folders_and_images_through_the_client(client: Client, tmp_path: Path) -> None:
+    import numpy as np
+
+    run = client.start_run()
+    folder = tmp_path / "outputs"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    (folder / "plots" / "b.txt").write_text("b")
+    logged = client.log_artifacts(folder, "out", run=run)
+    assert [a.name for a in logged] == ["out/a.txt", "out/plots/b.txt"]
+    art = client.log_image("img.png", np.zeros((2, 3), dtype=np.uint8), run=run.id[:8])
+    assert art.content_type == "image/png"
+    with client.open_artifact(run, "img.png") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InvalidValueError, match="numpy array or a PIL image"):
+        client.log_image("x.png", [[0]], run=run)
