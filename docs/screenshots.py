@@ -38,9 +38,17 @@ def populate(db: Path) -> list[str]:
         for i, (lr, width) in enumerate([(0.3, 256), (0.1, 256), (0.03, 512), (0.01, 512), (0.003, 256)]):
             with chachaml.with_run(f"resnet-lr{lr}", experiment="cifar10", tags={"sweep": "lr"}) as run:
                 chachaml.log_params(
-                    {"lr": lr, "width": width, "optimizer": {"name": "adamw", "wd": 0.05}, "epochs": 30, "seed": i}
+                    {
+                        "lr": lr,
+                        "width": width,
+                        "optimizer": {"name": "adamw", "wd": 0.05},
+                        "epochs": 30,
+                        "seed": i,
+                    }
                 )
-                chachaml.log_dataset("cifar10-train", role="train", source="hf://cifar10", n_rows=50000, n_cols=3072)
+                chachaml.log_dataset(
+                    "cifar10-train", role="train", source="hf://cifar10", n_rows=50000, n_cols=3072
+                )
                 for step in range(300):
                     t = step / 300
                     speed = 1 - math.exp(-lr * 40)
@@ -48,7 +56,9 @@ def populate(db: Path) -> list[str]:
                     acc = 0.93 * (1 - math.exp(-5 * speed * t * 2)) + 0.01 * rng.gauss(0, 1)
                     chachaml.log_metrics({"train/loss": max(loss, 0.01), "train/acc": acc}, step=step)
                     if step % 30 == 29:
-                        chachaml.log_metrics({"val/loss": max(loss, 0.02) * 1.1, "val/acc": acc - 0.02}, step=step)
+                        chachaml.log_metrics(
+                            {"val/loss": max(loss, 0.02) * 1.1, "val/acc": acc - 0.02}, step=step
+                        )
                 chachaml.log_metric("lr", lr, step=0)
                 chachaml.set_note(
                     f"# ResNet-18, lr={lr}\n\nBaseline **sweep** over the learning rate.\n\n"
@@ -57,7 +67,9 @@ def populate(db: Path) -> list[str]:
                 chachaml.log_artifact(
                     "report.md", f"## Summary\n\nFinal accuracy: **{acc:.3f}**\n", format="text"
                 )
-                chachaml.log_artifact("config.json", {"lr": lr, "width": width, "augment": ["crop", "flip"]}, format="json")
+                chachaml.log_artifact(
+                    "config.json", {"lr": lr, "width": width, "augment": ["crop", "flip"]}, format="json"
+                )
                 chachaml.log_artifact("model", {"weights": [lr, width]})  # pickled
                 ids.append(run.id)
         try:
@@ -71,15 +83,21 @@ def populate(db: Path) -> list[str]:
         with chachaml.with_run("bert-finetune", experiment="glue-sst2") as run:
             chachaml.log_params({"lr": 2e-5, "batch_size": 32, "model": "bert-base-uncased"})
             for step in range(120):
-                chachaml.log_metric("train/loss", 0.7 * math.exp(-step / 40) + 0.05 + 0.03 * rng.random(), step=step)
+                chachaml.log_metric(
+                    "train/loss", 0.7 * math.exp(-step / 40) + 0.05 + 0.03 * rng.random(), step=step
+                )
         running = chachaml.start_run("llama-sft", experiment="llm")
         chachaml.log_params({"lr": 1e-4, "lora_r": 16, "model": "llama-3-8b"})
         for step in range(80):
-            chachaml.log_metric("train/loss", 1.9 * math.exp(-step / 60) + 0.3 + 0.05 * rng.random(), step=step)
+            chachaml.log_metric(
+                "train/loss", 1.9 * math.exp(-step / 60) + 0.3 + 0.05 * rng.random(), step=step
+            )
         # left running on purpose: the screenshot shows a live run
         del running
         for k, run_id in enumerate(ids[1:3]):
-            chachaml.register_model("cifar-resnet", artifact="model", run_id=run_id, stage="production" if k else "staging")
+            chachaml.register_model(
+                "cifar-resnet", artifact="model", run_id=run_id, stage="production" if k else "staging"
+            )
     return ids
 
 
@@ -99,7 +117,9 @@ def _serve(db: Path) -> tuple[Any, str]:
     import socketserver
 
     server_cls = type("S", (socketserver.ThreadingMixIn, Threaded), {})
-    httpd = make_server("127.0.0.1", 0, create_app(Client(str(db))), server_class=server_cls, handler_class=Quiet)
+    httpd = make_server(
+        "127.0.0.1", 0, create_app(Client(str(db))), server_class=server_cls, handler_class=Quiet
+    )
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd, f"http://127.0.0.1:{httpd.server_port}"
 

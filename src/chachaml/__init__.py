@@ -87,6 +87,7 @@ _EXPORTS = {
     "model_history": "registry",
     "model_versions": "registry",
     "models": "registry",
+    "plot": "plotting",
     "promote": "registry",
     "register_model": "registry",
     "runs": "reading",
@@ -170,6 +171,7 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from chachaml.errors import RunStateError as RunStateError
     from chachaml.errors import SchemaVersionError as SchemaVersionError
     from chachaml.errors import StoreError as StoreError
+    from chachaml.plotting import plot as plot
     from chachaml.reading import create_experiment as create_experiment
     from chachaml.reading import current_user as current_user
     from chachaml.reading import experiments as experiments

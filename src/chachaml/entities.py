@@ -378,33 +378,9 @@ class Run:
         )
 
     def _repr_html_(self) -> str:
-        head = _display.html_table(
-            ["id", "name", "experiment", "status", "started", "duration", "parent"],
-            [
-                [
-                    self.short_id,
-                    self.name,
-                    self.experiment,
-                    self.status,
-                    _display.fmt_time(self.start_time),
-                    _display.fmt_duration(self.duration),
-                    (self.parent_id or "")[:8],
-                ]
-            ],
-        )
-        parts = [
-            head,
-            _display.kv_html("params", self.params),
-            _display.kv_html("metrics (latest)", self.metrics),
-            _display.kv_html("tags", self.tags),
-        ]
-        if self.error:
-            parts.append(
-                _display.kv_html(
-                    "error", {"type": self.error.get("type"), "message": self.error.get("message")}
-                )
-            )
-        return "".join(parts)
+        from chachaml import plotting  # rendering and its history reads live outside the entities
+
+        return plotting.run_html(self)
 
 
 class RunList(Sequence[Run]):
@@ -511,8 +487,9 @@ class RunList(Sequence[Run]):
         return f"RunList({n} run{'s' if n != 1 else ''})\n{_display.text_table(headers, rows)}{more}"
 
     def _repr_html_(self) -> str:
-        headers, rows = self._table_rows()
-        return _display.html_table(headers, rows, caption=f"{len(self._runs)} runs")
+        from chachaml import plotting
+
+        return plotting.runlist_html(self)
 
 
 def _same_value(a: Any, b: Any) -> bool:
