@@ -102,26 +102,14 @@ def populate(db: Path) -> list[str]:
 
 
 def _serve(db: Path) -> tuple[Any, str]:
-    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
+    """Serve the store at ``db`` on a free port of 127.0.0.1 in a daemon thread: (server, base URL)."""
     from chachaml.client import Client
     from chachaml.web.app import create_app
+    from chachaml.web.serve import make_server
 
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    class Threaded(WSGIServer):
-        daemon_threads = True
-
-    import socketserver
-
-    server_cls = type("S", (socketserver.ThreadingMixIn, Threaded), {})
-    httpd = make_server(
-        "127.0.0.1", 0, create_app(Client(str(db))), server_class=server_cls, handler_class=Quiet
-    )
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_port}"
+    server = make_server(create_app(Client(str(db))), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def main(argv: list[str]) -> int:

@@ -7,10 +7,9 @@ import { api, el, enc, fmtNum, getState, setState } from "./util.js";
 export const MAX_POINTS = 1000; // per history and per view: a stable bucket count (smoothing depends on it)
 const DETAIL_CAP = 20000;
 
-export function historyUrl(runId, key, { afterStep, beforeStep, maxPoints } = {}) {
+export function historyUrl(runId, key, { afterStep, maxPoints } = {}) {
   const q = new URLSearchParams();
   if (afterStep !== undefined && afterStep !== null) q.set("after_step", Math.floor(afterStep));
-  if (beforeStep !== undefined && beforeStep !== null) q.set("before_step", Math.ceil(beforeStep));
   if (maxPoints) q.set("max_points", maxPoints);
   return `/api/v1/runs/${enc(runId)}/metrics/${enc(key)}${q.size ? `?${q}` : ""}`;
 }
@@ -57,10 +56,10 @@ export class Line {
     const last = this.lastStep() ?? view.xmax;
     const first = this.overview.length ? this.overview[0].step : 0;
     const share = (Math.min(view.xmax, last) - Math.max(view.xmin, first)) / Math.max(1, last - first);
-    // enough points for MAX_POINTS inside the view even if the server ignores before_step
+    // the API reads from after_step to the end: ask for enough points to have MAX_POINTS in view
     const want = Math.min(DETAIL_CAP, Math.ceil(MAX_POINTS * Math.max(1, (last - view.xmin) / Math.max(1e-9, view.xmax - view.xmin))));
     if (share >= 0.95) { this.detail = null; return; }
-    const pts = await fetchPoints(this.runId, this.key, { afterStep: view.xmin - 1, beforeStep: view.xmax + 1, maxPoints: want });
+    const pts = await fetchPoints(this.runId, this.key, { afterStep: view.xmin - 1, maxPoints: want });
     this.detail = pts.filter((p) => p.step >= view.xmin - 1 && p.step <= view.xmax + 1);
   }
 }
@@ -154,5 +153,8 @@ export class Panels {
     const shown = p.lines.reduce((n, l) => n + l.points().length, 0), total = p.lines.reduce((n, l) => n + Math.max(l.count, l.points().length), 0);
     p.chart.extraNote = total > shown ? `downsampled: ${shown.toLocaleString()} of ${total.toLocaleString()} points (min/max per bucket kept; zoom for detail)` : "";
     p.chart.setData(series);
+    // what is drawn, as attributes: for people reading the DOM and for the browser tests
+    p.node.dataset.points = String(shown);
+    p.node.dataset.lastStep = String(Math.max(-1, ...p.lines.map((l) => l.lastStep() ?? -1)));
   }
 }
