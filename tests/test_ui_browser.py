@@ -109,8 +109,6 @@ def _populate(db: Path) -> dict[str, str]:
             raise ValueError(EVIL)
         ids["evil"] = evil.id
     with Client(db) as c:
-        for k in ("curves", "child"):
-            pass
         c.register_model("clf", artifact="model.pkl", run_id=ids["curves"], stage="staging")
         c.register_model("clf", artifact="model.pkl", run_id=ids["curves"])
     return ids
@@ -466,7 +464,8 @@ def test_markdown_renderer_keeps_html_as_text(page: Page, site: Site) -> None:
                 html: root.innerHTML,
                 text: root.textContent,
                 tags: [...new Set(nodes.map((n) => n.tagName.toLowerCase()))].sort(),
-                attrs: [...new Set(nodes.flatMap((n) => [...n.attributes].map((a) => `${a.name}=${a.value}`)))].sort(),
+                attrs: [...new Set(nodes.flatMap(n => [...n.attributes].map(a => a.name + "=" + a.value)))]
+                    .sort(),
             };
         }""",
         EVIL_MD + "\n- [x] done\n\n| a | b |\n|---|---|\n| <b>1</b> | 2 |\n",
