@@ -86,14 +86,16 @@ def populate(db: Path) -> list[str]:
                 chachaml.log_metric(
                     "train/loss", 0.7 * math.exp(-step / 40) + 0.05 + 0.03 * rng.random(), step=step
                 )
-        running = chachaml.start_run("llama-sft", experiment="llm")
-        chachaml.log_params({"lr": 1e-4, "lora_r": 16, "model": "llama-3-8b"})
-        for step in range(80):
-            chachaml.log_metric(
-                "train/loss", 1.9 * math.exp(-step / 60) + 0.3 + 0.05 * rng.random(), step=step
-            )
-        # left running on purpose: the screenshot shows a live run
-        del running
+    # left running on purpose (outside with_store, which would end it): the runs page shows it live
+    from chachaml.client import Client
+
+    client = Client(str(db))
+    running = client.start_run("llama-sft", experiment="llm")
+    client.log_params({"lr": 1e-4, "lora_r": 16, "model": "llama-3-8b"}, run=running)
+    for step in range(80):
+        value = 1.9 * math.exp(-step / 60) + 0.3 + 0.05 * rng.random()
+        client.log_metric("train/loss", value, step=step, run=running)
+    with chachaml.with_store(db):
         for k, run_id in enumerate(ids[1:3]):
             chachaml.register_model(
                 "cifar-resnet", artifact="model", run_id=run_id, stage="production" if k else "staging"
@@ -112,6 +114,49 @@ def _serve(db: Path) -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
+NOTEBOOK_CELLS = [
+    "import chachaml\nchachaml.use_store({db!r})\nruns = chachaml.runs(experiment='cifar10')\nruns[1]",
+    "runs",
+    "chachaml.plot(runs[1:5], 'val/acc')",
+]
+
+
+def notebook_html(db: Path) -> str:
+    """Run the notebook cells in a real Jupyter kernel; their outputs as one page, like Jupyter."""
+    import html
+    import textwrap
+
+    import nbclient
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src.format(db=str(db))) for src in NOTEBOOK_CELLS]
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    parts = []
+    for n, cell in enumerate(nb.cells, 1):
+        (result,) = [o for o in cell.outputs if o.output_type == "execute_result"]
+        source, output = html.escape(cell.source), result["data"]["text/html"]
+        parts.append(
+            f'<div class="cell"><div class="prompt">In [{n}]:</div><pre class="src">{source}</pre></div>'
+        )
+        parts.append(
+            f'<div class=cell><div class="prompt out">Out[{n}]:</div><div class="output">{output}</div></div>'
+        )
+    style = textwrap.dedent(
+        """
+        body { font: 13px system-ui, sans-serif; margin: 24px; background: #fff; color: #1b2330; }
+        .cell { display: flex; gap: 12px; margin: 6px 0; }
+        .prompt { width: 70px; flex: none; color: #303f9f; font: 12px monospace; padding-top: 6px; }
+        .prompt { text-align: right; }
+        .prompt.out { color: #d84315; }
+        pre.src { flex: 1; background: #f5f5f5; border: 1px solid #e0e0e0; padding: 6px 8px; margin: 0; }
+        .output { flex: 1; overflow-x: auto; }
+        table { border-collapse: collapse; font-size: 12px; }
+        """
+    )
+    return f"<!doctype html><meta charset=utf-8><style>{style}</style>{''.join(parts)}"
+
+
 def main(argv: list[str]) -> int:
     from playwright.sync_api import sync_playwright
 
@@ -126,6 +171,8 @@ def main(argv: list[str]) -> int:
             page = browser.new_page(viewport={"width": 1440, "height": 900}, device_scale_factor=1)
             page.goto(f"{base}/")
             page.wait_for_selector("#runs tr[data-run-id]")
+            for run_id in ids[2:4]:
+                page.check(f'#runs tr[data-run-id="{run_id}"] input[type=checkbox]')
             page.screenshot(path=str(out / "runs.png"))
             page.goto(f"{base}/runs/{ids[2]}?smooth=0.6")
             page.wait_for_selector('[data-metric="train/loss"] canvas')
@@ -135,6 +182,9 @@ def main(argv: list[str]) -> int:
             page.wait_for_selector('[data-metric="train/acc"] canvas')
             page.wait_for_timeout(300)
             page.screenshot(path=str(out / "compare.png"), full_page=True)
+            page.set_viewport_size({"width": 1500, "height": 800})
+            page.set_content(notebook_html(tmp / "demo.db"))
+            page.screenshot(path=str(out / "notebook.png"), full_page=True)
             browser.close()
     finally:
         httpd.shutdown()

@@ -147,7 +147,7 @@ def run_html(run: Any, histories: Mapping[str, Sequence[float]]) -> str:
         f'<span style="color:#677284;font-size:12px">{esc(run.id)} · experiment {esc(run.experiment)} · '
         f"started {esc(_display.fmt_time(run.start_time))} · {esc(duration)}{parent}</span></div>"
     )
-    parts = [f'<div class="chachaml-run" style="{_FONT}">', head]
+    parts = [f'<div class="chachaml-run" style="{_FONT};font-size:13px">', head]
     if run.metrics:
         rows = []
         for k in sorted(run.metrics):
@@ -163,9 +163,18 @@ def run_html(run: Any, histories: Mapping[str, Sequence[float]]) -> str:
                     str(len(values)) if values else "",
                 ]
             )
-        parts.append(_table(["metric", "last", "history", "min", "max", "points"], rows, caption="metrics"))
-    parts.append(_display.kv_html("params", run.params))
-    parts.append(_display.kv_html("tags", run.tags))
+        parts.append(_table(["metric", "last", "history", "min", "max", "points"], rows))
+    side = [
+        _table(["key", "value"], [[esc(k), _cell(v)] for k, v in sorted(mapping.items())], caption=title)
+        for title, mapping in (("params", run.params), ("tags", run.tags))
+        if mapping
+    ]
+    if side:
+        parts.append(
+            '<div style="display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap">'
+            + "".join(side)
+            + "</div>"
+        )
     if run.error:
         parts.append(
             '<div style="color:#991b1b;background:#fef2f2;border:1px solid #fecaca;border-radius:6px;'
@@ -241,7 +250,7 @@ def svg_chart(
     """
     ml, mr, mt, mb = 60, 16, 30, 40
     legend_rows = (len(series) + 2) // 3 if len(series) > 1 else 0
-    total_h = height + 18 * legend_rows
+    total_h = height + 18 * legend_rows + (6 if legend_rows else 0)
     pw, ph = width - ml - mr, height - mt - mb
     xs = [x for _, pts in series for x, _ in pts]
     ys = [y for _, pts in series for _, y in pts if math.isfinite(y)]
@@ -309,7 +318,7 @@ def svg_chart(
                 )
         out.append("</g>")
         if legend_rows:
-            lx, ly = ml + (n % 3) * (pw / 3), height + 18 * (n // 3) - 4
+            lx, ly = ml + (n % 3) * (pw / 3), height + 12 + 18 * (n // 3)
             out.append(f'<rect x="{lx:.1f}" y="{ly - 9}" width="10" height="10" rx="2" fill="{color}"/>')
             out.append(f'<text x="{lx + 14:.1f}" y="{ly}" fill="#1b2330">{esc(label[:40])}</text>')
     out.append("</svg>")

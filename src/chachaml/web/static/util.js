@@ -79,7 +79,7 @@ export function fmtNum(v) {
   if (!Number.isFinite(v)) return v > 0 ? "∞" : "-∞";
   if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
   const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(3);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return Number(v.toPrecision(4)).toExponential();
   return String(Number(v.toPrecision(5)));
 }
 
