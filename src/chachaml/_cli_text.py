@@ -70,16 +70,20 @@ def table(
     *,
     width: int | None = None,
     shrink: Sequence[int] = (),
+    keep: int | None = None,
 ) -> str:
     """An aligned table no wider than ``width`` (default: the terminal's).
 
-    Columns listed in ``shrink`` (indices, first shrunk first) are cut with ``…`` until the
-    table fits; if it still does not fit, columns are dropped from the right.
+    Columns listed in ``shrink`` (indices, first shrunk first) are cut with ``…`` to 16
+    characters; then the optional columns (from index ``keep`` on; default: none) are dropped
+    from the right; then the listed columns are cut to 6 characters, and finally any column
+    that still does not fit is dropped from the right.
 
     Returns:
         the table text (a header line, a rule, one line per row), without a trailing newline.
     """
     limit = width or terminal_width()
+    keep = len(headers) if keep is None else keep
     text = [[cell(v) for v in row] for row in rows]
     heads = list(headers)
     widths = [max([_width(h)] + [_width(r[i]) for r in text]) for i, h in enumerate(heads)]
@@ -94,16 +98,24 @@ def table(
     def total() -> int:
         return sum(widths) + 2 * (len(widths) - 1)
 
-    for i in shrink:
-        over = total() - limit
-        if over <= 0:
-            break
-        floor = max(_width(heads[i]), 6)
-        widths[i] = max(floor, widths[i] - over)
-    while total() > limit and len(widths) > 1:
-        widths.pop()
-        heads.pop()
-        numeric.pop()
+    def squeeze(floor_of: int) -> None:
+        for i in shrink:
+            over = total() - limit
+            if over <= 0:
+                return
+            floor = max(_width(heads[i]), floor_of)
+            widths[i] = max(min(floor, widths[i]), widths[i] - over)
+
+    def drop(down_to: int) -> None:
+        while total() > limit and len(widths) > down_to:
+            widths.pop()
+            heads.pop()
+            numeric.pop()
+
+    squeeze(16)  # first cut long text to a readable width,
+    drop(keep)  # then drop optional columns from the right,
+    squeeze(6)  # then cut harder,
+    drop(1)  # and drop what still does not fit.
     lines = []
     for row in [heads, *text]:
         parts = []

@@ -102,7 +102,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         ]
         for r in found
     ]
-    print(table(headers, rows, shrink=(1, 2)))
+    print(table(headers, rows, shrink=(1, 2), keep=6), flush=True)
     print(f"{len(found)} run{'s' if len(found) != 1 else ''}", file=sys.stderr)
     return 0
 
@@ -334,7 +334,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_archive(args: argparse.Namespace) -> int:
     with _client(args) as c:
-        n = c.archive_runs(older_than_days=args.older_than_days, experiment=args.experiment)
+        from chachaml.web._writes import check_days
+
+        n = c.archive_runs(older_than_days=check_days(args.older_than_days), experiment=args.experiment)
     if args.json:
         _print_json({"archived": n})
     else:

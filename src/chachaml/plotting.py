@@ -81,7 +81,8 @@ class Plot:
 
 
 def _run_refs(runs: Any) -> list[Any]:
-    from chachaml.entities import Run, RunList
+    from chachaml.entities import Run
+    from chachaml.results import RunList
 
     if isinstance(runs, Run | str):
         return [runs]
@@ -112,15 +113,14 @@ def plot(runs: Any, key: str, *, x: str = "step") -> Plot:
         RunNotFoundError: an id matches no run.
     """
     from chachaml import context
-    from chachaml.reading import full_run_id
 
     if x not in X_AXES:
         raise InvalidValueError(f"plot(x={x!r}): x must be one of {', '.join(X_AXES)}")
-    store = context.current_store()
-    runs_ = [store.get_run(full_run_id(store, r)) for r in _run_refs(runs)]
+    client = context.client()
+    runs_ = [client.get_run(r) for r in _run_refs(runs)]
     lines = []
     for run in runs_:
-        history = store.metric_history(run.id, key)
+        history = client.metric_history(run.id, key)
         if not history:
             continue
         if x == "step":
@@ -148,10 +148,13 @@ def histories(run_ids: Sequence[str], keys: Sequence[str]) -> dict[tuple[str, st
 
     out: dict[tuple[str, str], list[float]] = {}
     try:
-        store = context.current_store()
+        client = context.client()
         for run_id in run_ids[:_SPARK_RUNS]:
             for key in keys:
-                out[(run_id, key)] = [m.value for m in store.metric_history(run_id, key)]
+                try:
+                    out[(run_id, key)] = [m.value for m in client.metric_history(run_id, key)]
+                except ChachamlError:  # not in this store (or a key it refuses): no sparkline
+                    break
     except (ChachamlError, OSError):
         pass
     return out

@@ -137,11 +137,25 @@ class _Body(io.RawIOBase):
         return n
 
 
+class _Counting:
+    """The WSGI input stream, counting what was read (so the rest can be drained)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._stream.read(n)
+        self.count += len(data)
+        return data
+
+
 class Request:
     """One HTTP request: method, path, query parameters, headers and body helpers."""
 
     def __init__(self, environ: dict[str, Any]) -> None:
         self.environ = environ
+        self._input = _Counting(environ.get("wsgi.input") or io.BytesIO())
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         raw_path = environ.get("PATH_INFO", "") or "/"
         # WSGI hands PATH_INFO as latin-1 decoded bytes; the URL's bytes are UTF-8.
@@ -221,7 +235,7 @@ class Request:
             raise HttpError(
                 413, f"the JSON body is {length} bytes; the limit is {MAX_JSON_BYTES}; send smaller batches"
             )
-        raw = self.environ["wsgi.input"].read(length) if length else b""
+        raw = self._input.read(length) if length else b""
         try:
             value = json.loads(raw.decode("utf-8")) if raw.strip() else {}
         except (UnicodeDecodeError, ValueError) as exc:
@@ -239,7 +253,24 @@ class Request:
                 "an upload needs a Content-Length header (curl sets it with --data-binary @file)",
                 type="InvalidValueError",
             )
-        return io.BufferedReader(_Body(self.environ["wsgi.input"], length), 1 << 20)
+        return io.BufferedReader(_Body(self._input, length), 1 << 20)  # type: ignore[arg-type]
+
+    def drain(self) -> None:
+        """Read and drop what is left of a body of at most ``MAX_JSON_BYTES`` bytes.
+
+        A client still sending its body when the reply comes (an error before the body was
+        read) would otherwise see a reset connection instead of the JSON error.
+        """
+        try:
+            left = (self.content_length() or 0) - self._input.count
+        except HttpError:
+            return
+        if 0 < left <= MAX_JSON_BYTES:
+            while left > 0:
+                block = self._input.read(min(left, 1 << 16))
+                if not block:
+                    return
+                left -= len(block)
 
 
 Handler = Callable[[Any, Request], Response]

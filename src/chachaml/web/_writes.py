@@ -4,7 +4,7 @@ Each handler reads a JSON body (``Content-Type: application/json``; an artifact 
 body instead), checks every field before the first write, and then calls the ``Client``. A
 batch (``POST /runs/{id}/batch``) may carry a client-chosen ``batch_id``: a repeat of an applied
 batch is answered ``{"applied": false}`` and writes nothing, so a sender can retry after a lost
-reply without duplicating points (docs/adr/0009-http-api.md).
+reply without duplicating points (docs/adr/0010-http-api-and-command-line.md).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chachaml._values import check_key, metric_value, step_value, timestamp_value
+from chachaml._values import check_key, metric_value, params_items, step_value, timestamp_value
 from chachaml.errors import InvalidValueError
+from chachaml.rules import check_artifact_name, check_tags
 from chachaml.web._http import Request, Response, json_response
 
 __all__ = [
@@ -61,6 +62,10 @@ def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], default: An
     if bad_bool or not isinstance(value, kinds):
         names = " or ".join(k.__name__.replace("dict", "object").replace("str", "string") for k in kinds)
         raise InvalidValueError(f"field {name!r} must be {names}, got {value!r:.100}")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise InvalidValueError(f"field {name!r} = {value} does not fit in 64 bits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidValueError(f"field {name!r} must be a finite number, got {value!r}")
     return value
 
 
@@ -194,8 +199,7 @@ def log_batch(app: Any, req: Request) -> Response:
     tags = _tags(_field(body, "tags", (dict,), None))
     overwrite = _field(body, "overwrite", (bool,), False)
     if params:
-        for k in params:
-            check_key(k, "param key")
+        params_items(params)  # a bad key or value is a 400 before the run is even looked up
     c = app.client
     run = c.get_run(req.params["run_id"])
     if batch_id is None:
@@ -215,15 +219,26 @@ def _apply(
     run_id: str,
     params: dict[str, Any] | None,
     points: list[tuple[str, float, int | None, int | None]],
-    tags: dict[str, str] | None,
+    tags: dict[str, Any] | None,
     overwrite: bool,
 ) -> None:
-    if params:
-        c.log_params(params, run=run_id, overwrite=overwrite)  # all or nothing; needs a running run
-    for key, value, step, ts in points:
-        c.log_metric(key, value, step, run=run_id, timestamp=ts)
-    if tags:
-        c.set_tags(tags, run=run_id)
+    """One transaction for the whole batch: the Store contract's one write primitive.
+
+    The values are normalised by the same helpers the ``Client`` uses (``params_items``,
+    ``check_tags``), so a batch stores exactly what ``log_params`` / ``log_metric`` /
+    ``set_tags`` would; unlike three calls, a conflict or a finished run writes none of it.
+    """
+    from chachaml import _process
+
+    now = _process.now_ms()
+    metrics = [(k, v, step, now if ts is None else ts) for k, v, step, ts in points]
+    c.store.log_batch(
+        run_id,
+        params=params_items(params) if params else None,
+        metrics=metrics,
+        tags=check_tags(tags) if tags else None,
+        overwrite=overwrite,
+    )
 
 
 def set_tag(app: Any, req: Request) -> Response:
@@ -276,11 +291,10 @@ def put_artifact(app: Any, req: Request) -> Response:
     ``?format=`` labels how ``load_artifact`` decodes it (default ``bytes``); ``?overwrite=true``
     replaces other bytes. The body is never decoded here (a pickle is never unpickled).
     """
-    from chachaml import _lifecycle
-    from chachaml.artifacts import FORMATS
-    from chachaml.store._files import check_name
+    from chachaml import _process
+    from chachaml.formats import FORMATS
 
-    name = check_name(req.params["name"])
+    name = check_artifact_name(req.params["name"])
     fmt = req.text("format") or "bytes"
     if fmt not in FORMATS:
         raise InvalidValueError(f"unknown artifact format {fmt!r}; use one of {', '.join(sorted(FORMATS))}")
@@ -302,7 +316,7 @@ def put_artifact(app: Any, req: Request) -> Response:
     stream = req.stream()
     # The Store contract's streamed write: the Client's log_artifact would re-encode the bytes.
     art = c.store.log_artifact(
-        run.id, name, stream, format=fmt, content_type=ctype, created=_lifecycle.now_ms(), overwrite=overwrite
+        run.id, name, stream, format=fmt, content_type=ctype, created=_process.now_ms(), overwrite=overwrite
     )
     return json_response(art.to_dict(), 201)
 
@@ -330,13 +344,23 @@ def archive(app: Any, req: Request) -> Response:
     """``POST /archive`` with ``older_than_days``, ``experiment``, ``archived`` (false: unarchive)."""
     body = req.json()
     _only(body, {"older_than_days", "experiment", "archived"})
-    days = _field(body, "older_than_days", (int, float), None)
+    days = check_days(_field(body, "older_than_days", (int, float), None))
     experiment = _field(body, "experiment", (str,), None)
     if _field(body, "archived", (bool,), True):
         n = app.client.archive_runs(older_than_days=days, experiment=experiment)
     else:
         n = app.client.unarchive_runs(older_than_days=days, experiment=experiment)
     return json_response({"changed": n})
+
+
+MAX_DAYS = 1_000_000  # about 2,700 years: older_than_days beyond this overflows a time in ms
+
+
+def check_days(days: float | None) -> float | None:
+    """``older_than_days`` if it is a sensible number of days (0 to ``MAX_DAYS``)."""
+    if days is not None and not 0 <= days <= MAX_DAYS:
+        raise InvalidValueError(f"older_than_days must be between 0 and {MAX_DAYS:,}, got {days!r}")
+    return days
 
 
 def gc(app: Any, req: Request) -> Response:

@@ -135,6 +135,7 @@ class App:
         try:
             req = Request(environ)
             resp = self.handle(req)
+            req.drain()
         except Exception:  # a bug: never leak a traceback to the client, log it here
             traceback.print_exc(file=sys.stderr)
             resp = error_response(500, "InternalError", "the server failed; see its log for details")
@@ -182,6 +183,10 @@ class App:
                 return handler(self, req)  # type: ignore[no-any-return]
             except ChachamlError as exc:
                 return _error(exc)
+            except OverflowError as exc:  # a number too large for the database to bind: bad input
+                return error_response(
+                    400, "InvalidValueError", f"a number in the request is too large: {exc}"
+                )
         if allowed:
             resp = error_response(
                 405, "InvalidValueError", f"{method} is not allowed on {path}; use {', '.join(allowed)}"
