@@ -17,8 +17,10 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -114,29 +116,35 @@ def _populate(db: Path) -> dict[str, str]:
     return ids
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    folder = tmp_path_factory.mktemp("ui")
-    db = folder / "ui.db"
-    ids = _populate(db)
+@contextmanager
+def serve(db: Path, *options: str) -> Iterator[str]:
+    """``chachaml ui`` on a free port of 127.0.0.1 in a child process; yields its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chachaml", "ui", "--store", str(db), "--port", "0", "--no-browser"],
+        [sys.executable, "-m", "chachaml", "ui", "--store", str(db), "--port", "0", "--no-browser", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=folder,
+        cwd=db.parent,
     )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         m = re.match(r"chachaml UI at (http://127\.0\.0\.1:\d+)/", line)
         assert m, f"no URL line from chachaml ui: {line!r} {proc.stderr.read() if proc.stderr else ''}"
-        yield Site(m.group(1), db, ids)
+        yield m.group(1)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         for stream in (proc.stdout, proc.stderr):
             if stream:
                 stream.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    db = tmp_path_factory.mktemp("ui") / "ui.db"
+    ids = _populate(db)
+    with serve(db) as base:
+        yield Site(base, db, ids)
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +174,7 @@ def page(browser: Browser, site: Site) -> Iterator[Page]:
     yield pg
     pwned = pg.evaluate("window.__pwned")
     context.close()
-    outside = [u for u in requests if not u.startswith(site.base + "/")]
+    outside = [u for u in requests if urlsplit(u).hostname != "127.0.0.1" or urlsplit(u).scheme != "http"]
     assert not outside, f"requests left 127.0.0.1: {outside}"
     assert pwned is None, f"a logged script ran: window.__pwned = {pwned}"
     assert not dialogs, dialogs
@@ -490,6 +498,30 @@ def test_models_and_model_page_promote_a_version(page: Page, site: Site) -> None
     with Client(site.db) as c:
         assert c.get_model_version("clf", 2).stage == "production"
     assert "stage" in page.inner_text("main")  # the history lists the change
+
+
+def test_a_read_only_server_refuses_a_promotion_and_the_page_hides_its_write_controls(
+    page: Page, site: Site
+) -> None:
+    with serve(site.db, "--read-only") as base:
+        page.goto(f"{base}/models/clf")
+        page.wait_for_selector("#versions tbody tr")
+        with Client(site.db) as c:
+            stage = c.get_model_version("clf", 1).stage
+        page.select_option('select[aria-label="stage of v1"]', "archived")
+        page.click("#versions tbody tr:has-text('v1') button:has-text('Set stage')")
+        assert "read-only" in page.wait_for_selector(".error").inner_text()
+        assert page.locator("#versions .writes").first.is_hidden()
+        page.goto(f"{base}/runs/{site.ids['sweep-07']}")
+        page.click("button:has-text('Add note')")
+        page.fill('textarea[name="note"]', "x")
+        page.click("button:has-text('Save')")
+        page.wait_for_selector(".error")
+        assert page.locator('input[name="tag-key"]').is_hidden()
+        with Client(site.db) as c:
+            assert (
+                c.get_model_version("clf", 1).stage == stage and c.get_run(site.ids["sweep-07"]).note is None
+            )
 
 
 def test_experiments_page_links_to_their_runs(page: Page, site: Site) -> None:

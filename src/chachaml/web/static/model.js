@@ -19,7 +19,7 @@ function promoteControl(v, reload) {
       app.querySelector(".versions").after(box);
     }
   } }, "Set stage");
-  return el("span", { class: "inline-form" }, [sel, btn]);
+  return el("span", { class: "inline-form writes" }, [sel, btn]);
 }
 
 async function init() {

@@ -40,11 +40,11 @@ function tagsSection() {
   const draw = () => {
     const chips = Object.keys(run.tags || {}).sort().map((k) => el("span", { class: "tag" }, [
       el("b", {}, k), run.tags[k] === "" ? "" : ` = ${run.tags[k]}`,
-      el("button", { class: "x", title: `delete tag ${k}`, "aria-label": `delete tag ${k}`, onclick: () => write(() => api(`${runUrl()}/tags/${enc(k)}`, { method: "DELETE" }), () => { delete run.tags[k]; draw(); }) }, "×"),
+      el("button", { class: "x writes", title: `delete tag ${k}`, "aria-label": `delete tag ${k}`, onclick: () => write(() => api(`${runUrl()}/tags/${enc(k)}`, { method: "DELETE" }), () => { delete run.tags[k]; draw(); }) }, "×"),
     ]));
     const key = el("input", { name: "tag-key", placeholder: "key", size: 12 });
     const value = el("input", { name: "tag-value", placeholder: "value", size: 16 });
-    const form = el("form", { class: "inline-form" }, [key, value, el("button", { type: "submit" }, "Add tag")]);
+    const form = el("form", { class: "inline-form writes" }, [key, value, el("button", { type: "submit" }, "Add tag")]);
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       if (!key.value.trim()) return;
@@ -75,7 +75,7 @@ function noteSection() {
   const show = () => {
     body.replaceChildren(
       run.note ? renderMarkdown(run.note) : el("p", { class: "muted" }, "No note. Notes are markdown."),
-      el("button", { onclick: edit }, run.note ? "Edit note" : "Add note"),
+      el("button", { onclick: edit, class: "writes" }, run.note ? "Edit note" : "Add note"),
     );
   };
   const edit = () => {

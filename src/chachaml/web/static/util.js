@@ -24,6 +24,8 @@ export async function api(path, { method = "GET", body } = {}) {
   if (!res.ok) {
     const err = (data && data.error) || {};
     if (res.status === 401) askToken();
+    // a server that refuses this browser's writes: hide the write controls (edit, promote)
+    if (res.status === 403 && method !== "GET") document.body.classList.add("read-only");
     throw new ApiError(res.status, err.type || `HTTP ${res.status}`, err.message || text || res.statusText);
   }
   return data;
