@@ -1,14 +1,22 @@
 """Notebook views: HTML with status colours, inline SVG sparklines and SVG line charts.
 
-Everything here is pure rendering (no store access) and self-contained: inline styles and SVG,
-no script, no external resource, every logged string escaped. The colours and the chart's
-look follow the web UI (``chachaml/web/static``) so a run looks the same in both places.
+The output is self-contained: inline styles and SVG, no script, no external resource, every
+logged string escaped. The colours and the chart's look follow the web UI
+(``chachaml/web/static``) so a run looks the same in both places.
+
+The entities call ``run_view`` and ``runlist_view`` from their ``_repr_html_``. Sparklines need
+metric histories, which live in a store, and the entities sit below the context and the
+``Client`` (docs/architecture.md): so this module imports neither. It reads from the current
+store only when the context layer is already loaded (``sys.modules``), that is when the user has
+been using chachaml's verbs; otherwise, or for a run that is not in the current store, a view
+shows no sparklines. A view never opens a database file and never raises (ADR-0011).
 """
 
 from __future__ import annotations
 
 import html
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,6 +45,7 @@ _STATUS = {
 }
 _FONT = "font-family:system-ui,-apple-system,'Segoe UI',sans-serif"
 esc = html.escape
+_SPARK_RUNS = 20  # a RunList view draws sparklines for its first rows only (it shows 20)
 
 
 def status_badge(status: str) -> str:
@@ -323,3 +332,44 @@ def svg_chart(
             out.append(f'<text x="{lx + 14:.1f}" y="{ly}" fill="#1b2330">{esc(label[:40])}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def stored_histories(run_ids: Sequence[str], keys: Sequence[str]) -> dict[tuple[str, str], list[float]]:
+    """(run id, key) -> values in step order, from the current store, for the notebook views.
+
+    Best effort, and only when the context layer is in use (see the module docstring): a view
+    must always render, so a missing store or run gives no sparkline, not a traceback.
+    """
+    from chachaml.errors import ChachamlError
+
+    out: dict[tuple[str, str], list[float]] = {}
+    context = sys.modules.get("chachaml.context")
+    if context is None:
+        return out
+    try:
+        client = context.client()
+        for run_id in run_ids[:_SPARK_RUNS]:
+            for key in keys:
+                try:
+                    out[(run_id, key)] = [m.value for m in client.metric_history(run_id, key)]
+                except ChachamlError:  # not in this store (or a key it refuses): no sparkline
+                    break
+    except (ChachamlError, OSError):
+        pass
+    return out
+
+
+def run_view(run: Any) -> str:
+    """``Run._repr_html_``: the run with a sparkline per metric."""
+    found = stored_histories([run.id], list(run.metrics))
+    return run_html(run, {k: v for (_, k), v in found.items()})
+
+
+def runlist_view(runs: Any) -> str:
+    """``RunList._repr_html_``: the table with status badges and sparklines in metric columns."""
+    headers, rows = runs._table_rows()
+    keys = [h[len("metrics.") :] for h in headers if h.startswith("metrics.")]
+    shown = list(runs)[: len(rows)]
+    found = stored_histories([r.id for r in shown], keys)
+    by_row = {(i, k): found.get((r.id, k), []) for i, r in enumerate(shown) for k in keys}
+    return runlist_html(headers, rows, caption=f"{len(runs)} runs", histories=by_row)

@@ -431,6 +431,6 @@ class Run:
         )
 
     def _repr_html_(self) -> str:
-        from chachaml import plotting  # rendering and its history reads live outside the entities
+        from chachaml import _html  # the notebook view: status colour, a sparkline per metric
 
-        return plotting.run_html(self)
+        return _html.run_view(self)

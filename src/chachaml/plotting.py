@@ -1,26 +1,23 @@
 """``chachaml.plot``: the UI's line chart of one metric, inline in Jupyter and as text in a REPL.
 
-Also the store reads behind the notebook views: ``Run._repr_html_`` and ``RunList._repr_html_``
-draw sparklines from the histories in the current store. A run that is not in the current store
-(read from another store, or built by hand) is shown without sparklines; a view never creates a
-database file and never raises.
+The SVG comes from ``chachaml._html``, which also renders the notebook views of ``Run`` and
+``RunList``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from chachaml import _display, _html
-from chachaml.errors import ChachamlError, InvalidValueError
+from chachaml.errors import InvalidValueError
 
 __all__ = ["Plot", "plot"]
 
 X_AXES = ("step", "relative", "wall")
 _MAX_POINTS = 1000  # per line, like the UI (first, last and each bucket's min and max kept)
-_SPARK_RUNS = 20  # a RunList view draws sparklines for its first rows only (it shows 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,40 +134,3 @@ def plot(runs: Any, key: str, *, x: str = "step") -> Plot:
         n = len(runs_)
         raise InvalidValueError(f"none of the {n} run{'s' if n != 1 else ''} logged the metric {key!r}{hint}")
     return Plot(key, x, tuple(lines))
-
-
-def histories(run_ids: Sequence[str], keys: Sequence[str]) -> dict[tuple[str, str], list[float]]:
-    """(run id, key) -> values in step order, from the current store, for the notebook views.
-
-    Best effort: a view must always render, so a store error gives no sparkline, not a traceback.
-    """
-    from chachaml import context
-
-    out: dict[tuple[str, str], list[float]] = {}
-    try:
-        client = context.client()
-        for run_id in run_ids[:_SPARK_RUNS]:
-            for key in keys:
-                try:
-                    out[(run_id, key)] = [m.value for m in client.metric_history(run_id, key)]
-                except ChachamlError:  # not in this store (or a key it refuses): no sparkline
-                    break
-    except (ChachamlError, OSError):
-        pass
-    return out
-
-
-def run_html(run: Any) -> str:
-    """``Run._repr_html_``: the run with a sparkline per metric."""
-    found = histories([run.id], list(run.metrics))
-    return _html.run_html(run, {k: v for (_, k), v in found.items()})
-
-
-def runlist_html(runs: Any) -> str:
-    """``RunList._repr_html_``: the table with status badges and sparklines in metric columns."""
-    headers, rows = runs._table_rows()
-    keys = [h[len("metrics.") :] for h in headers if h.startswith("metrics.")]
-    shown = list(runs)[: len(rows)]
-    found = histories([r.id for r in shown], keys)
-    by_row = {(i, k): found.get((r.id, k), []) for i, r in enumerate(shown) for k in keys}
-    return _html.runlist_html(headers, rows, caption=f"{len(runs)} runs", histories=by_row)

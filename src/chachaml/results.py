@@ -122,9 +122,9 @@ class RunList(Sequence[Run]):
         return f"RunList({n} run{'s' if n != 1 else ''})\n{_display.text_table(headers, rows)}{more}"
 
     def _repr_html_(self) -> str:
-        from chachaml import plotting
+        from chachaml import _html  # status badges, sparklines in the metric columns
 
-        return plotting.runlist_html(self)
+        return _html.runlist_view(self)
 
 
 def _same_value(a: Any, b: Any) -> bool:
