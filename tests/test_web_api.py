@@ -67,6 +67,15 @@ def test_the_server_binds_loopback_and_prints_its_url_first(server: Server) -> N
     assert server.first_line == f"chachaml UI at http://127.0.0.1:{server.port}/\n"
 
 
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:5050", "127.0.0.1.evil.example"])
+def test_requests_for_another_host_name_are_refused(server: Server, host: str) -> None:
+    # DNS rebinding: a page of another site whose name resolves to 127.0.0.1.
+    r = server.request("GET", "/api/v1/runs", headers={"Host": host})
+    assert r.status == 403 and r.error["message"]
+    for ok in (f"127.0.0.1:{server.port}", f"localhost:{server.port}", "localhost"):
+        assert server.request("GET", "/api/v1/experiments", headers={"Host": ok}).status == 200
+
+
 def test_runs_lists_run_objects_newest_first_with_next_offset_paging(
     server: Server, data: dict[str, Any]
 ) -> None:
@@ -247,7 +256,7 @@ def test_unknown_paths_and_methods(server: Server) -> None:
 
 
 def test_openapi_document_describes_every_served_route(server: Server) -> None:
-    from chachaml.web.app import ROUTES
+    from chachaml.web.routes import ROUTES
 
     doc = server.request("GET", "/api/v1/openapi.json").json()
     assert doc["openapi"].startswith("3.1")

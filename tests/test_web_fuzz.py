@@ -96,7 +96,7 @@ def test_no_input_gives_a_5xx_and_every_error_is_json(
 
 
 def test_the_document_loads_and_covers_every_route() -> None:
-    from chachaml.web.app import ROUTES
+    from chachaml.web.routes import ROUTES
 
     operations = [op for op in schema.get_all_operations()]
     assert len(operations) == len(ROUTES)

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the JSON API, served at ``/api/v1/openapi.json``.
 
-It is built from the application's own route table (``chachaml.web.app.ROUTES``), so every
+It is built from the application's own route table (``chachaml.web.routes.ROUTES``), so every
 served endpoint is described and nothing is described that is not served; the parameters and
 bodies below are the ones the handlers check. ``tests/test_web_fuzz.py`` fuzzes the API from
 this document.
@@ -253,7 +253,7 @@ def _operation(method: str, path: str, handler: str) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route the application serves."""
     from chachaml import __version__
-    from chachaml.web.app import ROUTES
+    from chachaml.web.routes import ROUTES
 
     paths: dict[str, dict[str, Any]] = {}
     for method, pattern, handler in ROUTES:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import IO, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-__all__ = ["make_server", "serve"]
+__all__ = ["loopback_only", "make_server", "serve", "url_of"]
 
 
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
@@ -57,6 +57,40 @@ def url_of(server: WSGIServer) -> str:
     return f"http://{shown}:{port}/"
 
 
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _hostname(host_header: str) -> str:
+    """``127.0.0.1`` of ``127.0.0.1:5050``, ``::1`` of ``[::1]:5050``."""
+    if host_header.startswith("["):
+        return host_header[1:].split("]", 1)[0]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def loopback_only(app: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse requests whose ``Host`` is not a loopback name (403).
+
+    A server bound to 127.0.0.1 is still reachable from a web page of another site through DNS
+    rebinding (the attacker's name resolves to 127.0.0.1); such requests carry the attacker's
+    name in ``Host``, so checking it keeps the local store private.
+    """
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        host = _hostname(environ.get("HTTP_HOST", "127.0.0.1")).lower()
+        if host not in _LOOPBACK:
+            body = (
+                b'{"error": {"type": "ChachamlError", "message": "this server only answers requests '
+                b'for 127.0.0.1 or localhost"}}'
+            )
+            start_response(
+                "403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+        return app(environ, start_response)
+
+    return guarded
+
+
 def serve(
     app: Callable[..., Any],
     *,
@@ -77,6 +111,8 @@ def serve(
         out: where the first line goes (default: stdout).
     """
     _Handler.quiet = not verbose
+    if host in _LOOPBACK:
+        app = loopback_only(app)
     server = make_server(app, host, port)
     url = url_of(server)
     stream = out or sys.stdout
