@@ -110,6 +110,10 @@ def _populate(db: Path) -> dict[str, str]:
             chachaml.log_artifact("evil.html", EVIL, format="text")
             raise ValueError(EVIL)
         ids["evil"] = evil.id
+        with chachaml.with_run("long", experiment="long") as run, chachaml.batched():
+            for step in range(20_000):
+                chachaml.log_metric("loss", 100.0 if step == 12_345 else 1.0 + (step % 10) / 100, step=step)
+        ids["long"] = run.id
     with Client(db) as c:
         c.register_model("clf", artifact="model.pkl", run_id=ids["curves"], stage="staging")
         c.register_model("clf", artifact="model.pkl", run_id=ids["curves"])
@@ -377,6 +381,22 @@ def test_chart_hover_log_scale_smoothing_and_zoom_keep_their_state_in_the_url(pa
     page.wait_for_function("!location.search.includes('xmin')")
     page.click('button[name="smoothing-off"]')
     page.wait_for_function("!location.search.includes('smooth')")
+
+
+def test_a_long_history_is_downsampled_and_a_zoom_refetches_the_view_at_full_resolution(
+    page: Page, site: Site
+) -> None:
+    page.goto(site.url(f"/runs/{site.ids['long']}"))
+    chart = page.wait_for_selector('[data-metric="loss"][data-points]')
+    assert int(chart.get_attribute("data-points") or 0) <= 1_000
+    assert "downsampled" in page.inner_text('[data-metric="loss"] .chart-note')
+    assert "20,000" in page.inner_text('[data-metric="loss"] .chart-note')
+    assert "100" in page.inner_text('[data-metric="loss"] .summary')  # the spike's max
+    page.goto(site.url(f"/runs/{site.ids['long']}?xmin=12000&xmax=12500"))
+    # every step of the view, not the ~25 of the overview: the zoom fetched it again
+    page.wait_for_function(
+        "Number(document.querySelector('[data-metric=loss] .chart-host')?.dataset.visible ?? 0) >= 501"
+    )
 
 
 def test_ema_is_debiased_and_zero_smoothing_is_the_raw_series(page: Page, site: Site) -> None:

@@ -253,7 +253,7 @@ export class Chart {
     if (nonFinite) notes.push(`${nonFinite} NaN/inf value${nonFinite > 1 ? "s" : ""} (gaps)`);
     if (this.extraNote) notes.push(this.extraNote);
     this.note.textContent = notes.join(" · ");
-    this.visiblePoints = visible;
+    this.host.dataset.visible = String(visible); // points inside the view, for people and tests
   }
 
   fmtX(x, short = false) {
