@@ -59,7 +59,6 @@ def populate(db: Path) -> list[str]:
                         chachaml.log_metrics(
                             {"val/loss": max(loss, 0.02) * 1.1, "val/acc": acc - 0.02}, step=step
                         )
-                chachaml.log_metric("lr", lr, step=0)
                 chachaml.set_note(
                     f"# ResNet-18, lr={lr}\n\nBaseline **sweep** over the learning rate.\n\n"
                     "- augmentation: random crop + flip\n- schedule: cosine, 5 warm-up epochs\n"

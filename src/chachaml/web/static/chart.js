@@ -150,7 +150,8 @@ export class Chart {
     const L = this._layout();
     const ctx = this.canvas.getContext("2d");
     ctx.setTransform(L.dpr, 0, 0, L.dpr, 0, 0);
-    ctx.clearRect(0, 0, L.w, L.h);
+    ctx.fillStyle = "#fff"; // opaque, so a downloaded PNG reads on any background
+    ctx.fillRect(0, 0, L.w, L.h);
     const ext = this._extent();
     const smooth = this._smooth();
     const on = this.opts.smoothing > 0;

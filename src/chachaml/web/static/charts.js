@@ -131,8 +131,9 @@ export class Panels {
       } }, [el("span", { class: "swatch", style: `background:${l.color}` }), l.label]);
       return item;
     })) : null;
+    const png = el("a", { class: "png", title: "download this chart as PNG", download: `${key.replace(/[^\w.-]+/g, "_")}.png`, href: "#" }, "PNG");
     const node = el("div", { class: "metric card", "data-metric": key }, [
-      el("div", { class: "metric-head" }, [el("h3", {}, key), subtitle || null]), legend, host,
+      el("div", { class: "metric-head" }, [el("h3", {}, key), subtitle || null, png]), legend, host,
     ]);
     this.host.append(node);
     const chart = new Chart(host, {
@@ -141,6 +142,7 @@ export class Panels {
     });
     chart.opts = { ...chart.opts, ...this.opts };
     chart.view = this.view;
+    png.addEventListener("click", () => { png.href = chart.canvas.toDataURL("image/png"); });
     this.panels.set(key, { chart, lines, node });
     this.filter(getState().metric || "");
     return node;

@@ -23,7 +23,8 @@ function header() {
   ].filter(Boolean);
   return el("div", { class: "run-head" }, [
     el("div", { class: "page-head" }, [el("h1", {}, run.name || shortId(run.id)), statusBadge(run.status),
-      run.archived ? el("span", { class: "status status-other" }, "archived") : null]),
+      run.archived ? el("span", { class: "status status-other" }, "archived") : null,
+      run.status === "running" ? el("span", { class: "live", title: "new points appear every 2 s" }, "live") : null]),
     el("div", { class: "run-id" }, run.id),
     el("dl", { class: "meta" }, meta.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
   ]);

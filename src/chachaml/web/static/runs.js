@@ -66,7 +66,8 @@ function header(label, orderField, firstDir) {
 function cell(run, col) {
   const [kind, ...rest] = col.split(".");
   const v = (run[kind] || {})[rest.join(".")];
-  return el("td", { class: typeof v === "number" || kind === "metrics" ? "num" : "" }, fmtValue(v));
+  const text = fmtValue(v);
+  return el("td", { class: typeof v === "number" || kind === "metrics" ? "num" : "", title: text.length > 24 ? text : null }, text);
 }
 
 function row(run, cols) {
@@ -93,7 +94,8 @@ function updateCompare() {
 function render() {
   const cols = chosenColumns();
   const thead = el("thead", {}, el("tr", {}, [
-    el("th", { class: "pick" }, el("input", { type: "checkbox", "aria-label": "select all", onchange: (e) => {
+    el("th", { class: "pick" }, el("input", { type: "checkbox", "aria-label": "select all",
+      checked: page.runs.length > 0 && page.runs.every((r) => selected.has(r.id)), onchange: (e) => {
       for (const r of page.runs) e.target.checked ? selected.add(r.id) : selected.delete(r.id);
       render();
     } })),
@@ -147,7 +149,12 @@ function clearError() {
 
 async function init() {
   const where = el("input", { name: "where", value: state.where, spellcheck: "false", autocomplete: "off",
-    placeholder: "where: params.lr < 0.01 and metrics.acc > 0.9", class: "where" });
+    placeholder: "where: params.lr < 0.01 and metrics.acc > 0.9   (press / to focus, Enter to apply)", class: "where",
+    title: "the query language of chachaml.runs(where=...): and, or, not, = != < <= > >= in like, is null; params.x, metrics.x(.min/.max/.last/.count), tags.x, status, name, experiment, start_time, duration" });
+  // "/" jumps to the query box, as in many tools
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "/" && !/^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement?.tagName || "")) { e.preventDefault(); where.focus(); }
+  });
   where.addEventListener("keydown", (e) => {
     if (e.key !== "Enter") return;
     e.preventDefault();
