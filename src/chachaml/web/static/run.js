@@ -223,16 +223,16 @@ async function addCharts(summaries) {
 async function refresh() {
   const [fresh, summaries] = await Promise.all([api(runUrl()), api(`${runUrl()}/metrics`)]);
   await addCharts(summaries);
-  for (const [key, line] of lines) {
+  await Promise.all([...lines].map(async ([key, line]) => {
     const s = summaries[key];
-    if (!s) continue;
+    if (!s) return;
     line.count = s.count;
     if (s.last_step !== null && s.last_step > (line.lastStep() ?? -Infinity)) {
       await line.loadNew();
       panels.redraw(key);
     }
     panels.panels.get(key).node.querySelector(".summary")?.replaceWith(subtitle(s));
-  }
+  }));
   const wasRunning = run.status === "running";
   run = { ...run, ...fresh };
   document.querySelector(".run-head").replaceWith(header());
