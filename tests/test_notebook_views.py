@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 import textwrap
 from html.parser import HTMLParser
 from pathlib import Path
@@ -205,3 +207,23 @@ def test_views_render_as_html_in_a_real_jupyter_kernel(tmp_path: Path) -> None:
     assert plot_html.count("<polyline") == 2 and "lr=0.1" in plot_html
     assert nb.cells[2].outputs[0]["data"]["text/plain"].startswith("<Plot 'loss' x=step: 2 runs>")
     (tmp_path / "views.html").write_text("".join(htmls), encoding="utf-8")
+
+
+VIEW_WITHOUT_CONTEXT = """
+import sys
+from chachaml.entities import Run
+run = Run(id="a" * 32, experiment="e", status="failed", start_time=0, metrics={"loss": 1.0})
+html = run._repr_html_()
+assert "loss" in html and "failed" in html and "chachaml-spark" not in html
+assert "chachaml.context" not in sys.modules and "sqlite3" not in sys.modules
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_a_view_opens_no_store_when_the_context_layer_is_not_in_use(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", VIEW_WITHOUT_CONTEXT], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "ok", out.stderr
+    assert list(tmp_path.iterdir()) == []
