@@ -196,6 +196,14 @@ def test_downsampling_invariants(values: list[float], max_points: int) -> None:
         assert max(finite) in kept and min(finite) in kept  # the global extremes always survive
 
 
+def test_infinities_of_both_signs_keep_their_extremes() -> None:
+    # Found by hypothesis: math.fsum raised on +inf + -inf.
+    values = [0.0, math.inf, 1.0, -math.inf, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    keep = downsample_indices(values, 4)
+    assert values[keep[1]] == -math.inf or values[keep[2]] == -math.inf
+    assert math.inf in [values[i] for i in keep]
+
+
 def test_max_points_below_two_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         downsample_indices([1.0, 2.0, 3.0], 1)

@@ -46,7 +46,8 @@ def downsample_indices(values: Sequence[float], max_points: int) -> list[int]:
         middle = [i for i in range(1, n - 1) if values[i] == values[i]]
         return [0, max(middle, key=values.__getitem__), n - 1] if middle else [0, 1, n - 1]
     # A sum is NaN when any value is (or when +inf meets -inf): then take the careful path.
-    careful = math.isnan(math.fsum(values)) if n < 64 else math.isnan(sum(values))
+    # (Not math.fsum: it raises on +inf + -inf.)
+    careful = math.isnan(sum(values))
     keep = [0]
     for b in range(buckets):
         lo = 1 + b * inner // buckets
