@@ -226,7 +226,8 @@ def test_where_box_filters_on_enter_and_a_bad_query_shows_the_error_with_the_tab
     box.fill("params.lr <<< 1")
     box.press("Enter")
     error = page.wait_for_selector(".error")
-    assert "^" in error.inner_text() and "params.lr <<< 1" in error.inner_text()  # the QueryError text
+    text = error.inner_text()
+    assert text.startswith("QueryError: ") and "^" in text and "params.lr <<< 1" in text  # its message
     assert row_ids(page) == before
     box.fill("")
     box.press("Enter")

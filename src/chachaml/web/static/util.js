@@ -146,8 +146,11 @@ export function setState(changes) {
   history.replaceState(null, "", s ? `?${s}` : location.pathname);
 }
 
+// The API's error as the page shows it: "QueryError: <message>" (the message of a QueryError
+// ends with the query and a caret under the position, so it is shown preformatted).
 export function errorBox(err) {
-  return el("pre", { class: "error" }, err instanceof ApiError ? err.message : String(err && err.message || err));
+  const text = err instanceof ApiError ? `${err.type}: ${err.message}` : String((err && err.message) || err);
+  return el("pre", { class: "error", role: "alert" }, text);
 }
 
 export function setTitle(text) {
