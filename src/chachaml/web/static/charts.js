@@ -2,7 +2,7 @@
 // element [data-metric="<key>"], the common controls (x-axis, log y, smoothing) with their state
 // in the URL, a shared hover line and a shared zoom that refetches at higher resolution.
 import { Chart, toSeries } from "./chart.js";
-import { api, el, enc, fmtNum, getState, setState } from "./util.js";
+import { api, el, enc, getState, setState } from "./util.js";
 
 export const MAX_POINTS = 1000; // per history and per view: a stable bucket count (smoothing depends on it)
 const DETAIL_CAP = 20000;
@@ -113,7 +113,8 @@ export class Panels {
 
   async setZoom(view) {
     this.view = view;
-    setState({ xmin: view ? fmtNum(view.xmin) : "", xmax: view ? fmtNum(view.xmax) : "" });
+    const keep = (v) => String(Math.round(v * 1000) / 1000); // exact enough for steps, seconds and ms
+    setState({ xmin: view ? keep(view.xmin) : "", xmax: view ? keep(view.xmax) : "" });
     for (const p of this.panels.values()) p.chart.setView(view);
     if (this.opts.xMode !== "step") return;
     // refetch each zoomed history at a higher resolution, then redraw (the view stays as set)
