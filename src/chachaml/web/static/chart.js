@@ -39,8 +39,9 @@ export function linearTicks(lo, hi, count, minStep = 0) {
   return out;
 }
 
-const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800]
-  .map((s) => s * 1000);
+// tick spacings of a time axis, in ms: sub-second for quick runs, then round clock units
+const TIME_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500,
+  ...[1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800].map((s) => s * 1000)];
 
 function timeTicks(lo, hi, count, offset = 0) {
   const raw = (hi - lo) / Math.max(1, count);
@@ -53,12 +54,17 @@ function timeTicks(lo, hi, count, offset = 0) {
 function logTicks(lo, hi, count) {
   // lo, hi are log10 values; whole decades when the range spans several.
   const a = Math.floor(lo), b = Math.ceil(hi);
+  const inside = (k) => k >= lo - 1e-9 && k <= hi + 1e-9;
   if (b - a >= 2) {
     const every = Math.max(1, Math.ceil((b - a) / count));
     const out = [];
-    for (let k = a; k <= b; k += every) if (k >= lo - 1e-9 && k <= hi + 1e-9) out.push(k);
+    for (let k = a; k <= b; k += every) if (inside(k)) out.push(k);
     if (out.length >= 2) return out;
   }
+  // less than two decades: 1, 2 and 5 times the powers of ten, if that gives enough ticks
+  const out = [];
+  for (let k = a; k <= b; k++) for (const m of [1, 2, 5]) if (inside(k + Math.log10(m))) out.push(k + Math.log10(m));
+  if (out.length >= 2 && out.length <= count + 2) return out;
   return linearTicks(10 ** lo, 10 ** hi, count).filter((v) => v > 0).map(Math.log10);
 }
 
@@ -196,7 +202,7 @@ export class Chart {
       ctx.beginPath(); ctx.moveTo(M.left, py); ctx.lineTo(M.left + L.pw, py); ctx.stroke();
       ctx.fillText(fmtNum(this.opts.logY ? 10 ** t : t), M.left - 6, py);
     }
-    const count = Math.max(2, L.pw / 90);
+    const count = Math.max(2, L.pw / (this.opts.xMode === "wall" ? 130 : 90)); // wall labels are wider
     const xt = this.opts.xMode === "step" ? linearTicks(ext.xmin, ext.xmax, count, 1)
       : this.opts.xMode === "wall" ? timeTicks(ext.xmin, ext.xmax, count, new Date().getTimezoneOffset() * -60000)
       : timeTicks(ext.xmin, ext.xmax, count);
@@ -204,7 +210,8 @@ export class Chart {
     for (const t of xt) {
       const px = Math.round(X(t)) + 0.5;
       ctx.beginPath(); ctx.moveTo(px, M.top); ctx.lineTo(px, M.top + L.ph); ctx.stroke();
-      ctx.fillText(this.fmtX(t, true), px, M.top + L.ph + 6);
+      const label = this.fmtX(t, true), half = ctx.measureText(label).width / 2;
+      ctx.fillText(label, Math.min(Math.max(px, half + 2), L.w - half - 2), M.top + L.ph + 6); // never cut off
     }
     ctx.strokeStyle = "#9aa1aa";
     ctx.beginPath(); ctx.moveTo(M.left + 0.5, M.top); ctx.lineTo(M.left + 0.5, M.top + L.ph + 0.5);
@@ -258,11 +265,12 @@ export class Chart {
   }
 
   fmtX(x, short = false) {
+    const ms = Math.round(x) % 1000;
     if (this.opts.xMode === "wall") {
-      const full = fmtTime(x);
-      return short ? full.slice(11, 19).replace(/:00$/, "") : full;
+      const full = fmtTime(x) + (ms ? `.${String(ms).padStart(3, "0")}` : "");
+      return short ? full.slice(11) : full;
     }
-    if (this.opts.xMode === "relative") return fmtDuration(x);
+    if (this.opts.xMode === "relative") return ms && Math.abs(x) < 60000 ? `${Number((x / 1000).toFixed(3))}s` : fmtDuration(x);
     return short ? fmtNum(x) : `step ${fmtNum(x)}`;
   }
 
