@@ -5,11 +5,11 @@ import { Chart, toSeries } from "./chart.js";
 import { api, el, enc, getState, setState } from "./util.js";
 
 export const MAX_POINTS = 1000; // per history and per view: a stable bucket count (smoothing depends on it)
-const DETAIL_CAP = 20000;
 
-export function historyUrl(runId, key, { afterStep, maxPoints } = {}) {
+export function historyUrl(runId, key, { afterStep, beforeStep, maxPoints } = {}) {
   const q = new URLSearchParams();
   if (afterStep !== undefined && afterStep !== null) q.set("after_step", Math.floor(afterStep));
+  if (beforeStep !== undefined && beforeStep !== null) q.set("before_step", Math.ceil(beforeStep));
   if (maxPoints) q.set("max_points", maxPoints);
   return `/api/v1/runs/${enc(runId)}/metrics/${enc(key)}${q.size ? `?${q}` : ""}`;
 }
@@ -56,12 +56,12 @@ export class Line {
     const last = this.lastStep() ?? view.xmax;
     const first = this.overview.length ? this.overview[0].step : 0;
     const share = (Math.min(view.xmax, last) - Math.max(view.xmin, first)) / Math.max(1, last - first);
-    // the API reads from after_step to the end: ask for enough points to have MAX_POINTS in view
-    const want = Math.min(DETAIL_CAP, Math.ceil(MAX_POINTS * Math.max(1, (last - view.xmin) / Math.max(1e-9, view.xmax - view.xmin))));
     if (share >= 0.95) { this.detail = null; return; }
-    const pts = await fetchPoints(this.runId, this.key, { afterStep: view.xmin - 1, maxPoints: want });
-    this.detail = pts.filter((p) => p.step >= view.xmin - 1 && p.step <= view.xmax + 1);
+    // the window only (both bounds exclusive), at the same resolution as the overview
+    const pts = await fetchPoints(this.runId, this.key, { afterStep: view.xmin - 1, beforeStep: view.xmax + 1, maxPoints: MAX_POINTS });
+    this.detail = pts;
   }
+
 }
 
 // The controls bar and a registry of panels; the view state lives in the URL.

@@ -109,15 +109,15 @@ function errorSection() {
 
 async function childrenSection(ids) {
   if (!ids?.length) return null;
-  const list = el("ul", { class: "children" }, ids.map((id) => el("li", { "data-child": id }, el("a", { href: `/runs/${enc(id)}` }, shortId(id)))));
-  // names and statuses of the children, when the where= language knows parent_id
-  api(`/api/v1/runs?limit=1000&where=${enc(`parent_id = '${run.id}'`)}`).then((d) => {
-    for (const c of d.runs || []) {
-      const li = list.querySelector(`li[data-child="${CSS.escape(c.id)}"]`);
-      if (li) li.replaceChildren(el("a", { href: `/runs/${enc(c.id)}` }, c.name || shortId(c.id)), " ", statusBadge(c.status), el("span", { class: "id" }, shortId(c.id)));
-    }
-  }).catch(() => {});
-  return section(`Child runs (${ids.length})`, list);
+  // names and statuses of the children in one query (the where= language knows parent_id)
+  const found = await api(`/api/v1/runs?limit=1000&include_archived=true&where=${enc(`parent_id = '${run.id}'`)}`)
+    .then((d) => new Map((d.runs || []).map((c) => [c.id, c])), () => new Map());
+  return section(`Child runs (${ids.length})`, el("ul", { class: "children" }, ids.map((id) => {
+    const c = found.get(id);
+    return el("li", { "data-child": id }, c
+      ? [el("a", { href: `/runs/${enc(id)}` }, c.name || shortId(id)), " ", statusBadge(c.status), el("span", { class: "id" }, shortId(id))]
+      : el("a", { href: `/runs/${enc(id)}` }, shortId(id)));
+  })));
 }
 
 const IMAGE = /^image\/(png|jpe?g|gif|webp|svg\+xml|bmp)$/;
