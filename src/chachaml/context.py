@@ -16,7 +16,9 @@ This is the only module with mutable module-level state (STYLE.md).
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -24,9 +26,11 @@ from contextvars import ContextVar, copy_context
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from chachaml import _lifecycle, _process
+from chachaml.client import Client
+from chachaml.entities import Run
+from chachaml.errors import InvalidValueError, NoActiveRunError
 
 if TYPE_CHECKING:
-    from chachaml.client import Client
     from chachaml.store.base import Store
 
 __all__ = [
@@ -36,9 +40,11 @@ __all__ = [
     "attach",
     "bind",
     "client",
+    "current_experiment",
     "current_frame",
     "current_store",
     "describe",
+    "set_experiment",
     "snapshot",
     "target",
     "use_store",
@@ -54,18 +60,25 @@ class Frame:
 
     ``imperative`` frames were pushed by ``start_run()`` and are popped by ``end_run()``;
     ``with_run`` frames are not. A frame with ``run_id=None`` is the empty floor a
-    ``with_store`` block puts down (its clean room).
+    ``with_store`` block puts down (its clean room). ``task`` is a weak reference to the asyncio
+    task that pushed a frame onto a shared (process or thread) stack, if one did.
     """
 
-    __slots__ = ("imperative", "parent", "run_id", "store")
+    __slots__ = ("imperative", "parent", "run_id", "store", "task")
 
     def __init__(
-        self, store: Store | None, run_id: str | None, parent: Frame | None, imperative: bool
+        self,
+        store: Store | None,
+        run_id: str | None,
+        parent: Frame | None,
+        imperative: bool,
+        task: weakref.ref[Any] | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.parent = parent
         self.imperative = imperative
+        self.task = task
 
     def __repr__(self) -> str:
         kind = "start_run" if self.imperative else "with_run"
@@ -77,11 +90,15 @@ _store_cv: ContextVar[Store | None] = ContextVar("chachaml_store", default=None)
 _run_cv: ContextVar[Frame | None] = ContextVar("chachaml_run", default=None)
 # The active ``batched()`` buffer of this context (see ``chachaml.tracking.batched``).
 _batch_cv: ContextVar[Any] = ContextVar("chachaml_batch", default=None)
+# set_experiment() inside a with_store block: (the block's store, the name). Keyed by the store
+# so the name belongs to that block alone, as use_store() there rebinds that block's store only.
+_experiment_cv: ContextVar[tuple[Store, str | None] | None] = ContextVar("chachaml_experiment", default=None)
 
 # -- process layer ------------------------------------------------------------------------------
 _lock = threading.RLock()
 _process_store: Store | None = None
 _process_stack: list[Frame] = []
+_process_experiment: str | None = None  # set_experiment() at top level
 
 
 class _ThreadState(threading.local):
@@ -162,35 +179,56 @@ def current_store() -> Store:
     return _open(_default_target())
 
 
+def set_experiment(name: str | None) -> None:
+    """Set (``None``: clear) the default experiment of new runs, in the layer ``use_store`` would.
+
+    At top level this is the process default, seen by every thread and cell; inside a
+    ``with_store`` block it holds for that block only (the block is a clean room: an experiment
+    set outside it does not apply inside). ``name`` is validated by the caller.
+    """
+    scoped = _store_cv.get()
+    if scoped is not None:
+        _experiment_cv.set((scoped, name))
+        return
+    global _process_experiment
+    with _lock:
+        _process_experiment = name
+
+
+def current_experiment() -> str | None:
+    """The experiment ``set_experiment`` chose for this layer, or None (see ``set_experiment``)."""
+    scoped = _store_cv.get()
+    if scoped is None:
+        return _process_experiment
+    chosen = _experiment_cv.get()
+    return chosen[1] if chosen is not None and chosen[0] is scoped else None
+
+
 def client() -> Client:
     """A ``Client`` over the current store: what a module-level read verb delegates to."""
-    from chachaml.client import Client
-
     return Client._over(current_store())
 
 
-def target(run: Any) -> tuple[Client, Any]:
+def target(run: Any, arg: str = "run") -> tuple[Client, Any]:
     """The client and run reference a module-level write (or run read) goes to.
 
     ``run=None`` means the current run (``NoActiveRunError`` if there is none). A reference to
     the current run goes to the store that run lives in; any other reference goes to the
-    current store, and the ``Client`` resolves it (its one resolver).
+    current store, and the ``Client`` resolves it (its one resolver). ``arg`` is the name of the
+    caller's run argument (``run``, or ``run_id`` for ``register_model``), so that the error
+    names the argument the user can actually pass.
     """
-    from chachaml.client import Client
-    from chachaml.entities import Run
-    from chachaml.errors import InvalidValueError, NoActiveRunError
-
     frame = current_frame()
     if run is None:
         if frame is None:
             raise NoActiveRunError(
                 "no active run: call chachaml.start_run() first (or use `with chachaml.with_run():`),"
-                " or pass run=<a Run or run id>"
+                f" or pass {arg}=<a Run or run id>"
             )
         return Client._over(frame.store), frame.run_id  # type: ignore[arg-type]
     run_id = run.id if isinstance(run, Run) else run
     if not isinstance(run_id, str):
-        raise InvalidValueError(f"run= must be a Run or a run id, got {run!r}")
+        raise InvalidValueError(f"{arg}= must be a Run or a run id, got {run!r}")
     if frame is not None and frame.store is not None and frame.run_id == run_id:
         return Client._over(frame.store), run_id
     return Client._over(current_store()), run_id
@@ -262,6 +300,54 @@ def current_frame() -> Frame | None:
     return stack[-1] if stack else None
 
 
+def _running_task() -> Any:
+    """The asyncio task running in this thread, or None (asyncio is looked up, never imported)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop running in this thread
+        return None
+
+
+def check_stack_owner(action: str) -> None:
+    """Refuse ``start_run``/``end_run`` on a shared stack whose top run another live task started.
+
+    The process (or a thread's) stack is shared by every asyncio task of that thread: two tasks
+    pushing and popping there interleave, so each would log to, and end, the other's run. Runs
+    of concurrent tasks belong in ``with_run`` blocks, which each task's own context keeps apart
+    (docs/concurrency.md). A finished task's runs are fair game: notebook cells with top-level
+    ``await`` run in successive tasks and nest as usual.
+
+    Raises:
+        RunStateError: another unfinished asyncio task owns the run on top of the shared stack.
+    """
+    if _run_cv.get() is not None:
+        return  # a scoped layer: private to this context
+    own = _threads.stack if threading.current_thread() is not threading.main_thread() else None
+    stack = own if own is not None else _process_stack
+    if not stack or stack[-1].task is None:
+        return
+    top = stack[-1]
+    owner = top.task() if top.task is not None else None
+    if owner is None or owner.done() or owner is _running_task():
+        return
+    from chachaml.errors import RunStateError
+
+    raise RunStateError(
+        f"{action} {_where(_running_task())} refused: run {top.run_id} on top of the shared"
+        f" start_run() stack was started by asyncio task {owner.get_name()!r}, which is still"
+        " running, so the two tasks would log to and end each other's runs. In concurrent tasks"
+        " use `with chachaml.with_run(...):` (or @chachaml.tracked): each task then has its own"
+        " current run"
+    )
+
+
+def _where(task: Any) -> str:
+    return f"in asyncio task {task.get_name()!r}" if task is not None else "outside any asyncio task"
+
+
 def push_frame(store: Store, run_id: str) -> Frame:
     """Push a ``start_run()`` frame onto the innermost active layer."""
     scoped = _run_cv.get()
@@ -269,7 +355,8 @@ def push_frame(store: Store, run_id: str) -> Frame:
         frame = Frame(store, run_id, scoped, True)
         _run_cv.set(frame)
         return frame
-    frame = Frame(store, run_id, None, True)
+    task = _running_task()
+    frame = Frame(store, run_id, None, True, None if task is None else weakref.ref(task))
     own = _thread_stack(create=True)
     if own is not None:
         own.append(frame)
@@ -287,9 +374,11 @@ def pop_frame() -> Frame | None:
             return None
         _run_cv.set(scoped.parent)
         return scoped
-    own = _thread_stack()
-    if own:
-        return own.pop()
+    if threading.current_thread() is not threading.main_thread():
+        # A worker thread ends only runs it started itself (SPEC section 8): the main thread's
+        # runs it can see beneath its own are never its to end.
+        own = _threads.stack
+        return own.pop() if own else None
     with _lock:
         return _process_stack.pop() if _process_stack else None
 
@@ -373,7 +462,6 @@ class Snapshot(NamedTuple):
 
 def snapshot() -> Snapshot:
     """Capture the current store location and run id (see ``attach``)."""
-    from chachaml.errors import InvalidValueError
     from chachaml.store import reopenable
 
     store = current_store()
@@ -413,9 +501,10 @@ def attach(snap: Snapshot) -> Iterator[Store]:
 
 def _reset_process_layer() -> None:
     """Forget the process-level store and run stack (for test isolation; ends nothing)."""
-    global _process_store
+    global _process_store, _process_experiment
     with _lock:
         _process_store = None
+        _process_experiment = None
         _process_stack.clear()
         for store in _opened.values():
             store.close()
