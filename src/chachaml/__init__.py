@@ -90,6 +90,7 @@ _EXPORTS = {
     "model_history": "registry",
     "model_versions": "registry",
     "models": "registry",
+    "plot": "plotting",
     "promote": "registry",
     "register_model": "registry",
     "runs": "reading",
@@ -191,6 +192,7 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from chachaml.housekeeping import gc_artifacts as gc_artifacts
     from chachaml.housekeeping import unarchive_runs as unarchive_runs
     from chachaml.images import log_image as log_image
+    from chachaml.plotting import plot as plot
     from chachaml.reading import current_user as current_user
     from chachaml.reading import experiments as experiments
     from chachaml.reading import get_run as get_run

@@ -431,30 +431,6 @@ class Run:
         )
 
     def _repr_html_(self) -> str:
-        head = _display.html_table(
-            ["id", "name", "experiment", "status", "started", "duration", "parent"],
-            [
-                [
-                    self.short_id,
-                    self.name,
-                    self.experiment,
-                    self.status,
-                    _display.fmt_time(self.start_time),
-                    _display.fmt_duration(self.duration),
-                    (self.parent_id or "")[:8],
-                ]
-            ],
-        )
-        parts = [
-            head,
-            _display.kv_html("params", self.params),
-            _display.kv_html("metrics (latest)", self.metrics),
-            _display.kv_html("tags", self.tags),
-        ]
-        if self.error:
-            parts.append(
-                _display.kv_html(
-                    "error", {"type": self.error.get("type"), "message": self.error.get("message")}
-                )
-            )
-        return "".join(parts)
+        from chachaml import _html  # the notebook view: status colour, a sparkline per metric
+
+        return _html.run_view(self)

@@ -124,8 +124,9 @@ class RunList(Sequence[Run]):
         return f"RunList({n} run{'s' if n != 1 else ''})\n{_display.text_table(headers, rows)}{more}"
 
     def _repr_html_(self) -> str:
-        headers, rows = self._table_rows()
-        return _display.html_table(headers, rows, caption=f"{len(self._runs)} runs")
+        from chachaml import _html  # status badges, sparklines in the metric columns
+
+        return _html.runlist_view(self)
 
 
 def _same_value(a: Any, b: Any) -> bool:
