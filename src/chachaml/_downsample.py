@@ -21,23 +21,13 @@ MIN_POINTS = 2
 P = TypeVar("P", bound=Metric)
 
 
-def _high(p: Metric) -> float:
-    """The value that picks a bucket's maximum: NaN outranks everything, so a divergence is never
-    hidden by the downsampling (it is the event a reader most needs to see)."""
-    return math.inf if math.isnan(p.value) else p.value
-
-
-def _low(p: Metric) -> float:
-    """The value that picks a bucket's minimum: NaN never counts as the minimum."""
-    return math.inf if math.isnan(p.value) else p.value
-
-
 def downsample(points: Sequence[P], max_points: int) -> list[P]:
     """At most ``max_points`` of ``points`` (in step order), keeping the shape of the curve.
 
     Short histories come back whole. Otherwise the points between the first and the last are
     cut into ``(max_points - 2) // 2`` buckets of near-equal size, and each bucket keeps its
-    minimum and its maximum (one point when they coincide), in their original order.
+    minimum and its maximum (one point when they coincide), in their original order. NaN is
+    neither a minimum nor a maximum; a bucket holding only NaNs keeps its first point.
 
     Args:
         points: the history, in step order (as ``metric_history`` returns it).
@@ -60,9 +50,13 @@ def downsample(points: Sequence[P], max_points: int) -> list[P]:
     for b in range(buckets):
         lo = 1 + b * inner // buckets
         hi = 1 + (b + 1) * inner // buckets
+        numbers = [i for i in range(lo, hi) if not math.isnan(points[i].value)]
+        if not numbers:  # a bucket of NaNs keeps one, so the gap in the curve stays visible
+            kept.append(points[lo])
+            continue
         # Ties go to the earliest point of the bucket, so the result is deterministic.
-        lo_i = min(range(lo, hi), key=lambda i: (_low(points[i]), i))
-        hi_i = min(range(lo, hi), key=lambda i: (-_high(points[i]), i))
+        lo_i = min(numbers, key=lambda i: (points[i].value, i))
+        hi_i = min(numbers, key=lambda i: (-points[i].value, i))
         kept.extend(points[i] for i in sorted({lo_i, hi_i}))
     kept.append(points[-1])
     return kept

@@ -1,0 +1,453 @@
+"""``chachaml mcp`` end to end: the official MCP client starts the real server as a subprocess.
+
+Every test talks to ``python -m chachaml.mcp_server`` over stdio with ``mcp.client.stdio`` and
+``ClientSession``, against a real SQLite file filled through the public API.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+import chachaml
+
+pytestmark = pytest.mark.slow  # each test starts a server process
+
+SERVER = [sys.executable, "-m", "chachaml.mcp_server"]
+READ_TOOLS = [
+    "list_runs",
+    "get_run",
+    "compare_runs",
+    "best_run",
+    "metric_history",
+    "list_experiments",
+    "list_models",
+    "get_model",
+]
+DEADLINE_S = 60  # a hung server fails the test instead of hanging the suite
+
+
+@dataclass
+class Store:
+    path: Path
+    ids: dict[str, str]
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """A store with two experiments, a child run, a failed run, NaN/inf values and a model."""
+    monkeypatch.setenv("CHACHAML_USER", "ada")
+    path = tmp_path / "runs.db"
+    ids: dict[str, str] = {}
+    with chachaml.with_store(path):
+        with chachaml.with_run("small", experiment="cnn", tags={"team": "vision"}) as run:
+            chachaml.log_params({"lr": 0.1, "layers": 2})
+            for step in range(1000):
+                # a dip at step 500 and a spike at step 700, to survive downsampling
+                loss = -5.0 if step == 500 else 50.0 if step == 700 else 1.0 / (step + 1)
+                chachaml.log_metric("loss", loss, step=step)
+            chachaml.log_metric("acc", 0.8)
+            chachaml.log_metric("grad", float("nan"))
+            chachaml.log_metric("ratio", float("inf"))
+            chachaml.log_artifact("model.pkl", {"w": [1, 2]})
+            with chachaml.with_run("fold-0", experiment="cnn") as child:
+                chachaml.log_metric("acc", 0.7)
+            ids["child"] = child.id
+        ids["small"] = run.id
+        with chachaml.with_run("big", experiment="cnn", tags={"team": "vision"}) as run:
+            chachaml.log_params({"lr": 0.01, "layers": 2})
+            chachaml.log_metric("loss", 0.3)
+            chachaml.log_metric("acc", 0.9)
+        ids["big"] = run.id
+        with pytest.raises(RuntimeError), chachaml.with_run("broken", experiment="rnn") as run:
+            ids["broken"] = run.id
+            chachaml.log_metric("acc", 0.1)
+            raise RuntimeError("diverged")
+        chachaml.register_model("churn", artifact="model.pkl", run_id=ids["small"])
+        chachaml.promote("churn", 1, "production")
+    return Store(path, ids)
+
+
+def _session(
+    args: list[str], errlog: Path, body: Callable[[ClientSession], Awaitable[Any]], env: dict[str, str] | None
+) -> Any:
+    async def go() -> Any:
+        params = StdioServerParameters(command=SERVER[0], args=[*SERVER[1:], *args], env=env)
+        with anyio.fail_after(DEADLINE_S), errlog.open("a") as err:
+            async with (
+                stdio_client(params, errlog=err) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                return await body(session)
+
+    return anyio.run(go)
+
+
+def talk(
+    store: Store,
+    body: Callable[[ClientSession], Awaitable[Any]],
+    *,
+    writes: bool = False,
+    env: dict[str, str] | None = None,
+) -> Any:
+    """Start ``chachaml mcp`` on ``store``, initialise a session, run ``body`` in it."""
+    args = ["--store", str(store.path)] + (["--allow-writes"] if writes else [])
+    return _session(args, store.path.with_name("server-stderr.txt"), body, env)
+
+
+def ok(result: Any) -> dict[str, Any]:
+    """The structured content of a successful call, checked against its two text blocks."""
+    assert not result.is_error, result.content[0].text
+    summary, serialised = result.content
+    assert summary.type == serialised.type == "text"
+    assert 0 < len(summary.text) < 3000
+    assert json.loads(serialised.text) == result.structured_content
+    return result.structured_content  # type: ignore[no-any-return]
+
+
+def error(result: Any) -> dict[str, str]:
+    """The ``{"type", "message"}`` of a tool error, checked against its text."""
+    assert result.is_error, result.structured_content
+    err = result.structured_content["error"]
+    assert result.content[0].text == f"{err['type']}: {err['message']}"
+    return err  # type: ignore[no-any-return]
+
+
+async def call(session: ClientSession, tool: str, arguments: dict[str, Any] | None = None) -> Any:
+    return await session.call_tool(tool, arguments or {})
+
+
+# -- listing ----------------------------------------------------------------------------------------
+def test_read_only_by_default_lists_the_eight_read_tools_with_closed_json_schemas(store: Store) -> None:
+    async def body(s: ClientSession) -> Any:
+        return (await s.list_tools()).tools, await call(
+            s, "set_tag", {"run_id": "x", "key": "k", "value": "v"}
+        )
+
+    tools, refused = talk(store, body)
+    assert [t.name for t in tools] == READ_TOOLS
+    for tool in tools:
+        assert tool.input_schema["type"] == "object"
+        assert tool.input_schema["additionalProperties"] is False
+        assert set(tool.input_schema["required"]) <= set(tool.input_schema["properties"])
+        assert tool.annotations.read_only_hint is True
+        assert tool.description
+    props = {t.name: t.input_schema["properties"] for t in tools}
+    assert list(props["list_runs"]) == ["experiment", "status", "where", "order_by", "limit", "offset"]
+    assert props["list_runs"]["status"]["enum"] == ["running", "completed", "failed", "killed"]
+    assert list(props["best_run"]) == ["metric", "mode", "experiment", "where"]
+    assert list(props["metric_history"]) == ["run_id", "key", "max_points"]
+    assert props["compare_runs"]["ids"]["type"] == "array"
+    assert "--allow-writes" in error(refused)["message"]
+
+
+def test_allow_writes_lists_set_tag_and_set_note_and_their_writes_land(store: Store) -> None:
+    big = store.ids["big"]
+
+    async def body(s: ClientSession) -> Any:
+        names = [t.name for t in (await s.list_tools()).tools]
+        tagged = ok(await call(s, "set_tag", {"run_id": big[:8], "key": "verdict", "value": "keep"}))
+        noted = ok(await call(s, "set_note", {"run_id": big, "note": "# Best so far\nlr=0.01"}))
+        refused = [
+            error(await call(s, "set_tag", {"run_id": "zz", "key": "k", "value": "v"})),
+            error(await call(s, "set_tag", {"run_id": big, "key": "", "value": "v"})),
+            error(await call(s, "set_note", {"run_id": big, "note": 3})),
+        ]
+        return names, tagged, noted, refused
+
+    names, tagged, noted, refused = talk(store, body, writes=True)
+    assert [e["type"] for e in refused] == ["RunNotFoundError", "InvalidValueError", "InvalidValueError"]
+    assert names == [*READ_TOOLS, "set_tag", "set_note"]
+    assert tagged == {"run_id": big, "tags": {"team": "vision", "verdict": "keep"}}
+    assert noted == {"run_id": big, "note": "# Best so far\nlr=0.01"}
+    with chachaml.with_store(store.path):
+        run = chachaml.get_run(big)
+    assert run.tags["verdict"] == "keep"
+    assert run.note == "# Best so far\nlr=0.01"
+    assert run.status == "completed"  # tagging a finished run does not reopen it
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def test_list_runs_applies_each_filter_and_pages(store: Store) -> None:
+    ids = store.ids
+
+    async def body(s: ClientSession) -> dict[str, Any]:
+        return {
+            "all": ok(await call(s, "list_runs")),
+            "cnn": ok(await call(s, "list_runs", {"experiment": "cnn"})),
+            "failed": ok(await call(s, "list_runs", {"status": "failed"})),
+            "where": ok(await call(s, "list_runs", {"where": "params.lr < 0.05"})),
+            "order": ok(await call(s, "list_runs", {"order_by": "metrics.acc desc", "limit": 2})),
+            "page2": ok(
+                await call(s, "list_runs", {"order_by": "metrics.acc desc", "limit": 2, "offset": 2})
+            ),
+            "nulls": ok(await call(s, "list_runs", {"experiment": None, "limit": None})),
+        }
+
+    got = talk(store, body)
+    assert {r["id"] for r in got["all"]["runs"]} == set(ids.values())
+    assert got["all"]["runs"][0]["id"] == ids["broken"]  # newest first
+    assert got["all"]["count"] == 4 and got["all"]["next_offset"] is None
+    assert {r["id"] for r in got["cnn"]["runs"]} == {ids["small"], ids["big"], ids["child"]}
+    assert [r["id"] for r in got["failed"]["runs"]] == [ids["broken"]]
+    assert got["failed"]["runs"][0]["error"] == {"type": "RuntimeError", "message": "diverged"}
+    assert [r["id"] for r in got["where"]["runs"]] == [ids["big"]]
+    assert [r["id"] for r in got["order"]["runs"]] == [ids["big"], ids["small"]]
+    assert got["order"]["next_offset"] == 2
+    assert [r["id"] for r in got["page2"]["runs"]] == [ids["child"], ids["broken"]]
+    assert got["page2"]["next_offset"] is None
+    assert got["nulls"] == got["all"]  # null means "not given"
+    small = next(r for r in got["all"]["runs"] if r["id"] == ids["small"])
+    assert small["params"] == {"lr": 0.1, "layers": 2}
+    assert small["metrics"] == {"loss": 0.001, "acc": 0.8, "grad": "NaN", "ratio": "Infinity"}
+    assert small["tags"] == {"team": "vision"}
+    assert "env" not in small  # lists stay small; get_run has everything
+
+
+def test_get_run_takes_an_id_prefix_and_returns_summaries_artifacts_and_children(store: Store) -> None:
+    small = store.ids["small"]
+    result = talk(store, lambda s: call(s, "get_run", {"run_id": small[:6]}))
+    run = ok(result)
+    assert run["id"] == small and run["name"] == "small" and run["experiment"] == "cnn"
+    assert run["metrics"]["grad"] == "NaN" and run["metrics"]["ratio"] == "Infinity"
+    assert run["metric_summaries"]["loss"] == {
+        "last": 0.001,
+        "min": -5.0,
+        "max": 50.0,
+        "count": 1000,
+        "last_step": 999,
+    }
+    assert [a["name"] for a in run["artifacts"]] == ["model.pkl"]
+    assert run["children"] == [store.ids["child"]]
+    assert run["env"] and run["datasets"] == [] and run["error"] is None
+    assert small[:8] in result.content[0].text and "lr=0.1" in result.content[0].text
+
+
+def test_compare_runs_splits_params_and_metrics(store: Store) -> None:
+    ids = store.ids
+    got = ok(talk(store, lambda s: call(s, "compare_runs", {"ids": [ids["small"][:8], ids["big"]]})))
+    assert got["run_ids"] == [ids["small"], ids["big"]]
+    assert got["names"] == ["small", "big"]
+    assert got["params"] == {"same": {"layers": 2}, "differ": {"lr": [0.1, 0.01]}, "partial": {}}
+    assert got["metrics"]["differ"] == {"acc": [0.8, 0.9], "loss": [0.001, 0.3]}
+    assert got["metrics"]["partial"] == {"grad": ["NaN", None], "ratio": ["Infinity", None]}
+
+
+def test_best_run_by_max_min_experiment_and_where(store: Store) -> None:
+    ids = store.ids
+
+    async def body(s: ClientSession) -> list[dict[str, Any]]:
+        return [
+            ok(await call(s, "best_run", {"metric": "acc"})),
+            ok(await call(s, "best_run", {"metric": "loss", "mode": "min"})),
+            ok(await call(s, "best_run", {"metric": "acc", "experiment": "rnn"})),
+            ok(await call(s, "best_run", {"metric": "acc", "where": "params.lr > 0.05"})),
+            ok(await call(s, "best_run", {"metric": "never_logged"})),
+        ]
+
+    best_acc, least_loss, rnn, where, none = talk(store, body)
+    assert (best_acc["run"]["id"], best_acc["best_value"], best_acc["best_step"]) == (ids["big"], 0.9, 0)
+    assert (least_loss["run"]["id"], least_loss["best_value"], least_loss["best_step"]) == (
+        ids["small"],
+        -5.0,
+        500,
+    )
+    assert rnn["run"]["id"] == ids["broken"]
+    assert where["run"]["id"] == ids["small"]
+    assert none == {"run": None, "best_value": None, "best_step": None}
+
+
+def test_metric_history_is_downsampled_keeping_first_last_and_extremes(store: Store) -> None:
+    small = store.ids["small"]
+
+    async def body(s: ClientSession) -> list[Any]:
+        return [
+            ok(await call(s, "metric_history", {"run_id": small[:8], "key": "loss", "max_points": 20})),
+            ok(await call(s, "metric_history", {"run_id": small, "key": "loss"})),
+            ok(await call(s, "metric_history", {"run_id": small, "key": "loss", "max_points": 5000})),
+            ok(await call(s, "metric_history", {"run_id": small, "key": "grad"})),
+        ]
+
+    short, default, full, nan = talk(store, body)
+    steps = [p["step"] for p in short["points"]]
+    assert short["run_id"] == small and short["key"] == "loss"
+    assert short["total_points"] == 1000 and short["downsampled"] is True
+    assert len(steps) <= 20 and steps == sorted(steps)
+    assert steps[0] == 0 and steps[-1] == 999
+    assert {500, 700} <= set(steps)  # the dip and the spike survive
+    assert set(short["points"][0]) == {"step", "value", "timestamp"}
+    assert 100 < len(default["points"]) <= 200
+    assert full["downsampled"] is False and [p["step"] for p in full["points"]] == list(range(1000))
+    assert nan["points"][0]["value"] == "NaN"
+
+
+def test_experiments_and_models(store: Store) -> None:
+    async def body(s: ClientSession) -> list[Any]:
+        return [
+            ok(await call(s, "list_experiments")),
+            ok(await call(s, "list_models")),
+            ok(await call(s, "get_model", {"name": "churn"})),
+        ]
+
+    experiments, models, churn = talk(store, body)
+    counts = {e["name"]: e["run_count"] for e in experiments["experiments"]}
+    assert counts == {"cnn": 3, "rnn": 1}
+    assert [(m["name"], m["latest_version"], m["production_version"]) for m in models["models"]] == [
+        ("churn", 1, 1)
+    ]
+    assert churn["name"] == "churn"
+    assert [(v["version"], v["stage"], v["run_id"]) for v in churn["versions"]] == [
+        (1, "production", store.ids["small"])
+    ]
+
+
+# -- errors -----------------------------------------------------------------------------------------
+def test_bad_arguments_unknown_runs_and_malformed_queries_are_tool_errors(store: Store) -> None:
+    cases: list[tuple[str, dict[str, Any], str, str]] = [
+        ("get_run", {}, "InvalidValueError", "'run_id'"),
+        ("get_run", {"run_id": 42}, "InvalidValueError", "must be a string"),
+        ("get_run", {"run_id": ""}, "InvalidValueError", "must not be empty"),
+        ("get_run", {"run_id": "f" * 32}, "RunNotFoundError", "f" * 32),
+        ("get_run", {"run_id": "zz"}, "RunNotFoundError", "'zz'"),
+        ("get_run", {"run_id": "x", "verbose": True}, "InvalidValueError", "verbose"),
+        ("list_runs", {"where": "params.lr <"}, "QueryError", "params.lr <"),
+        ("list_runs", {"where": "drop table runs"}, "QueryError", "drop"),
+        ("list_runs", {"order_by": "nonsense field"}, "QueryError", "nonsense"),
+        ("list_runs", {"status": "done"}, "InvalidValueError", "running, completed, failed, killed"),
+        ("list_runs", {"limit": 0}, "InvalidValueError", "'limit'"),
+        ("list_runs", {"limit": "10"}, "InvalidValueError", "an integer"),
+        ("list_runs", {"limit": True}, "InvalidValueError", "an integer"),
+        ("compare_runs", {"ids": []}, "InvalidValueError", "at least 1"),
+        ("compare_runs", {"ids": "abc"}, "InvalidValueError", "a list of strings"),
+        ("compare_runs", {"ids": ["zz"]}, "RunNotFoundError", "'zz'"),
+        ("best_run", {"metric": "acc", "mode": "avg"}, "InvalidValueError", "max, min"),
+        ("metric_history", {"run_id": "zz", "key": "loss"}, "RunNotFoundError", "'zz'"),
+        ("metric_history", {"run_id": "REPLACE", "key": "nope"}, "NotFoundError", "acc, grad, loss"),
+        ("metric_history", {"run_id": "REPLACE", "key": "loss", "max_points": 1}, "InvalidValueError", "2"),
+        ("get_model", {"name": "nope"}, "ModelNotFoundError", "nope"),
+        ("no_such_tool", {}, "InvalidValueError", "list_runs"),
+    ]
+    small = store.ids["small"]
+
+    async def body(s: ClientSession) -> tuple[list[Any], list[str]]:
+        results = []
+        for tool, arguments, _, _ in cases:
+            args = {k: (small if v == "REPLACE" else v) for k, v in arguments.items()}
+            results.append(await call(s, tool, args))
+        still_there = [t.name for t in (await s.list_tools()).tools]
+        return results, still_there
+
+    results, still_there = talk(store, body)
+    for (tool, arguments, kind, needle), result in zip(cases, results, strict=True):
+        err = error(result)
+        assert err["type"] == kind, (tool, arguments, err)
+        assert needle in err["message"], (tool, arguments, err)
+    assert still_there == READ_TOOLS
+    with chachaml.with_store(store.path):
+        assert len(chachaml.runs()) == 4  # nothing written by the bad calls
+
+
+def test_a_malformed_json_rpc_line_does_not_kill_the_server(store: Store) -> None:
+    proc = subprocess.Popen(
+        [*SERVER, "--store", str(store.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+
+    def send(message: str) -> None:
+        proc.stdin.write(message + "\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+
+    def reply(request_id: int) -> dict[str, Any]:
+        while True:
+            message = json.loads(lines.get(timeout=DEADLINE_S))
+            if message.get("id") == request_id:
+                return message  # type: ignore[no-any-return]
+
+    try:
+        init = {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        }
+        send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}))
+        assert reply(1)["result"]["serverInfo"]["name"] == "chachaml"
+        send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        send("{this is not json")
+        send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "no/such/method"}))
+        send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "get_run"}}))
+        call_args = {"name": "get_run", "arguments": {"run_id": store.ids["big"]}}
+        send(json.dumps({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": call_args}))
+        assert "error" in reply(2)
+        assert reply(3)["result"]["isError"] is True
+        assert reply(4)["result"]["structuredContent"]["name"] == "big"
+        assert proc.poll() is None
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        assert proc.wait(timeout=DEADLINE_S) == 0  # stdin closed: a clean exit
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+
+
+# -- the command --------------------------------------------------------------------------------------
+def test_a_missing_store_file_exits_1_naming_the_path_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.db"
+    proc = subprocess.run(
+        [*SERVER, "--store", str(missing)], capture_output=True, text=True, timeout=DEADLINE_S, check=False
+    )
+    assert proc.returncode == 1
+    assert str(missing) in proc.stderr and "--store" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not missing.exists()
+
+
+def test_the_store_comes_from_chachaml_store_when_store_is_not_given(store: Store) -> None:
+    env = {"CHACHAML_STORE": str(store.path)}
+    got = ok(_session([], store.path.with_name("stderr.txt"), lambda s: call(s, "list_experiments"), env))
+    assert [e["name"] for e in got["experiments"]] == ["cnn", "rnn"]
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*SERVER, "--bogus"], capture_output=True, text=True, timeout=DEADLINE_S, check=False
+    )
+    assert proc.returncode == 2
+    assert "--bogus" in proc.stderr
+
+
+def test_without_the_mcp_package_the_error_names_the_extra(store: Store) -> None:
+    code = (
+        "import sys; sys.modules['mcp'] = None\n"  # as if the package were not installed
+        "from chachaml.mcp_server import main\n"
+        f"sys.exit(main(['--store', {str(store.path)!r}]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE_S)
+    assert proc.returncode == 1
+    assert "pip install 'chachaml[mcp]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_non_finite_values_are_strings_in_structured_results() -> None:
+    from chachaml.mcp_tools import jsonable
+
+    value = {"a": [math.nan, math.inf, -math.inf, 1.5], "b": (1, None, True), "c": Path("x")}
+    assert jsonable(value) == {"a": ["NaN", "Infinity", "-Infinity", 1.5], "b": [1, None, True], "c": "x"}
+    json.dumps(jsonable(value), allow_nan=False)
