@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -451,3 +452,18 @@ def test_non_finite_values_are_strings_in_structured_results() -> None:
     value = {"a": [math.nan, math.inf, -math.inf, 1.5], "b": (1, None, True), "c": Path("x")}
     assert jsonable(value) == {"a": ["NaN", "Infinity", "-Infinity", 1.5], "b": [1, None, True], "c": "x"}
     json.dumps(jsonable(value), allow_nan=False)
+
+
+def test_the_latency_benchmark_runs_and_prints_every_figure(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_mcp.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--cache-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for label in ("list_runs (default page of 50)", "get_run (an 8-character prefix)", "metric_history"):
+        line = next(line for line in proc.stdout.splitlines() if line.startswith(label))
+        assert re.search(r"\d+\.\d\d ms\s+\d+\.\d\d ms\s+\d+\.\d\d ms\s+-?\d+\.\d\d ms.*info$", line), line

@@ -165,8 +165,10 @@ def _run_line(run: Run) -> str:
     return f"{run.id[:8]}{name} [{run.experiment}] {run.status} {metrics}".rstrip()
 
 
-def _lines(header: str, rows: list[str]) -> str:
-    more = [f"... and {len(rows) - TEXT_ROWS} more (see the JSON)"] if len(rows) > TEXT_ROWS else []
+def _lines(header: str, rows: list[str], total: int | None = None) -> str:
+    """``header`` then at most ``TEXT_ROWS`` rows; ``total`` counts rows not rendered."""
+    total = len(rows) if total is None else total
+    more = [f"... and {total - TEXT_ROWS} more (see the JSON)"] if total > TEXT_ROWS else []
     return "\n".join([header, *rows[:TEXT_ROWS], *more])
 
 
@@ -186,7 +188,8 @@ def _list_runs(c: Client, a: dict[str, Any]) -> tuple[dict[str, Any], str]:
     next_offset = offset + limit if len(found) > limit else None
     result = {"runs": [_run_brief(r) for r in page], "count": len(page), "next_offset": next_offset}
     more = f"; more from offset {next_offset}" if next_offset is not None else ""
-    return result, _lines(f"{len(page)} run(s){more}", [_run_line(r) for r in page])
+    text = _lines(f"{len(page)} run(s){more}", [_run_line(r) for r in page[:TEXT_ROWS]], len(page))
+    return result, text
 
 
 def _get_run(c: Client, a: dict[str, Any]) -> tuple[dict[str, Any], str]:
