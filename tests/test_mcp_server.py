@@ -377,11 +377,14 @@ def test_a_malformed_json_rpc_line_does_not_kill_the_server(store: Store) -> Non
         proc.stdin.write(message + "\n")  # type: ignore[union-attr]
         proc.stdin.flush()  # type: ignore[union-attr]
 
+    received: dict[Any, dict[str, Any]] = {}
+
     def reply(request_id: int) -> dict[str, Any]:
-        while True:
+        """The answer to ``request_id``; answers may come in any order (calls run concurrently)."""
+        while request_id not in received:
             message = json.loads(lines.get(timeout=DEADLINE_S))
-            if message.get("id") == request_id:
-                return message  # type: ignore[no-any-return]
+            received[message.get("id")] = message
+        return received[request_id]
 
     try:
         init = {
@@ -393,11 +396,17 @@ def test_a_malformed_json_rpc_line_does_not_kill_the_server(store: Store) -> Non
         assert reply(1)["result"]["serverInfo"]["name"] == "chachaml"
         send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         send("{this is not json")
+        send('{"hello": 1}')
+        send("[]")
+        send(json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": 7}}))
+        bad_args = {"name": "get_run", "arguments": [1, 2]}
+        send(json.dumps({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": bad_args}))
         send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "no/such/method"}))
         send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "get_run"}}))
         call_args = {"name": "get_run", "arguments": {"run_id": store.ids["big"]}}
         send(json.dumps({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": call_args}))
         assert "error" in reply(2)
+        assert "error" in reply(5) and "error" in reply(6)  # invalid params: a JSON-RPC error
         assert reply(3)["result"]["isError"] is True
         assert reply(4)["result"]["structuredContent"]["name"] == "big"
         assert proc.poll() is None
@@ -424,6 +433,31 @@ def test_the_store_comes_from_chachaml_store_when_store_is_not_given(store: Stor
     env = {"CHACHAML_STORE": str(store.path)}
     got = ok(_session([], store.path.with_name("stderr.txt"), lambda s: call(s, "list_experiments"), env))
     assert [e["name"] for e in got["experiments"]] == ["cnn", "rnn"]
+
+
+def test_a_sqlite_uri_target_works(store: Store) -> None:
+    uri = f"sqlite:///{store.path}"  # an absolute path: four slashes
+    body = lambda s: call(s, "get_run", {"run_id": store.ids["big"]})  # noqa: E731
+    got = ok(_session(["--store", uri], store.path.with_name("stderr.txt"), body, None))
+    assert got["name"] == "big"
+
+
+def test_concurrent_calls_on_one_session_all_answer(store: Store) -> None:
+    ids = list(store.ids.values())
+
+    async def body(s: ClientSession) -> list[Any]:
+        results: list[Any] = [None] * 12
+        async with anyio.create_task_group() as tg:
+            for i in range(12):
+
+                async def one(i: int = i) -> None:
+                    results[i] = await call(s, "get_run", {"run_id": ids[i % len(ids)]})
+
+                tg.start_soon(one)
+        return results
+
+    results = talk(store, body)
+    assert [ok(r)["id"] for r in results] == [ids[i % len(ids)] for i in range(12)]
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
