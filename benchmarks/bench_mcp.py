@@ -86,7 +86,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1000, help="N runs (default 1000)")
     ap.add_argument("--steps", type=int, default=100, help="steps per metric (default 100)")
     ap.add_argument("--reps", type=int, default=30, help="timed calls per figure (default 30)")
-    ap.add_argument("--quick", action="store_true", help="50 runs x 10 steps, 5 reps: a smoke run")
+    ap.add_argument("--quick", action="store_true", help="20 runs x 5 steps, 3 reps: a smoke run")
     ap.add_argument(
         "--cache-dir",
         default=os.path.join(tempfile.gettempdir(), "chachaml-bench-query"),
@@ -94,7 +94,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.quick:
-        args.runs, args.steps, args.reps = 50, 10, 5
+        args.runs, args.steps, args.reps = 20, 5, 3
     os.makedirs(args.cache_dir, exist_ok=True)
     path = db_path(args.cache_dir, args.runs, args.steps)
     generate(path, args.runs, args.steps)

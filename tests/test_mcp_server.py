@@ -1,7 +1,8 @@
 """``chachaml mcp`` end to end: the official MCP client starts the real server as a subprocess.
 
 Every test talks to ``python -m chachaml.mcp_server`` over stdio with ``mcp.client.stdio`` and
-``ClientSession``, against a real SQLite file filled through the public API.
+``ClientSession``, against a real SQLite file filled through the public API. The reading tests
+share one read-only server (fixture ``server``); the others start their own.
 """
 
 from __future__ import annotations
@@ -13,19 +14,21 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 import chachaml
 
-pytestmark = pytest.mark.slow  # each test starts a server process
+pytestmark = pytest.mark.slow  # server processes
 
 SERVER = [sys.executable, "-m", "chachaml.mcp_server"]
 READ_TOOLS = [
@@ -47,13 +50,11 @@ class Store:
     ids: dict[str, str]
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+def _fill(path: Path) -> Store:
     """A store with two experiments, a child run, a failed run, NaN/inf values and a model."""
-    monkeypatch.setenv("CHACHAML_USER", "ada")
-    path = tmp_path / "runs.db"
     ids: dict[str, str] = {}
-    with chachaml.with_store(path):
+    with pytest.MonkeyPatch.context() as mp, chachaml.with_store(path):
+        mp.setenv("CHACHAML_USER", "ada")
         with chachaml.with_run("small", experiment="cnn", tags={"team": "vision"}) as run:
             chachaml.log_params({"lr": 0.1, "layers": 2})
             for step in range(1000):
@@ -80,6 +81,56 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
         chachaml.register_model("churn", artifact="model.pkl", run_id=ids["small"])
         chachaml.promote("churn", 1, "production")
     return Store(path, ids)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """A fresh store for a test that writes or starts its own server."""
+    return _fill(tmp_path / "runs.db")
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """One store for the tests that only read through the shared read-only server."""
+    return _fill(tmp_path_factory.mktemp("mcp") / "runs.db")
+
+
+class Server:
+    """One ``chachaml mcp`` process with an initialised session, driven from test code."""
+
+    def __init__(self, portal: BlockingPortal, session: ClientSession) -> None:
+        self.portal, self.session = portal, session
+
+    def run(self, body: Callable[[ClientSession], Awaitable[Any]]) -> Any:
+        async def bounded() -> Any:
+            with anyio.fail_after(DEADLINE_S):
+                return await body(self.session)
+
+        return self.portal.call(bounded)
+
+
+@pytest.fixture(scope="module")
+def server(shared_store: Store) -> Iterator[Server]:
+    """A read-only server on ``shared_store``, started once for the module (each start costs
+    a second or more), so the reading tests share it; a test that needs a fresh process or
+    ``--allow-writes`` starts its own with ``talk``."""
+
+    @asynccontextmanager
+    async def connected() -> AsyncIterator[ClientSession]:
+        params = StdioServerParameters(
+            command=SERVER[0], args=[*SERVER[1:], "--store", str(shared_store.path)]
+        )
+        with shared_store.path.with_name("server-stderr.txt").open("a") as err:
+            async with (
+                stdio_client(params, errlog=err) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                with anyio.fail_after(DEADLINE_S):
+                    await session.initialize()
+                yield session
+
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(connected()) as session:
+        yield Server(portal, session)
 
 
 def _session(
@@ -133,13 +184,15 @@ async def call(session: ClientSession, tool: str, arguments: dict[str, Any] | No
 
 
 # -- listing ----------------------------------------------------------------------------------------
-def test_read_only_by_default_lists_the_eight_read_tools_with_closed_json_schemas(store: Store) -> None:
+def test_read_only_by_default_lists_the_eight_read_tools_with_closed_json_schemas(
+    shared_store: Store, server: Server
+) -> None:
     async def body(s: ClientSession) -> Any:
         return (await s.list_tools()).tools, await call(
             s, "set_tag", {"run_id": "x", "key": "k", "value": "v"}
         )
 
-    tools, refused = talk(store, body)
+    tools, refused = server.run(body)
     assert [t.name for t in tools] == READ_TOOLS
     for tool in tools:
         assert tool.input_schema["type"] == "object"
@@ -183,8 +236,8 @@ def test_allow_writes_lists_set_tag_and_set_note_and_their_writes_land(store: St
 
 
 # -- reading ----------------------------------------------------------------------------------------
-def test_list_runs_applies_each_filter_and_pages(store: Store) -> None:
-    ids = store.ids
+def test_list_runs_applies_each_filter_and_pages(shared_store: Store, server: Server) -> None:
+    ids = shared_store.ids
 
     async def body(s: ClientSession) -> dict[str, Any]:
         return {
@@ -199,7 +252,7 @@ def test_list_runs_applies_each_filter_and_pages(store: Store) -> None:
             "nulls": ok(await call(s, "list_runs", {"experiment": None, "limit": None})),
         }
 
-    got = talk(store, body)
+    got = server.run(body)
     assert {r["id"] for r in got["all"]["runs"]} == set(ids.values())
     assert got["all"]["runs"][0]["id"] == ids["broken"]  # newest first
     assert got["all"]["count"] == 4 and got["all"]["next_offset"] is None
@@ -219,9 +272,11 @@ def test_list_runs_applies_each_filter_and_pages(store: Store) -> None:
     assert "env" not in small  # lists stay small; get_run has everything
 
 
-def test_get_run_takes_an_id_prefix_and_returns_summaries_artifacts_and_children(store: Store) -> None:
-    small = store.ids["small"]
-    result = talk(store, lambda s: call(s, "get_run", {"run_id": small[:6]}))
+def test_get_run_takes_an_id_prefix_and_returns_summaries_artifacts_and_children(
+    shared_store: Store, server: Server
+) -> None:
+    small = shared_store.ids["small"]
+    result = server.run(lambda s: call(s, "get_run", {"run_id": small[:6]}))
     run = ok(result)
     assert run["id"] == small and run["name"] == "small" and run["experiment"] == "cnn"
     assert run["metrics"]["grad"] == "NaN" and run["metrics"]["ratio"] == "Infinity"
@@ -233,14 +288,14 @@ def test_get_run_takes_an_id_prefix_and_returns_summaries_artifacts_and_children
         "last_step": 999,
     }
     assert [a["name"] for a in run["artifacts"]] == ["model.pkl"]
-    assert run["children"] == [store.ids["child"]]
+    assert run["children"] == [shared_store.ids["child"]]
     assert run["env"] and run["datasets"] == [] and run["error"] is None
     assert small[:8] in result.content[0].text and "lr=0.1" in result.content[0].text
 
 
-def test_compare_runs_splits_params_and_metrics(store: Store) -> None:
-    ids = store.ids
-    got = ok(talk(store, lambda s: call(s, "compare_runs", {"ids": [ids["small"][:8], ids["big"]]})))
+def test_compare_runs_splits_params_and_metrics(shared_store: Store, server: Server) -> None:
+    ids = shared_store.ids
+    got = ok(server.run(lambda s: call(s, "compare_runs", {"ids": [ids["small"][:8], ids["big"]]})))
     assert got["run_ids"] == [ids["small"], ids["big"]]
     assert got["names"] == ["small", "big"]
     assert got["params"] == {"same": {"layers": 2}, "differ": {"lr": [0.1, 0.01]}, "partial": {}}
@@ -248,8 +303,8 @@ def test_compare_runs_splits_params_and_metrics(store: Store) -> None:
     assert got["metrics"]["partial"] == {"grad": ["NaN", None], "ratio": ["Infinity", None]}
 
 
-def test_best_run_by_max_min_experiment_and_where(store: Store) -> None:
-    ids = store.ids
+def test_best_run_by_max_min_experiment_and_where(shared_store: Store, server: Server) -> None:
+    ids = shared_store.ids
 
     async def body(s: ClientSession) -> list[dict[str, Any]]:
         return [
@@ -260,7 +315,7 @@ def test_best_run_by_max_min_experiment_and_where(store: Store) -> None:
             ok(await call(s, "best_run", {"metric": "never_logged"})),
         ]
 
-    best_acc, least_loss, rnn, where, none = talk(store, body)
+    best_acc, least_loss, rnn, where, none = server.run(body)
     assert (best_acc["run"]["id"], best_acc["best_value"], best_acc["best_step"]) == (ids["big"], 0.9, 0)
     assert (least_loss["run"]["id"], least_loss["best_value"], least_loss["best_step"]) == (
         ids["small"],
@@ -272,8 +327,10 @@ def test_best_run_by_max_min_experiment_and_where(store: Store) -> None:
     assert none == {"run": None, "best_value": None, "best_step": None}
 
 
-def test_metric_history_is_downsampled_keeping_first_last_and_extremes(store: Store) -> None:
-    small = store.ids["small"]
+def test_metric_history_is_downsampled_keeping_first_last_and_extremes(
+    shared_store: Store, server: Server
+) -> None:
+    small = shared_store.ids["small"]
 
     async def body(s: ClientSession) -> list[Any]:
         return [
@@ -283,7 +340,7 @@ def test_metric_history_is_downsampled_keeping_first_last_and_extremes(store: St
             ok(await call(s, "metric_history", {"run_id": small, "key": "grad"})),
         ]
 
-    short, default, full, nan = talk(store, body)
+    short, default, full, nan = server.run(body)
     steps = [p["step"] for p in short["points"]]
     assert short["run_id"] == small and short["key"] == "loss"
     assert short["total_points"] == 1000 and short["downsampled"] is True
@@ -296,7 +353,7 @@ def test_metric_history_is_downsampled_keeping_first_last_and_extremes(store: St
     assert nan["points"][0]["value"] == "NaN"
 
 
-def test_experiments_and_models(store: Store) -> None:
+def test_experiments_and_models(shared_store: Store, server: Server) -> None:
     async def body(s: ClientSession) -> list[Any]:
         return [
             ok(await call(s, "list_experiments")),
@@ -304,7 +361,7 @@ def test_experiments_and_models(store: Store) -> None:
             ok(await call(s, "get_model", {"name": "churn"})),
         ]
 
-    experiments, models, churn = talk(store, body)
+    experiments, models, churn = server.run(body)
     counts = {e["name"]: e["run_count"] for e in experiments["experiments"]}
     assert counts == {"cnn": 3, "rnn": 1}
     assert [(m["name"], m["latest_version"], m["production_version"]) for m in models["models"]] == [
@@ -312,12 +369,14 @@ def test_experiments_and_models(store: Store) -> None:
     ]
     assert churn["name"] == "churn"
     assert [(v["version"], v["stage"], v["run_id"]) for v in churn["versions"]] == [
-        (1, "production", store.ids["small"])
+        (1, "production", shared_store.ids["small"])
     ]
 
 
 # -- errors -----------------------------------------------------------------------------------------
-def test_bad_arguments_unknown_runs_and_malformed_queries_are_tool_errors(store: Store) -> None:
+def test_bad_arguments_unknown_runs_and_malformed_queries_are_tool_errors(
+    shared_store: Store, server: Server
+) -> None:
     cases: list[tuple[str, dict[str, Any], str, str]] = [
         ("get_run", {}, "InvalidValueError", "'run_id'"),
         ("get_run", {"run_id": 42}, "InvalidValueError", "must be a string"),
@@ -342,7 +401,7 @@ def test_bad_arguments_unknown_runs_and_malformed_queries_are_tool_errors(store:
         ("get_model", {"name": "nope"}, "ModelNotFoundError", "nope"),
         ("no_such_tool", {}, "InvalidValueError", "list_runs"),
     ]
-    small = store.ids["small"]
+    small = shared_store.ids["small"]
 
     async def body(s: ClientSession) -> tuple[list[Any], list[str]]:
         results = []
@@ -352,13 +411,13 @@ def test_bad_arguments_unknown_runs_and_malformed_queries_are_tool_errors(store:
         still_there = [t.name for t in (await s.list_tools()).tools]
         return results, still_there
 
-    results, still_there = talk(store, body)
+    results, still_there = server.run(body)
     for (tool, arguments, kind, needle), result in zip(cases, results, strict=True):
         err = error(result)
         assert err["type"] == kind, (tool, arguments, err)
         assert needle in err["message"], (tool, arguments, err)
     assert still_there == READ_TOOLS
-    with chachaml.with_store(store.path):
+    with chachaml.with_store(shared_store.path):
         assert len(chachaml.runs()) == 4  # nothing written by the bad calls
 
 
@@ -429,21 +488,15 @@ def test_a_missing_store_file_exits_1_naming_the_path_and_creates_nothing(tmp_pa
     assert not missing.exists()
 
 
-def test_the_store_comes_from_chachaml_store_when_store_is_not_given(store: Store) -> None:
-    env = {"CHACHAML_STORE": str(store.path)}
-    got = ok(_session([], store.path.with_name("stderr.txt"), lambda s: call(s, "list_experiments"), env))
-    assert [e["name"] for e in got["experiments"]] == ["cnn", "rnn"]
-
-
-def test_a_sqlite_uri_target_works(store: Store) -> None:
-    uri = f"sqlite:///{store.path}"  # an absolute path: four slashes
+def test_the_store_comes_from_chachaml_store_as_a_sqlite_uri_when_store_is_not_given(store: Store) -> None:
+    env = {"CHACHAML_STORE": f"sqlite:///{store.path}"}  # an absolute path: four slashes
     body = lambda s: call(s, "get_run", {"run_id": store.ids["big"]})  # noqa: E731
-    got = ok(_session(["--store", uri], store.path.with_name("stderr.txt"), body, None))
+    got = ok(_session([], store.path.with_name("stderr.txt"), body, env))
     assert got["name"] == "big"
 
 
-def test_concurrent_calls_on_one_session_all_answer(store: Store) -> None:
-    ids = list(store.ids.values())
+def test_concurrent_calls_on_one_session_all_answer(shared_store: Store, server: Server) -> None:
+    ids = list(shared_store.ids.values())
 
     async def body(s: ClientSession) -> list[Any]:
         results: list[Any] = [None] * 12
@@ -456,7 +509,7 @@ def test_concurrent_calls_on_one_session_all_answer(store: Store) -> None:
                 tg.start_soon(one)
         return results
 
-    results = talk(store, body)
+    results = server.run(body)
     assert [ok(r)["id"] for r in results] == [ids[i % len(ids)] for i in range(12)]
 
 

@@ -174,8 +174,8 @@ def serve(target: Any, *, allow_writes: bool = False) -> None:
         MissingDependencyError: the ``mcp`` package is not installed (extra ``mcp``).
         InvalidValueError: ``target`` is a SQLite file that does not exist.
     """
+    _check_target(target)  # first: a wrong path is the likelier mistake, and it is quick to report
     require("mcp", "mcp")
-    _check_target(target)
     import anyio
     from mcp.server.stdio import stdio_server
 
