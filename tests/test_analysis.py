@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 import chachaml
-from chachaml.entities import Comparison, KeySplit
 from chachaml.errors import (
     ConflictError,
     ExperimentNotFoundError,
@@ -21,6 +20,7 @@ from chachaml.errors import (
     QueryError,
     RunNotFoundError,
 )
+from chachaml.results import Comparison, KeySplit
 from chachaml.store.base import Store
 
 DAY_MS = 86_400_000
@@ -548,7 +548,7 @@ def test_inspect_prints_a_run_fully(chachaml_store: Store, capsys: pytest.Captur
         chachaml.log_artifact("plots/curve.json", [1, 2, 3])
         with chachaml.with_run("kid"):
             pass
-    chachaml.inspect(parent.id[:8])
+    chachaml.inspect_run(parent.id[:8])
     out = capsys.readouterr().out
     for fragment in [
         f"Run {parent.id} 'parent'",
@@ -577,10 +577,10 @@ def test_inspect_shows_errors_and_writes_to_a_given_file(chachaml_store: Store) 
     with pytest.raises(KeyError), chachaml.with_run("bad") as bad:
         raise KeyError("missing")
     buf = io.StringIO()
-    chachaml.inspect(chachaml.get_run(bad.id), file=buf)
+    chachaml.inspect_run(chachaml.get_run(bad.id), file=buf)
     assert "failed" in buf.getvalue() and "KeyError: 'missing'" in buf.getvalue()
     with pytest.raises(RunNotFoundError):
-        chachaml.inspect("0" * 32)
+        chachaml.inspect_run("0" * 32)
 
 
 def test_printing_a_runlist_shows_a_table_with_params_and_latest_metrics(chachaml_store: Store) -> None:

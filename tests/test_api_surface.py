@@ -38,6 +38,8 @@ EXPECTED = {
     "Metric",
     "Run",
     "RunList",
+    # the API object (issue 8)
+    "Client",
     # context
     "ContextExecutor",
     "bind",
@@ -79,13 +81,13 @@ EXPECTED = {
     "delete_experiment",
     "delete_run",
     "export_runs",
-    "inspect",
+    "gc_artifacts",
+    "inspect_run",
     "unarchive_runs",
     # artifacts (issue 4)
     "Artifact",
     "GcReport",
     "artifact_path",
-    "gc",
     "list_artifacts",
     "load_artifact",
     "log_artifact",
@@ -225,3 +227,19 @@ def test_query_error_points_at_the_position() -> None:
     exc = chachaml.QueryError("unexpected 'x'", query="status = x", position=9)
     assert (exc.query, exc.position) == ("status = x", 9)
     assert str(exc).splitlines()[-1] == "  " + " " * 9 + "^"
+
+
+# -- renamed verbs (issue 8): the old names warn, and stay out of ``__all__`` ----------------------
+@pytest.mark.parametrize(("old", "new"), [("gc", "gc_artifacts"), ("inspect", "inspect_run")])
+def test_old_names_that_shadowed_stdlib_modules_warn_and_still_work(old: str, new: str) -> None:
+    assert old not in chachaml.__all__
+    with pytest.warns(DeprecationWarning, match=f"chachaml.{new}"):
+        value = getattr(chachaml, old)
+    assert value is getattr(chachaml, new)
+
+
+def test_star_import_does_not_shadow_the_stdlib_inspect_and_gc() -> None:
+    namespace: dict[str, object] = {}
+    exec("import gc, inspect\nfrom chachaml import *", namespace)
+    assert namespace["gc"].__name__ == "gc"  # type: ignore[attr-defined]
+    assert namespace["inspect"].__name__ == "inspect"  # type: ignore[attr-defined]

@@ -483,7 +483,7 @@ def test_file_deleted_behind_our_back_is_reported_not_misread(chachaml_store: St
     os.unlink(chachaml.artifact_path(run.id, "gone.txt"))
     with pytest.raises(ArtifactNotFoundError, match=r"its file .* is missing"):
         chachaml.load_artifact(run.id, "gone.txt")
-    assert chachaml.gc().missing == (f"{run.id}/gone.txt",)
+    assert chachaml.gc_artifacts().missing == (f"{run.id}/gone.txt",)
 
 
 def test_deleting_a_run_removes_its_artifact_files(chachaml_store: Store) -> None:
@@ -538,16 +538,16 @@ def test_crash_between_bytes_and_row_leaves_an_orphan_that_gc_removes(chachaml_s
         with pytest.raises(ArtifactNotFoundError):
             chachaml.load_artifact(run.id, "half.bin")
 
-        preview = chachaml.gc(dry_run=True)
+        preview = chachaml.gc_artifacts(dry_run=True)
         assert preview.removed == (f"{run.id}/half.bin",) and preview.dry_run
         assert orphan.exists()
 
-        report = chachaml.gc()
+        report = chachaml.gc_artifacts()
         assert report.removed == (f"{run.id}/half.bin",)
         assert report.freed_bytes == 12000
         assert not orphan.exists()
         assert chachaml.load_artifact(run.id, "kept.txt") == "kept"
-        assert chachaml.gc().removed == ()
+        assert chachaml.gc_artifacts().removed == ()
 
         chachaml.log_artifact("half.bin", b"logged again after the crash")  # the name is usable
     assert chachaml.load_artifact(run.id, "half.bin") == b"logged again after the crash"
@@ -591,7 +591,7 @@ def test_sigkill_during_a_streamed_copy_leaves_a_temp_file_that_gc_removes(
         temp = temps[0]
         assert temp.exists()
         assert [a.name for a in chachaml.list_artifacts(run.id)] == ["kept.txt"]
-        report = chachaml.gc()
+        report = chachaml.gc_artifacts()
     assert report.removed == (f"{run.id}/{temp.name}",)
     assert report.freed_bytes >= CHUNK // 2
     assert _files_under(_root(chachaml_store)) == [f"{run.id}/kept.txt"]
@@ -605,7 +605,7 @@ def test_gc_keeps_a_temp_file_whose_writer_is_alive(chachaml_store: Store) -> No
     dead_pid = _dead_pid()
     dead = _root(chachaml_store) / run.id / f"{TMP_PREFIX}{_host()}-{dead_pid}-abc"
     dead.write_bytes(b"left behind")
-    report = chachaml.gc()
+    report = chachaml.gc_artifacts()
     assert report.removed == (f"{run.id}/{dead.name}",)
     assert live.exists() and not dead.exists()
 
@@ -618,7 +618,7 @@ def test_gc_removes_folders_of_runs_that_no_longer_exist(chachaml_store: Store) 
     ghost.write_bytes(b"12345")
     stray = _root(chachaml_store) / "README-not-ours.txt"  # files directly in the root are left alone
     stray.write_text("hi")
-    report = chachaml.gc()
+    report = chachaml.gc_artifacts()
     assert report.removed == ("e" * 32 + "/deep/file.bin",)
     assert report.freed_bytes == 5
     assert not (_root(chachaml_store) / ("e" * 32)).exists()
@@ -628,7 +628,7 @@ def test_gc_removes_folders_of_runs_that_no_longer_exist(chachaml_store: Store) 
 
 
 def test_gc_on_a_store_without_artifacts_reports_nothing(chachaml_store: Store) -> None:
-    report = chachaml.gc()
+    report = chachaml.gc_artifacts()
     assert report.removed == () and report.freed_bytes == 0 and report.missing == ()
 
 

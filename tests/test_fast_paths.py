@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 
 import chachaml
 from chachaml._values import decode_param, encode_param
+from chachaml.batching import _Batch
 from chachaml.errors import ConflictError, RunNotFoundError, RunStateError
 from chachaml.store._sqlite_base import _FOLD
 from chachaml.store.base import NewRun, Owner
 from chachaml.store.sqlite import SqliteStore
-from chachaml.tracking import _Batch
 
 
 def _summaries(path: Path) -> list[tuple[object, ...]]:

@@ -168,3 +168,29 @@ def test_two(chachaml_store):
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     assert not Path(pytester.path / "chachaml.db").exists()
+
+
+def test_the_fixture_runs_a_suite_on_another_backend_by_env_var(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CHACHAML_TEST_STORE=':memory:' gives each test a fresh in-memory store (issue 8: feature
+    tests run per backend through the fixture)."""
+    monkeypatch.setenv("CHACHAML_TEST_STORE", ":memory:")
+    pytester.makepyfile(
+        """
+import chachaml
+
+def test_one(chachaml_store):
+    assert chachaml_store.uri == "sqlite:///:memory:"
+    with chachaml.with_run("x"):
+        chachaml.log_metric("m", 1.0)
+    assert chachaml.last_run().metrics == {"m": 1.0}
+
+def test_two_is_fresh(chachaml_store):
+    assert chachaml_store.uri == "sqlite:///:memory:"
+    assert len(chachaml.runs()) == 0
+"""
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert list(pytester.path.rglob("*.db")) == []

@@ -18,11 +18,20 @@ from chachaml.query import (
     Not,
     Or,
     OrderKey,
-    compile_order,
-    compile_where,
     parse_order_by,
     parse_where,
 )
+from chachaml.store import _sql_compile
+from chachaml.store._sqlite_dialect import SQLITE
+
+
+def compile_where(query: object) -> tuple[str, list[object]]:
+    """The SQLite compilation of a query (the compiler lives with the SQL stores, issue 8)."""
+    return _sql_compile.compile_where(query, SQLITE)  # type: ignore[arg-type]
+
+
+def compile_order(text: str) -> tuple[str, list[object]]:
+    return _sql_compile.compile_order(text, SQLITE)
 
 
 def cmp(kind: str, key: str, op: str, value: object, agg: str = "last") -> tuple[object, ...]:

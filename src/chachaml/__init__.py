@@ -23,7 +23,8 @@ _EXPORTS = {
     "Artifact": "entities",
     "ArtifactNotFoundError": "errors",
     "ChachamlError": "errors",
-    "Comparison": "entities",
+    "Client": "client",
+    "Comparison": "results",
     "ConflictError": "errors",
     "ContextExecutor": "context",
     "Dataset": "entities",
@@ -31,7 +32,7 @@ _EXPORTS = {
     "ExperimentNotFoundError": "errors",
     "GcReport": "entities",
     "InvalidValueError": "errors",
-    "KeySplit": "entities",
+    "KeySplit": "results",
     "Metric": "entities",
     "MissingDependencyError": "errors",
     "Model": "entities",
@@ -41,34 +42,34 @@ _EXPORTS = {
     "NoActiveRunError": "errors",
     "QueryError": "errors",
     "Run": "entities",
-    "RunList": "entities",
+    "RunList": "results",
     "RunNotFoundError": "errors",
     "RunStateError": "errors",
     "SchemaVersionError": "errors",
     "StoreError": "errors",
-    "archive_runs": "analysis",
+    "archive_runs": "housekeeping",
     "artifact_path": "artifacts",
-    "batched": "tracking",
+    "batched": "batching",
     "best_run": "analysis",
     "bind": "context",
     "compare_runs": "analysis",
-    "create_experiment": "reading",
+    "create_experiment": "tracking",
     "current_run": "tracking",
     "current_store": "context",
     "current_user": "reading",
     "delete_alias": "registry",
-    "delete_experiment": "analysis",
-    "delete_run": "analysis",
+    "delete_experiment": "housekeeping",
+    "delete_run": "housekeeping",
     "delete_tag": "tracking",
     "diff_versions": "registry",
     "end_run": "tracking",
     "experiments": "reading",
     "export_runs": "analysis",
-    "flush": "tracking",
-    "gc": "artifacts",
+    "flush": "batching",
+    "gc_artifacts": "housekeeping",
     "get_model_version": "registry",
     "get_run": "reading",
-    "inspect": "analysis",
+    "inspect_run": "analysis",
     "last_run": "reading",
     "list_artifacts": "artifacts",
     "load_artifact": "artifacts",
@@ -98,7 +99,7 @@ _EXPORTS = {
     "set_tags": "tracking",
     "start_run": "tracking",
     "tracked": "tracking",
-    "unarchive_runs": "analysis",
+    "unarchive_runs": "housekeeping",
     "use_store": "context",
     "with_run": "tracking",
     "with_store": "context",
@@ -106,11 +107,26 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+# Old names kept working with a DeprecationWarning, outside ``__all__``: under
+# ``from chachaml import *`` they shadowed the stdlib modules ``inspect`` and ``gc`` (issue 8).
+_DEPRECATED = {"gc": "gc_artifacts", "inspect": "inspect_run"}
+
 
 def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'chachaml' has no attribute {name!r}")
+        new = _DEPRECATED.get(name)
+        if new is None:
+            raise AttributeError(f"module 'chachaml' has no attribute {name!r}")
+        import warnings
+
+        warnings.warn(
+            f"chachaml.{name} is deprecated; use chachaml.{new} (the old name shadowed the "
+            f"standard library's {name!r} module under `from chachaml import *`)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return __getattr__(new)  # not cached: every use of the old name warns
     import importlib  # on first use only: the import of chachaml itself stays cheap
 
     value = getattr(importlib.import_module(f"chachaml.{module}"), name)
@@ -124,39 +140,34 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what the type checker and IDEs see
     # ``X as X`` marks an explicit re-export, so ``mypy --strict`` users can write ``chachaml.X``.
-    from chachaml.analysis import archive_runs as archive_runs
     from chachaml.analysis import best_run as best_run
     from chachaml.analysis import compare_runs as compare_runs
-    from chachaml.analysis import delete_experiment as delete_experiment
-    from chachaml.analysis import delete_run as delete_run
     from chachaml.analysis import export_runs as export_runs
-    from chachaml.analysis import inspect as inspect
-    from chachaml.analysis import unarchive_runs as unarchive_runs
+    from chachaml.analysis import inspect_run as inspect_run
     from chachaml.artifacts import artifact_path as artifact_path
-    from chachaml.artifacts import gc as gc
     from chachaml.artifacts import list_artifacts as list_artifacts
     from chachaml.artifacts import load_artifact as load_artifact
     from chachaml.artifacts import log_artifact as log_artifact
     from chachaml.artifacts import log_figure as log_figure
     from chachaml.artifacts import log_file as log_file
     from chachaml.artifacts import log_table as log_table
+    from chachaml.batching import batched as batched
+    from chachaml.batching import flush as flush
+    from chachaml.client import Client as Client
     from chachaml.context import ContextExecutor as ContextExecutor
     from chachaml.context import bind as bind
     from chachaml.context import current_store as current_store
     from chachaml.context import use_store as use_store
     from chachaml.context import with_store as with_store
     from chachaml.entities import Artifact as Artifact
-    from chachaml.entities import Comparison as Comparison
     from chachaml.entities import Dataset as Dataset
     from chachaml.entities import Experiment as Experiment
     from chachaml.entities import GcReport as GcReport
-    from chachaml.entities import KeySplit as KeySplit
     from chachaml.entities import Metric as Metric
     from chachaml.entities import Model as Model
     from chachaml.entities import ModelEvent as ModelEvent
     from chachaml.entities import ModelVersion as ModelVersion
     from chachaml.entities import Run as Run
-    from chachaml.entities import RunList as RunList
     from chachaml.errors import ArtifactNotFoundError as ArtifactNotFoundError
     from chachaml.errors import ChachamlError as ChachamlError
     from chachaml.errors import ConflictError as ConflictError
@@ -170,7 +181,11 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from chachaml.errors import RunStateError as RunStateError
     from chachaml.errors import SchemaVersionError as SchemaVersionError
     from chachaml.errors import StoreError as StoreError
-    from chachaml.reading import create_experiment as create_experiment
+    from chachaml.housekeeping import archive_runs as archive_runs
+    from chachaml.housekeeping import delete_experiment as delete_experiment
+    from chachaml.housekeeping import delete_run as delete_run
+    from chachaml.housekeeping import gc_artifacts as gc_artifacts
+    from chachaml.housekeeping import unarchive_runs as unarchive_runs
     from chachaml.reading import current_user as current_user
     from chachaml.reading import experiments as experiments
     from chachaml.reading import get_run as get_run
@@ -190,11 +205,13 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from chachaml.registry import register_model as register_model
     from chachaml.registry import set_alias as set_alias
     from chachaml.registry import set_model_description as set_model_description
-    from chachaml.tracking import batched as batched
+    from chachaml.results import Comparison as Comparison
+    from chachaml.results import KeySplit as KeySplit
+    from chachaml.results import RunList as RunList
+    from chachaml.tracking import create_experiment as create_experiment
     from chachaml.tracking import current_run as current_run
     from chachaml.tracking import delete_tag as delete_tag
     from chachaml.tracking import end_run as end_run
-    from chachaml.tracking import flush as flush
     from chachaml.tracking import log_dataset as log_dataset
     from chachaml.tracking import log_metric as log_metric
     from chachaml.tracking import log_metrics as log_metrics

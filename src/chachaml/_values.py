@@ -218,3 +218,15 @@ def tag_value(value: Any) -> str:
     if isinstance(value, enum.Enum):
         value = value.value
     return value if isinstance(value, str) else str(value)
+
+
+def metric_points(
+    metrics: Any, step: Any, timestamp: Any, now: int
+) -> list[tuple[str, float, int | None, int]]:
+    """``log_metrics``' input as checked points ``(key, value, step or None, timestamp)``."""
+    if not isinstance(metrics, Mapping):
+        raise InvalidValueError(f"metrics must be a mapping such as {{'loss': 0.3}}, got {metrics!r}")
+    if step is not None:
+        step = step_value(step)
+    ts = now if timestamp is None else timestamp_value(timestamp)
+    return [(check_key(k, "metric key"), metric_value(v, k), step, ts) for k, v in metrics.items()]

@@ -1,9 +1,5 @@
-"""The verbs that analyse and tidy runs: best_run, compare_runs, export_runs, inspect, and the
-lifecycle of data (delete_run, delete_experiment, archive_runs, unarchive_runs).
-
-Like every fluent verb, each resolves the store through ``chachaml.context``, validates its
-input and makes one call on the store. The query language itself is ``chachaml.query``.
-"""
+"""The verbs that analyse runs: best_run, compare_runs, export_runs, and ``inspect_run`` (print
+everything about one run). Deleting and archiving are in ``chachaml.housekeeping``."""
 
 from __future__ import annotations
 
@@ -11,24 +7,11 @@ import sys
 from collections.abc import Iterable
 from typing import IO, Any
 
-from chachaml import _display, _lifecycle, context
-from chachaml._values import check_key
-from chachaml.entities import Comparison, Run
-from chachaml.errors import InvalidValueError
-from chachaml.reading import _filter, full_run_id, runs
+from chachaml import _display, context
+from chachaml.entities import Run
+from chachaml.results import Comparison
 
-__all__ = [
-    "archive_runs",
-    "best_run",
-    "compare_runs",
-    "delete_experiment",
-    "delete_run",
-    "export_runs",
-    "inspect",
-    "unarchive_runs",
-]
-
-DAY_MS = 86_400_000
+__all__ = ["best_run", "compare_runs", "export_runs", "inspect_run"]
 
 
 def best_run(
@@ -57,30 +40,7 @@ def best_run(
         InvalidValueError: ``mode`` is not ``"max"`` or ``"min"``.
         QueryError: ``where`` is malformed.
     """
-    metric = check_key(metric, "metric key")
-    if mode not in ("max", "min"):
-        raise InvalidValueError(f"mode must be 'max' or 'min', got {mode!r}; use mode='min' for a loss")
-    for bad in ("order_by", "limit", "offset"):
-        if bad in filters:
-            raise InvalidValueError(f"best_run() takes no {bad}=; it returns one run")
-    flt = _filter(
-        experiment,
-        filters.pop("status", None),
-        filters.pop("name", None),
-        filters.pop("parent_id", None),
-        filters.pop("created_by", None),
-        filters.pop("tags", None),
-        where,
-        None,
-        None,
-        0,
-        filters.pop("include_archived", False),
-    )
-    if filters:
-        raise InvalidValueError(
-            f"best_run() got unexpected arguments {sorted(filters)}; it takes the filters of runs()"
-        )
-    return context.current_store().best_run(flt, metric, mode)
+    return context.client().best_run(metric, experiment=experiment, mode=mode, where=where, **filters)
 
 
 def compare_runs(ids: Iterable[Any]) -> Comparison:
@@ -95,13 +55,7 @@ def compare_runs(ids: Iterable[Any]) -> Comparison:
         InvalidValueError: no runs were given.
         RunNotFoundError: an id matches no run.
     """
-    if isinstance(ids, str | Run):
-        raise InvalidValueError("compare_runs() takes a list of runs or ids, e.g. compare_runs([a, b])")
-    store = context.current_store()
-    wanted = list(ids)
-    if not wanted:
-        raise InvalidValueError("compare_runs() needs at least one run id; pass e.g. runs(limit=3)")
-    return Comparison.of([store.get_run(full_run_id(store, r)) for r in wanted])
+    return context.client().compare_runs(ids)
 
 
 def export_runs(experiment: str | None = None, **filters: Any) -> list[dict[str, Any]]:
@@ -111,62 +65,7 @@ def export_runs(experiment: str | None = None, **filters: Any) -> list[dict[str,
     ``params.<key>``, ``metrics.<key>`` (latest values) and ``tags.<key>`` columns, which can
     never overwrite an attribute.
     """
-    return runs(experiment, **filters).to_records()
-
-
-def delete_run(run: Any) -> None:
-    """Delete a run for good: its params, metrics, tags, datasets, artifacts and their files.
-
-    Child runs are kept; their ``parent_id`` becomes None. Accepts a ``Run``, an id or a
-    unique id prefix.
-
-    Raises:
-        RunNotFoundError: no run has this id.
-        ConflictError: the run backs a registered model version (archive it instead).
-    """
-    store = context.current_store()
-    store.delete_run(full_run_id(store, run))
-
-
-def delete_experiment(name: str) -> int:
-    """Delete an experiment and all its runs for good (as ``delete_run``); returns how many runs.
-
-    The name is free again afterwards: a new run or ``create_experiment`` starts it afresh.
-
-    Raises:
-        ExperimentNotFoundError: there is no such experiment.
-        ConflictError: one of its runs backs a registered model version; nothing is deleted.
-    """
-    return context.current_store().delete_experiment(check_key(name, "experiment name"))
-
-
-def _started_before(older_than_days: float | None) -> int | None:
-    if older_than_days is None:
-        return None
-    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float):
-        raise InvalidValueError(f"older_than_days must be a number of days, got {older_than_days!r}")
-    if not older_than_days >= 0:  # also refuses NaN
-        raise InvalidValueError(f"older_than_days must be >= 0, got {older_than_days!r}")
-    return _lifecycle.now_ms() - int(older_than_days * DAY_MS)
-
-
-def archive_runs(older_than_days: float | None = None, *, experiment: str | None = None) -> int:
-    """Hide finished runs that started more than ``older_than_days`` ago from default listings.
-
-    Returns how many runs were archived. Archived runs stay readable by id and are listed by
-    ``runs(include_archived=True)``; ``unarchive_runs`` brings them back. Running runs are
-    never archived. With no arguments, every finished run is archived.
-    """
-    started_before = _started_before(older_than_days)
-    exp = None if experiment is None else check_key(experiment, "experiment name")
-    return context.current_store().archive_runs(True, experiment=exp, started_before=started_before)
-
-
-def unarchive_runs(older_than_days: float | None = None, *, experiment: str | None = None) -> int:
-    """Undo ``archive_runs`` for archived runs matching the same filters; returns how many."""
-    started_before = _started_before(older_than_days)
-    exp = None if experiment is None else check_key(experiment, "experiment name")
-    return context.current_store().archive_runs(False, experiment=exp, started_before=started_before)
+    return context.client().export_runs(experiment=experiment, **filters)
 
 
 # -- REPL helper ----------------------------------------------------------------------------------
@@ -181,11 +80,15 @@ def _section(title: str, items: dict[str, Any]) -> list[str]:
     return [f"{title} ({len(items)})"] + [f"  {k.ljust(width)}  {_value(items[k])}" for k in sorted(items)]
 
 
-def inspect(run: Any, *, file: IO[str] | None = None) -> None:
+def inspect_run(run: Any, *, file: IO[str] | None = None) -> None:
     """Print everything about one run: attributes, params, latest metrics, tags, note, datasets,
-    artifacts and child runs. Accepts a ``Run``, an id or a unique id prefix."""
-    store = context.current_store()
-    r = store.get_run(full_run_id(store, run))
+    artifacts and child runs. Accepts a ``Run``, an id or a unique id prefix.
+
+    (Named ``inspect`` before issue 8: that name shadowed the stdlib module under
+    ``from chachaml import *``; ``chachaml.inspect`` still works, with a DeprecationWarning.)
+    """
+    client = context.client()
+    r = client.get_run(run)
     head = {
         "experiment": r.experiment,
         "status": r.status + (" (archived)" if r.archived else ""),
@@ -212,12 +115,11 @@ def inspect(run: Any, *, file: IO[str] | None = None) -> None:
             + (f"  source={d.source}" if d.source else "")
             for d in r.datasets
         ]
-    list_artifacts = getattr(store, "list_artifacts", None)
-    artifacts = list_artifacts(r.id) if callable(list_artifacts) else []
+    artifacts = client.list_artifacts(r.id)
     if artifacts:
         lines.append(f"artifacts ({len(artifacts)})")
         lines += [f"  {a.name}  {a.size} bytes  {a.format}" for a in artifacts]
-    children = runs(parent_id=r.id, include_archived=True)
+    children = client.runs(parent_id=r.id, include_archived=True)
     if children:
         lines.append(f"children ({len(children)})")
         lines += [f"  {c.short_id}  {c.name or ''}  {c.status}" for c in children]

@@ -8,34 +8,26 @@
 Bytes live in files next to the database (``<db>-artifacts/<run-id>/<name>``), written
 atomically, with size and sha256 recorded (``chachaml.store._sqlite_artifacts`` has the write
 protocol). ``FORMATS`` maps a format name to how values are encoded and decoded; add one with
-``register_format``. **Loading a pickle runs code**: only load artifacts from stores you trust.
+``register_format`` (both live in ``chachaml.formats``). **Loading a pickle runs code**: only
+load artifacts from stores you trust. Each verb delegates to the ``Client``; garbage collection
+is ``chachaml.housekeeping.gc_artifacts``.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import mimetypes
 import os
-import pickle
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
-from chachaml import _lifecycle, context
-from chachaml.entities import Artifact, GcReport, Run
-from chachaml.errors import InvalidValueError, MissingDependencyError
-from chachaml.reading import full_run_id
-from chachaml.store._files import check_name
-from chachaml.store.base import Store
-from chachaml.tracking import _target
+from chachaml import context
+from chachaml.entities import Artifact
+from chachaml.formats import FORMATS, Format, guess_format, register_format
+from chachaml.rules import check_artifact_name
 
 __all__ = [
     "FORMATS",
     "Format",
     "artifact_path",
-    "gc",
+    "guess_format",
     "list_artifacts",
     "load_artifact",
     "log_artifact",
@@ -46,232 +38,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Format:
-    """How a value becomes bytes and back. ``decode`` reads from a binary file object."""
-
-    name: str
-    encode: Callable[[Any], bytes]
-    decode: Callable[[BinaryIO], Any]
-    content_type: str
-    extension: str | None = None  # the usual file extension, for downloads and exports
-
-
-#: Format name -> Format. The one place to add a format (``register_format``).
-FORMATS: dict[str, Format] = {}
-
-
-def register_format(
-    name: str,
-    *,
-    encode: Callable[[Any], bytes],
-    decode: Callable[[BinaryIO], Any],
-    content_type: str,
-    extension: str | None = None,
-) -> Format:
-    """Add (or replace) a format usable as ``log_artifact(..., format=name)``.
-
-    The format name is stored with each artifact and ``load_artifact`` decodes with it, so a
-    process that loads such an artifact must register the same format first.
-    """
-    fmt = Format(name, encode, decode, content_type, extension)
-    FORMATS[name] = fmt
-    return fmt
-
-
-def _numpy() -> Any:
-    try:
-        import numpy
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "the 'npy' artifact format needs numpy, which is not installed; pip install numpy"
-        ) from exc
-    return numpy
-
-
-def _encode_pickle(value: Any) -> bytes:
-    try:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:  # pickling raises many types (PicklingError, TypeError, AttributeError)
-        raise InvalidValueError(
-            f"cannot pickle {type(value).__name__} ({exc}); log its state instead (e.g. a dict of "
-            "arrays), or save it to a file yourself and use chachaml.log_file"
-        ) from exc
-
-
-def _utf8(text: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidValueError(
-            f"the text holds the lone surrogate {text[exc.start]!r} at position {exc.start}, which is "
-            "not valid UTF-8; fix the text, or store it with format='pickle'"
-        ) from None
-
-
-def _encode_json(value: Any) -> bytes:
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError) as exc:  # unsupported type, circular reference
-        raise InvalidValueError(
-            f"cannot store {type(value).__name__} as JSON ({exc}); convert it to dicts, lists, str "
-            "and numbers, or use format='pickle'"
-        ) from exc
-    return _utf8(text)
-
-
-def _encode_text(value: Any) -> bytes:
-    if not isinstance(value, str):
-        raise InvalidValueError(
-            f"format 'text' takes a str, got {type(value).__name__}; pass str(value), or use "
-            "format='json' or 'pickle'"
-        )
-    return _utf8(value)
-
-
-def _encode_bytes(value: Any) -> bytes:
-    if not isinstance(value, bytes | bytearray | memoryview):
-        raise InvalidValueError(
-            f"format 'bytes' takes bytes, got {type(value).__name__}; encode it first, or let "
-            "chachaml choose (format=None)"
-        )
-    return bytes(value)
-
-
-def _encode_npy(value: Any) -> bytes:
-    np = _numpy()
-    arr = np.asarray(value)
-    if arr.dtype.hasobject:
-        raise InvalidValueError(
-            f"an array of dtype {arr.dtype} holds Python objects and cannot be stored as .npy "
-            "without pickling; use format='pickle'"
-        )
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
-def _decode_npy(fh: BinaryIO) -> Any:
-    return _numpy().load(fh, allow_pickle=False)
-
-
-def _plain(v: Any) -> Any:
-    """A JSON-friendly cell for ``log_table``: numpy scalars become numbers, the rest ``str``."""
-    item = getattr(v, "item", None)
-    if callable(item):
-        try:
-            return item()
-        except (TypeError, ValueError):
-            pass
-    return str(v)
-
-
-def _encode_table(value: Any) -> bytes:
-    columns, rows = value
-    return _utf8(json.dumps({"columns": columns, "rows": rows}, ensure_ascii=False, default=_plain))
-
-
-def _decode_table(fh: BinaryIO) -> list[dict[str, Any]]:
-    data = json.load(fh)
-    columns = data["columns"]
-    return [dict(zip(columns, row, strict=True)) for row in data["rows"]]
-
-
-register_format(
-    "pickle",
-    encode=_encode_pickle,
-    decode=pickle.load,  # runs code from the file: see the module docstring
-    content_type="application/x-python-pickle",
-    extension=".pkl",
-)
-register_format(
-    "json", encode=_encode_json, decode=json.load, content_type="application/json", extension=".json"
-)
-register_format(
-    "text",
-    encode=_encode_text,
-    decode=lambda fh: fh.read().decode("utf-8"),
-    content_type="text/plain; charset=utf-8",
-    extension=".txt",
-)
-register_format(
-    "bytes",
-    encode=_encode_bytes,
-    decode=lambda fh: fh.read(),
-    content_type="application/octet-stream",
-    extension=None,
-)
-register_format(
-    "npy", encode=_encode_npy, decode=_decode_npy, content_type="application/x-npy", extension=".npy"
-)
-register_format(
-    "table",
-    encode=_encode_table,
-    decode=_decode_table,
-    content_type="application/vnd.chachaml.table+json",
-    extension=".json",
-)
-
-
-def _is_ndarray(value: Any) -> bool:
-    np = sys.modules.get("numpy")  # an array exists only if numpy was imported: never import it here
-    return np is not None and isinstance(value, np.ndarray)
-
-
-def guess_format(value: Any) -> str:
-    """The format ``format=None`` picks: bytes -> bytes, str -> text, numpy array -> npy, else pickle."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "bytes"
-    if isinstance(value, str):
-        return "text"
-    if _is_ndarray(value):
-        return "npy"
-    return "pickle"
-
-
-def _content_type(fmt: Format, name: str) -> str:
-    """Refine the format's content type from the name for raw formats (``.md``, ``.png``, ...)."""
-    if fmt.name not in ("text", "bytes"):
-        return fmt.content_type
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    if guessed is None:
-        return fmt.content_type
-    if fmt.name == "text":
-        return f"{guessed}; charset=utf-8" if guessed.startswith("text/") else fmt.content_type
-    return guessed
-
-
-def _format(name: str) -> Format:
-    fmt = FORMATS.get(name)
-    if fmt is None:
-        raise InvalidValueError(
-            f"unknown artifact format {name!r}; use one of {', '.join(sorted(FORMATS))}, "
-            "or add it with chachaml.artifacts.register_format"
-        )
-    return fmt
-
-
-def _put(
-    store: Store,
-    run_id: str,
-    name: str,
-    data: bytes | BinaryIO,
-    fmt: Format,
-    content_type: str,
-    overwrite: bool,
-) -> Artifact:
-    return store.log_artifact(
-        run_id,
-        name,
-        data,
-        format=fmt.name,
-        content_type=content_type,
-        created=_lifecycle.now_ms(),
-        overwrite=overwrite,
-    )
-
-
-# -- writing ------------------------------------------------------------------------------------
 def log_artifact(
     name: str, value: Any, *, format: str | None = None, overwrite: bool = False, run: Any = None
 ) -> Artifact:
@@ -296,10 +62,9 @@ def log_artifact(
         RunStateError: the run is not running.
         NoActiveRunError: there is no current run and no ``run=``.
     """
-    check_name(name)
-    store, run_id = _target(run)
-    fmt = _format(guess_format(value) if format is None else format)
-    return _put(store, run_id, name, fmt.encode(value), fmt, _content_type(fmt, name), overwrite)
+    check_artifact_name(name)  # a bad name is reported first, even without a current run
+    client, ref = context.target(run)
+    return client.log_artifact(name, value, run=ref, format=format, overwrite=overwrite)
 
 
 def log_file(
@@ -312,79 +77,19 @@ def log_file(
     memory. It loads back as ``bytes`` (``artifact_path`` gives the stored file's path,
     better for large files). Same rules as ``log_artifact`` for names and conflicts.
     """
-    src = os.fspath(path)
-    if not isinstance(src, str):
-        raise InvalidValueError(f"log_file needs a str path, got {path!r}")
-    if name is None:
-        name = os.path.basename(src.rstrip("/" + os.sep))
-    check_name(name)
-    store, run_id = _target(run)
-    if os.path.isdir(src):
-        raise InvalidValueError(f"{src!r} is a folder; log its files one by one (names may contain '/')")
-    fmt = FORMATS["bytes"]
-    try:
-        fh = open(src, "rb", buffering=0)  # noqa: SIM115 -- closed below; opened before the run checks
-    except FileNotFoundError as exc:
-        raise InvalidValueError(
-            f"there is no file at {src!r}; check the path (cwd is {os.getcwd()!r})"
-        ) from exc
-    with fh:
-        return _put(store, run_id, name, fh, fmt, _content_type(fmt, name), overwrite)
+    if name is not None:
+        check_artifact_name(name)
+    client, ref = context.target(run)
+    return client.log_file(path, name, run=ref, overwrite=overwrite)
 
 
 def log_figure(
     fig: Any, name: str, *, dpi: int | None = None, overwrite: bool = False, run: Any = None
 ) -> Artifact:
     """Store a matplotlib figure (or Axes) as a PNG artifact ``name`` (needs matplotlib)."""
-    check_name(name)
-    try:
-        import matplotlib  # noqa: F401 -- only to fail with a clear message
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "log_figure needs matplotlib, which is not installed; pip install matplotlib"
-        ) from exc
-    figure = getattr(fig, "figure", None) if not hasattr(fig, "savefig") else fig
-    if figure is None or not hasattr(figure, "savefig"):
-        raise InvalidValueError(
-            f"log_figure takes a matplotlib Figure or Axes, got {type(fig).__name__}; "
-            "pass plt.gcf() or the fig of fig, ax = plt.subplots()"
-        )
-    store, run_id = _target(run)
-    buf = io.BytesIO()
-    figure.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return _put(store, run_id, name, buf.getvalue(), FORMATS["bytes"], "image/png", overwrite)
-
-
-def _table(rows: Any) -> tuple[list[str], list[list[Any]]]:
-    """(columns, rows) from a list of dicts, a (headers, rows) pair, or a pandas/polars frame."""
-    if hasattr(rows, "columns") and (hasattr(rows, "itertuples") or hasattr(rows, "rows")):
-        columns = [str(c) for c in rows.columns]
-        body = rows.itertuples(index=False, name=None) if hasattr(rows, "itertuples") else rows.rows()
-        return columns, [list(r) for r in body]
-    if isinstance(rows, tuple) and len(rows) == 2 and not isinstance(rows[0], Mapping):
-        headers, body = rows
-        columns = [str(h) for h in headers]
-        out = [list(r) for r in body]
-        for i, r in enumerate(out):
-            if len(r) != len(columns):
-                raise InvalidValueError(
-                    f"table row {i} has {len(r)} cells but there are {len(columns)} headers {columns}"
-                )
-    elif (
-        isinstance(rows, Sequence)
-        and not isinstance(rows, str | bytes)
-        and all(isinstance(r, Mapping) for r in rows)
-    ):
-        columns = list(dict.fromkeys(str(k) for r in rows for k in r))
-        out = [[next((v for k, v in r.items() if str(k) == c), None) for c in columns] for r in rows]
-    else:
-        raise InvalidValueError(
-            "log_table takes a list of dicts, a (headers, rows) pair or a DataFrame, "
-            f"got {type(rows).__name__}"
-        )
-    if len(set(columns)) != len(columns):
-        raise InvalidValueError(f"table headers must be unique, got {columns}")
-    return columns, out
+    check_artifact_name(name)
+    client, ref = context.target(run)
+    return client.log_figure(fig, name, run=ref, dpi=dpi, overwrite=overwrite)
 
 
 def log_table(name: str, rows: Any, *, overwrite: bool = False, run: Any = None) -> Artifact:
@@ -394,38 +99,12 @@ def log_table(name: str, rows: Any, *, overwrite: bool = False, run: Any = None)
     ``(headers, rows)`` pair, or a pandas/polars DataFrame. Numpy numbers become numbers, other
     non-JSON cells are stored with ``str()``. It loads back as a list of dicts.
     """
-    check_name(name)
-    store, run_id = _target(run)
-    fmt = FORMATS["table"]
-    return _put(store, run_id, name, fmt.encode(_table(rows)), fmt, fmt.content_type, overwrite)
+    check_artifact_name(name)
+    client, ref = context.target(run)
+    return client.log_table(name, rows, run=ref, overwrite=overwrite)
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _resolve(run: Any) -> tuple[Store, str]:
-    """Store and full run id for a read: a ``Run``, a run id or a unique id prefix."""
-    if run is None:
-        return _target(None)
-    frame = context.current_frame()
-    wanted = run.id if isinstance(run, Run) else run
-    if frame is not None and frame.store is not None and frame.run_id == wanted:
-        return frame.store, wanted
-    store = context.current_store()
-    return store, full_run_id(store, run)
-
-
-def _load(store: Store, run_id: str, name: str) -> Any:
-    art = store.get_artifact(run_id, name)
-    fmt = FORMATS.get(art.format)
-    if fmt is None:
-        raise InvalidValueError(
-            f"artifact {name!r} of run {run_id[:8]} has the format {art.format!r}, which is not "
-            "registered in this process; register it (chachaml.artifacts.register_format) or read "
-            "the file at chachaml.artifact_path(...)"
-        )
-    with store.open_artifact(run_id, name) as fh:
-        return fmt.decode(fh)
-
-
 def load_artifact(run_id: Any, name: str) -> Any:
     """The value of artifact ``name`` of a run, decoded with the format it was stored in.
 
@@ -438,28 +117,17 @@ def load_artifact(run_id: Any, name: str) -> Any:
     Raises:
         ArtifactNotFoundError: the run has no artifact of that name (the message lists those it has).
     """
-    store, rid = _resolve(run_id)
-    return _load(store, rid, check_name(name))
+    client, ref = context.target(run_id)
+    return client.load_artifact(ref, name)
 
 
 def list_artifacts(run_id: Any = None) -> list[Artifact]:
     """The artifacts of a run (default: the current run), by name."""
-    store, rid = _resolve(run_id)
-    return store.list_artifacts(rid)
+    client, ref = context.target(run_id)
+    return client.list_artifacts(ref)
 
 
 def artifact_path(run_id: Any, name: str) -> str:
     """The absolute path of the file holding artifact ``name`` (read it; never write to it)."""
-    store, rid = _resolve(run_id)
-    return store.artifact_path(rid, check_name(name))
-
-
-def gc(*, dry_run: bool = False) -> GcReport:
-    """Remove orphan artifact files of the current store and report what was freed.
-
-    Orphans are files without a metadata row (a crash between writing the bytes and recording
-    them, or a run deleted while its files could not be removed) and abandoned temporary files.
-    With ``dry_run=True`` nothing is removed. The report also lists recorded artifacts whose
-    file is missing.
-    """
-    return context.current_store().gc_artifacts(dry_run=dry_run)
+    client, ref = context.target(run_id)
+    return client.artifact_path(ref, name)

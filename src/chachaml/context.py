@@ -23,7 +23,10 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar, copy_context
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
+from chachaml import _lifecycle, _process
+
 if TYPE_CHECKING:
+    from chachaml.client import Client
     from chachaml.store.base import Store
 
 __all__ = [
@@ -32,10 +35,12 @@ __all__ = [
     "Snapshot",
     "attach",
     "bind",
+    "client",
     "current_frame",
     "current_store",
     "describe",
     "snapshot",
+    "target",
     "use_store",
     "with_store",
 ]
@@ -92,33 +97,15 @@ _threads = _ThreadState()
 _opened: dict[str, Store] = {}  # stores opened from a path by use_store/current_store, by abspath
 
 
-class _ProcessState:
-    """Lifecycle facts about this process (see ``chachaml._lifecycle``)."""
-
-    def __init__(self) -> None:
-        self.open_runs: dict[str, tuple[Store, int]] = {}  # run id -> (store, owning pid)
-        self.hooks_installed = False
-        self.exit_status = "completed"
-        self.exit_error: dict[str, str] | None = None
-        self.heartbeat: threading.Thread | None = None
-        self.heartbeat_stop = threading.Event()
-        # os.getpid() is a system call; hot paths (a store checking it was not inherited through
-        # fork) read this copy, which the fork hook below keeps current.
-        self.pid = os.getpid()
-
-
-process = _ProcessState()
+# Lifecycle facts about this process (open runs, exit status, heartbeat): a leaf module, so the
+# stores and ``_lifecycle`` can use them without importing this one.
+process = _process.state
 
 
 def _reset_after_fork() -> None:
-    # The child has no heartbeat thread; runs stay registered with the parent's pid, so the
-    # child's exit never ends them (SPEC section 8).
-    process.pid = os.getpid()
     # A thread that forks is the child's main thread: its own start_run() stack is not kept.
     with suppress(AttributeError):
         del _threads.stack
-    process.heartbeat = None
-    process.heartbeat_stop = threading.Event()
 
 
 if hasattr(os, "register_at_fork"):
@@ -175,6 +162,40 @@ def current_store() -> Store:
     return _open(_default_target())
 
 
+def client() -> Client:
+    """A ``Client`` over the current store: what a module-level read verb delegates to."""
+    from chachaml.client import Client
+
+    return Client._over(current_store())
+
+
+def target(run: Any) -> tuple[Client, Any]:
+    """The client and run reference a module-level write (or run read) goes to.
+
+    ``run=None`` means the current run (``NoActiveRunError`` if there is none). A reference to
+    the current run goes to the store that run lives in; any other reference goes to the
+    current store, and the ``Client`` resolves it (its one resolver).
+    """
+    from chachaml.client import Client
+    from chachaml.entities import Run
+    from chachaml.errors import InvalidValueError, NoActiveRunError
+
+    frame = current_frame()
+    if run is None:
+        if frame is None:
+            raise NoActiveRunError(
+                "no active run: call chachaml.start_run() first (or use `with chachaml.with_run():`),"
+                " or pass run=<a Run or run id>"
+            )
+        return Client._over(frame.store), frame.run_id  # type: ignore[arg-type]
+    run_id = run.id if isinstance(run, Run) else run
+    if not isinstance(run_id, str):
+        raise InvalidValueError(f"run= must be a Run or a run id, got {run!r}")
+    if frame is not None and frame.store is not None and frame.run_id == run_id:
+        return Client._over(frame.store), run_id
+    return Client._over(current_store()), run_id
+
+
 class with_store:
     """``with with_store(target) as store:`` -- a clean room with its own store and runs.
 
@@ -198,11 +219,10 @@ class with_store:
         return store
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        from chachaml import _lifecycle
-
         store_token, run_token, store, owned = self._entered.pop()
         try:
-            _lifecycle.end_left_open(frames_above(None), *_lifecycle.outcome(et, ev, tb))
+            status, error = _lifecycle.outcome(et, ev, tb)
+            _lifecycle.end_left_open(frames_above(None), status, error, _batch_cv.get())
         finally:
             _reset(_run_cv, run_token, None)
             _reset(_store_cv, store_token, None)
@@ -354,9 +374,10 @@ class Snapshot(NamedTuple):
 def snapshot() -> Snapshot:
     """Capture the current store location and run id (see ``attach``)."""
     from chachaml.errors import InvalidValueError
+    from chachaml.store import reopenable
 
     store = current_store()
-    if ":memory:" in store.uri:
+    if not reopenable(store):
         raise InvalidValueError(
             "an in-memory store cannot be shared with another process; use a file, "
             "e.g. chachaml.use_store('runs.db')"
@@ -372,8 +393,6 @@ def attach(snap: Snapshot) -> Iterator[Store]:
     The run is not ended when the block exits: it belongs to the process that started it.
     Runs started inside the block with ``start_run()`` and left open are ended, as in ``with_run``.
     """
-    from chachaml import _lifecycle
-
     with with_store(snap.store_uri) as store:
         if snap.run_id is None:
             yield store
@@ -387,7 +406,7 @@ def attach(snap: Snapshot) -> Iterator[Store]:
             raise
         finally:
             try:
-                _lifecycle.end_left_open(frames_above(frame), status, error)
+                _lifecycle.end_left_open(frames_above(frame), status, error, _batch_cv.get())
             finally:
                 leave_scope(frame, token)
 

@@ -18,6 +18,10 @@
     └── MissingDependencyError (ImportError)   an optional package is not installed
 
 Every message names the offending value and says what to do instead.
+
+Errors cross a wire as ``{"type": <class name>, "message": <text>, ...attributes}``
+(``error_to_dict`` / ``error_from_dict``): a server sends them, a remote store raises them
+again as the same class with the same attributes (``QueryError.query`` and ``.position``).
 """
 
 from __future__ import annotations
@@ -37,16 +41,26 @@ __all__ = [
     "RunStateError",
     "SchemaVersionError",
     "StoreError",
+    "error_from_dict",
+    "error_to_dict",
 ]
 
 
 class ChachamlError(Exception):
     """Base class of every error raised by chachaml."""
 
+    #: Structured attributes that travel with the error in ``error_to_dict`` (besides the message).
+    wire_attributes: tuple[str, ...] = ()
+
     def __init__(self, message: str) -> None:
         if not message:  # an empty message helps nobody (STYLE.md principle 9)
             raise TypeError("chachaml errors need a message")
         super().__init__(message)
+
+    @property
+    def message(self) -> str:
+        """The full message, as ``str(error)`` shows it."""
+        return str(self)
 
 
 class NoActiveRunError(ChachamlError):
@@ -70,6 +84,8 @@ class QueryError(InvalidValueError):
 
     ``position`` is the 0-based character offset of the problem in ``query``.
     """
+
+    wire_attributes = ("query", "position")
 
     def __init__(self, message: str, *, query: str = "", position: int = 0) -> None:
         self.query = query
@@ -109,3 +125,68 @@ class SchemaVersionError(StoreError):
 
 class MissingDependencyError(ChachamlError, ImportError):
     """An optional package needed for this call is not installed."""
+
+
+def error_to_dict(exc: ChachamlError) -> dict[str, object]:
+    """The wire form of a chachaml error: ``{"type", "message", ...its wire attributes}``.
+
+    Args:
+        exc: any ``ChachamlError``.
+
+    Returns:
+        a JSON-friendly dict; ``type`` is the class name (one of ``__all__``).
+
+    Raises:
+        TypeError: ``exc`` is not a ``ChachamlError`` (other exceptions are bugs, not answers).
+    """
+    if not isinstance(exc, ChachamlError):
+        raise TypeError(f"error_to_dict takes a ChachamlError, got {type(exc).__name__}")
+    out: dict[str, object] = {"type": type(exc).__name__, "message": str(exc)}
+    for name in exc.wire_attributes:
+        out[name] = getattr(exc, name)
+    return out
+
+
+def error_from_dict(data: dict[str, object]) -> ChachamlError:
+    """The error an ``error_to_dict`` dict describes, as the same class with the same attributes.
+
+    An unknown ``type`` (a newer server) becomes a plain ``ChachamlError`` whose message names it,
+    so a client never fails while reporting a failure.
+
+    Raises:
+        TypeError: ``data`` has no ``message`` string.
+    """
+    name = data.get("type")
+    message = data.get("message")
+    if not isinstance(message, str) or not message:
+        raise TypeError(f"an error dict needs a non-empty 'message', got {data!r}")
+    cls = _CLASSES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        return ChachamlError(f"{name}: {message}" if name else message)
+    exc = cls.__new__(cls)
+    ChachamlError.__init__(exc, message)  # the message is final already (QueryError adds no caret)
+    for attr in cls.wire_attributes:
+        if attr in data:
+            setattr(exc, attr, data[attr])
+    return exc
+
+
+_CLASSES: dict[str, type[ChachamlError]] = {
+    cls.__name__: cls
+    for cls in (
+        ChachamlError,
+        NoActiveRunError,
+        RunStateError,
+        ConflictError,
+        InvalidValueError,
+        QueryError,
+        NotFoundError,
+        RunNotFoundError,
+        ExperimentNotFoundError,
+        ArtifactNotFoundError,
+        ModelNotFoundError,
+        StoreError,
+        SchemaVersionError,
+        MissingDependencyError,
+    )
+}

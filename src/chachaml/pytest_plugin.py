@@ -11,10 +11,15 @@ The fixture is a fresh SQLite store in ``tmp_path``, current for the test (a ``w
 block: runs started in the test and left open are ended, ``use_store`` inside the test rebinds
 only the test's store), gone after it. No ``./chachaml.db`` is created. It is a sync fixture on
 purpose: async fixtures cannot reset ContextVars on older pytest-asyncio (docs/testing.md).
+
+``CHACHAML_TEST_STORE`` runs the same tests on another backend: ``:memory:`` gives each test a
+fresh in-memory store; any other target (a URI of another backend) is opened as it is, and that
+backend must hand each test an empty store.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,5 +35,6 @@ def chachaml_store(tmp_path: Path) -> Iterator[Store]:
     """A fresh chachaml store for one test, made current and discarded afterwards."""
     from chachaml.context import with_store
 
-    with with_store(tmp_path / "chachaml.db") as store:
+    target = os.environ.get("CHACHAML_TEST_STORE") or tmp_path / "chachaml.db"
+    with with_store(target) as store:
         yield store

@@ -1,18 +1,16 @@
-"""The verbs that read runs back: get_run, runs, last_run, metric_history, experiments."""
+"""The verbs that read runs back: get_run, runs, search_runs, last_run, metric_history,
+experiments, current_user. Each is a delegation to the ``Client`` of the current store."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from chachaml import _lifecycle, context
-from chachaml._values import check_key, tag_value
-from chachaml.entities import Experiment, Metric, Run, RunList
-from chachaml.errors import InvalidValueError
-from chachaml.store.base import STATUSES, RunFilter, Store
+from chachaml import _process, context
+from chachaml.entities import Experiment, Metric, Run
+from chachaml.results import RunList
 
 __all__ = [
-    "create_experiment",
     "current_user",
     "experiments",
     "get_run",
@@ -23,56 +21,9 @@ __all__ = [
 ]
 
 
-def full_run_id(store: Store, run: Any) -> str:
-    """The full id of the run ``run`` names: a ``Run``, a run id or a unique id prefix.
-
-    A 32-character id is taken as it is: the store reports an unknown run when it is used.
-    """
-    run_id = run.id if isinstance(run, Run) else run
-    if not isinstance(run_id, str) or not run_id:
-        raise InvalidValueError(f"expected a Run or a run id, got {run!r}; pass the Run itself or run.id")
-    return run_id if len(run_id) == 32 else store.get_run(run_id).id
-
-
-def get_run(run_id: str) -> Run:
+def get_run(run_id: Any) -> Run:
     """The run with this id, or a unique prefix of it (like git). ``RunNotFoundError`` if none."""
-    return context.current_store().get_run(run_id)
-
-
-def _filter(
-    experiment: str | None,
-    status: str | None,
-    name: str | None,
-    parent_id: str | None,
-    created_by: str | None,
-    tags: Mapping[str, Any] | None,
-    where: str | None,
-    order_by: str | None,
-    limit: int | None,
-    offset: int,
-    include_archived: bool,
-) -> RunFilter:
-    if status is not None and status not in STATUSES:
-        raise InvalidValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise InvalidValueError(f"limit must be a non-negative int or None, got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidValueError(f"offset must be a non-negative int, got {offset!r}")
-    if tags is not None and not isinstance(tags, Mapping):
-        raise InvalidValueError(f"tags must be a mapping such as {{'team': 'nlp'}}, got {tags!r}")
-    return RunFilter(
-        experiment=experiment,
-        status=status,
-        name=name,
-        parent_id=parent_id,
-        created_by=created_by,
-        tags=None if tags is None else {k: tag_value(v) for k, v in tags.items()},  # as set_tag stores
-        where=where,
-        order_by=order_by,
-        limit=limit,
-        offset=offset,
-        include_archived=include_archived,
-    )
+    return context.client().get_run(run_id)
 
 
 def runs(
@@ -99,20 +50,19 @@ def runs(
         limit, offset: paging; all matching runs by default.
         include_archived: also list archived runs.
     """
-    flt = _filter(
-        experiment,
-        status,
-        name,
-        parent_id,
-        created_by,
-        tags,
-        where,
-        order_by,
-        limit,
-        offset,
-        include_archived,
+    return context.client().runs(
+        experiment=experiment,
+        status=status,
+        name=name,
+        parent_id=parent_id,
+        created_by=created_by,
+        tags=tags,
+        where=where,
+        order_by=order_by,
+        limit=limit,
+        offset=offset,
+        include_archived=include_archived,
     )
-    return RunList(context.current_store().find_runs(flt))
 
 
 def search_runs(where: str, **filters: Any) -> RunList:
@@ -122,34 +72,19 @@ def search_runs(where: str, **filters: Any) -> RunList:
 
 def last_run(experiment: str | None = None, **filters: Any) -> Run | None:
     """The most recently started run matching the filters of ``runs()``, or None."""
-    found = runs(experiment, limit=1, **filters)
-    return found[0] if found else None
+    return context.client().last_run(experiment=experiment, **filters)
 
 
-def metric_history(run_id: str, key: str) -> list[Metric]:
+def metric_history(run_id: Any, key: str) -> list[Metric]:
     """Every point of one metric of one run, in step order (ties in logging order)."""
-    store = context.current_store()
-    key = check_key(key, "metric key")
-    run_id = full_run_id(store, run_id)
-    points = store.metric_history(run_id, key)
-    if not points:
-        store.get_run(run_id)  # an unknown run raises RunNotFoundError instead of returning []
-    return points
+    return context.client().metric_history(run_id, key)
 
 
 def experiments() -> list[Experiment]:
     """All experiments with their run counts, oldest first."""
-    return context.current_store().experiments()
-
-
-def create_experiment(name: str, *, description: str | None = None, owner: str | None = None) -> Experiment:
-    """Create an experiment (or update its description/owner) and return it."""
-    name = check_key(name, "experiment name")
-    return context.current_store().create_experiment(
-        name, description, owner or _lifecycle.current_user(), _lifecycle.now_ms()
-    )
+    return context.client().experiments()
 
 
 def current_user() -> str:
     """``$CHACHAML_USER``, else the operating-system user."""
-    return _lifecycle.current_user()
+    return _process.current_user()

@@ -1,23 +1,71 @@
-"""Backends and the one function that opens them from a target.
+"""Backends, and the scheme registry that opens one from a target.
 
-A target is a path (``str`` / ``PathLike``) to a SQLite file, ``":memory:"``, a URI
-(``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``postgresql://...``) or a ``Store``.
+A target is a path (``str`` / ``PathLike``) to a SQLite file, ``":memory:"``, a URI or a
+``Store``. A URI's scheme picks a factory from ``SCHEMES``, imported only when used:
+
+* ``sqlite`` (``sqlite:///relative.db``, ``sqlite:////absolute.db``): ``chachaml.store.sqlite``.
+* ``postgresql`` / ``postgres``: not part of this release yet; opening one raises
+  ``MissingDependencyError`` saying so.
+* ``http`` / ``https`` (a tracking server): not part of this release yet; opening one raises
+  ``StoreError`` saying so.
+
+A new backend registers itself with ``register_scheme("name", "package.module:factory")``; the
+factory takes the target text and keyword options (``is_dead=`` for liveness) and returns a
+``Store``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Callable
 from typing import Any
 
-from chachaml.errors import InvalidValueError, MissingDependencyError
-from chachaml.store.base import Store
+from chachaml.errors import InvalidValueError, MissingDependencyError, StoreError
+from chachaml.store.base import LocalArtifacts, Store
 
-__all__ = ["Store", "is_store", "open_store", "store_path"]
+__all__ = [
+    "SCHEMES",
+    "LocalArtifacts",
+    "Store",
+    "is_store",
+    "open_store",
+    "register_scheme",
+    "reopenable",
+    "store_path",
+]
+
+Factory = Callable[..., Store]
+
+#: URI scheme -> factory, or "module:function" imported on first use (``import chachaml`` stays cheap).
+SCHEMES: dict[str, Factory | str] = {
+    "sqlite": "chachaml.store.sqlite:open_sqlite",
+    "postgresql": "chachaml.store:_postgres_not_yet",
+    "postgres": "chachaml.store:_postgres_not_yet",
+    "http": "chachaml.store:_remote_not_yet",
+    "https": "chachaml.store:_remote_not_yet",
+}
+
+
+def register_scheme(scheme: str, factory: Factory | str) -> None:
+    """Make ``open_store("<scheme>://...")`` call ``factory(target, **options)``.
+
+    Args:
+        scheme: the URI scheme, e.g. ``"postgresql"``.
+        factory: a callable, or ``"module:function"`` to import lazily.
+    """
+    SCHEMES[scheme] = factory
 
 
 def is_store(target: Any) -> bool:
     """Whether ``target`` is already a store object (anything with the store methods)."""
     return not isinstance(target, str | bytes | os.PathLike) and hasattr(target, "log_batch")
+
+
+def reopenable(store: Any) -> bool:
+    """Whether another process (or another open) reaching ``store.uri`` sees the same data:
+    False for an in-memory store, whose data lives only in this object."""
+    return not str(store.uri).endswith(":memory:")
 
 
 def store_path(target: Any) -> str | None:
@@ -40,24 +88,53 @@ def store_path(target: Any) -> str | None:
     return str(os.path.abspath(os.path.expanduser(target)))
 
 
-def open_store(target: Any) -> Store:
-    """Open the store ``target`` names (nothing is created on disk until the first write)."""
+def _factory(scheme: str) -> Factory | None:
+    found = SCHEMES.get(scheme)
+    if isinstance(found, str):
+        module, _, name = found.partition(":")
+        found = getattr(importlib.import_module(module), name)
+    return found
+
+
+def open_store(target: Any, **options: Any) -> Store:
+    """Open the store ``target`` names (nothing is created on disk until the first write).
+
+    Args:
+        target: a path, ``":memory:"``, a URI whose scheme is in ``SCHEMES``, or a ``Store``
+            (returned as it is).
+        **options: passed to the backend's factory (SQLite: ``is_dead=`` liveness).
+
+    Raises:
+        InvalidValueError: an empty path, a non-path, or an unknown URI scheme.
+        MissingDependencyError / StoreError: a known backend that is not available (yet).
+    """
     if is_store(target):
         return target  # type: ignore[no-any-return]
-    from chachaml.store.sqlite import SqliteStore
-
     path = store_path(target)
-    if path is not None:
-        return SqliteStore(path)
     text = os.fspath(target)
-    if text in (":memory:", "sqlite:///:memory:"):
-        return SqliteStore(None)
+    if path is not None or text in (":memory:", "sqlite:///:memory:"):
+        factory = _factory("sqlite")
+        assert factory is not None
+        return factory(path, **options)
     scheme = text.split("://", 1)[0]
-    if scheme in ("postgresql", "postgres"):
-        raise MissingDependencyError(
-            f"{text.split('@')[-1]!r}: the PostgreSQL backend is not part of this chachaml "
-            "release yet; use a SQLite file for now (chachaml.use_store('runs.db'))"
+    factory = _factory(scheme)
+    if factory is None:
+        raise InvalidValueError(
+            f"unknown store URI scheme {scheme!r} in {text!r}; use a file path, ':memory:' or "
+            f"sqlite:///path.db (known schemes: {', '.join(sorted(SCHEMES))})"
         )
-    raise InvalidValueError(
-        f"unknown store URI scheme {scheme!r} in {text!r}; use a file path, ':memory:' or sqlite:///path.db"
+    return factory(text, **options)
+
+
+def _postgres_not_yet(target: str, **options: Any) -> Store:
+    raise MissingDependencyError(
+        f"{target.split('@')[-1]!r}: the PostgreSQL backend is not part of this chachaml "
+        "release yet; use a SQLite file for now (chachaml.use_store('runs.db'))"
+    )
+
+
+def _remote_not_yet(target: str, **options: Any) -> Store:
+    raise StoreError(
+        f"{target!r}: the remote store (a chachaml tracking server over HTTP) is not part of "
+        "this chachaml release yet; use a SQLite file for now (chachaml.use_store('runs.db'))"
     )

@@ -7,6 +7,7 @@ the caller records the metadata row afterwards. A crash therefore leaves at wors
 without a row (an orphan that ``gc`` removes), never a row without its bytes.
 
 Nothing here knows about SQL, so any backend that keeps bytes on a local disk can reuse it.
+The name rules themselves are backend-neutral: ``chachaml.rules.check_artifact_name``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import socket
 import stat
 import time
@@ -23,63 +23,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from chachaml._lifecycle import pid_alive
+from chachaml._process import pid_alive
 from chachaml.errors import ConflictError, InvalidValueError
+from chachaml.rules import MAX_NAME, TMP_PREFIX  # noqa: F401 -- re-exported for local backends
+from chachaml.rules import check_artifact_name as check_name
 
 CHUNK = 1 << 20  # bytes per read when streaming a file in
-MAX_NAME = 1000  # characters in a whole artifact name
-TMP_PREFIX = ".chachaml-tmp-"  # temporary files; reserved, never a valid name component
 STALE_TMP_S = 3600.0  # a temp file untouched this long is abandoned, whoever wrote it
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-def check_name(name: object, what: str = "artifact name") -> str:
-    """Return ``name`` if it is a safe relative path inside a run's folder, else raise.
-
-    Accepted: non-empty ``str`` components joined by ``/``. Refused with ``InvalidValueError``
-    (and nothing written): absolute paths, drive letters, ``..`` and ``.`` components, empty
-    components (``a//b``, a trailing ``/``), backslashes, NUL and other control characters,
-    components over 255 bytes, and the reserved temporary-file prefix.
-    """
-    if not isinstance(name, str):
-        raise InvalidValueError(
-            f"{what} must be a str such as 'model.pkl' or 'plots/loss.png', got {type(name).__name__} "
-            f"{name!r}"
-        )
-    fix = "use a relative name such as 'model.pkl' or 'plots/loss.png'"
-    if not name:
-        raise InvalidValueError(f"{what} must not be empty; {fix}")
-    if len(name) > MAX_NAME:
-        raise InvalidValueError(f"{what} is {len(name)} characters long; the limit is {MAX_NAME}")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidValueError(
-            f"{what} {name!r} contains the lone surrogate {name[exc.start]!r} at position {exc.start}, "
-            f"which is not valid text; {fix}"
-        ) from None
-    bad = _CONTROL.search(name)
-    if bad:
-        raise InvalidValueError(
-            f"{what} {name!r} contains the control character {bad.group()!r} at position {bad.start()}; {fix}"
-        )
-    if "\\" in name:
-        raise InvalidValueError(f"{what} {name!r} contains a backslash; separate folders with '/'; {fix}")
-    if name.startswith("/") or _DRIVE.match(name):
-        raise InvalidValueError(f"{what} {name!r} is an absolute path; it must stay inside the run; {fix}")
-    for part in name.split("/"):
-        if part in ("", ".", ".."):
-            raise InvalidValueError(
-                f"{what} {name!r} has the path component {part!r}, which could leave the run's "
-                f"folder or is ambiguous; {fix}"
-            )
-        if part.startswith(TMP_PREFIX):
-            raise InvalidValueError(f"{what} {name!r}: the prefix {TMP_PREFIX!r} is reserved; {fix}")
-        if len(part.encode("utf-8")) > 255:
-            raise InvalidValueError(f"{what} {name!r} has a component longer than 255 bytes; shorten it")
-    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +157,7 @@ class LocalFiles:
             raise ConflictError(
                 f"cannot store artifact {name!r}: part of its folder path is a file "
                 f"({exc.filename or folder}); an artifact cannot be both a file and a folder, "
-                "choose another name (or run chachaml.gc() if that file is a leftover)"
+                "choose another name (or run chachaml.gc_artifacts() if that file is a leftover)"
             ) from exc
         tmp = os.path.join(folder, f"{TMP_PREFIX}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}")
         h = hashlib.sha256()

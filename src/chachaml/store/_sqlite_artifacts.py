@@ -26,8 +26,10 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, BinaryIO, NoReturn
 
+from chachaml._process import Liveness
 from chachaml.entities import Artifact, GcReport
-from chachaml.errors import ArtifactNotFoundError, ConflictError, RunNotFoundError
+from chachaml.errors import ArtifactNotFoundError, RunNotFoundError
+from chachaml.rules import artifact_ancestors, artifact_unchanged, folder_clash
 from chachaml.store._files import LocalFiles, digest
 from chachaml.store._sqlite_base import marks
 from chachaml.store._sqlite_registry import RegistryMixin
@@ -56,8 +58,8 @@ def _artifact(row: Sequence[Any]) -> Artifact:
 class ArtifactsMixin(RegistryMixin):
     """Artifact storage; the model registry comes from ``RegistryMixin``."""
 
-    def __init__(self, path: str | None) -> None:
-        super().__init__(path)
+    def __init__(self, path: str | None, *, is_dead: Liveness | None = None) -> None:
+        super().__init__(path, is_dead=is_dead)
         self._tmp_root: str | None = None
         self._tmp_cleanup: weakref.finalize[Any, Any] | None = None
 
@@ -149,27 +151,13 @@ class ArtifactsMixin(RegistryMixin):
     @staticmethod
     def _unchanged(existing: Artifact, sha256: str, fmt: str, overwrite: bool) -> bool:
         """True if the new bytes are what is stored; raises ``ConflictError`` if they differ."""
-        if existing.sha256 == sha256 and existing.format == fmt:
-            return True
-        if overwrite:
-            return False
-        what = (
-            "other bytes"
-            if existing.sha256 != sha256
-            else f"the same bytes in the format {existing.format!r}"
-        )
-        raise ConflictError(
-            f"artifact {existing.name!r} of run {existing.run_id[:8]} already holds {what} "
-            f"(sha256 {existing.sha256[:12]}..., {existing.size} bytes, format {existing.format!r}) and "
-            "artifacts are immutable, so it was left as it was; log under another name, or pass "
-            "overwrite=True to replace it"
-        )
+        stored = (existing.sha256, existing.format, existing.size)
+        return artifact_unchanged(existing.run_id, existing.name, stored, sha256, fmt, overwrite)
 
     @staticmethod
     def _check_folder_clash(conn: sqlite3.Connection, run_id: str, name: str) -> None:
         """An artifact cannot be both a file and a folder of other artifacts."""
-        parts = name.split("/")
-        ancestors = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        ancestors = artifact_ancestors(name)
         clash = None
         if ancestors:
             clash = conn.execute(
@@ -182,10 +170,7 @@ class ArtifactsMixin(RegistryMixin):
                 (run_id, len(name) + 1, name + "/"),
             ).fetchone()
         if clash is not None:
-            raise ConflictError(
-                f"cannot store artifact {name!r} in run {run_id[:8]}: it clashes with the artifact "
-                f"{clash[0]!r} (one would have to be a file and a folder at once); choose another name"
-            )
+            raise folder_clash(run_id, name, clash[0])
 
     # -- reads ---------------------------------------------------------------------------------
     def get_artifact(self, run_id: str, name: str) -> Artifact:
@@ -236,7 +221,8 @@ class ArtifactsMixin(RegistryMixin):
         except FileNotFoundError as exc:
             raise ArtifactNotFoundError(
                 f"artifact {name!r} of run {run_id[:8]} is recorded, but its file {path!r} is missing "
-                "(deleted outside chachaml?); log it again with overwrite=True, and see chachaml.gc()"
+                "(deleted outside chachaml?); log it again with overwrite=True, and see "
+                "chachaml.gc_artifacts()"
             ) from exc
 
     # -- housekeeping ----------------------------------------------------------------------------

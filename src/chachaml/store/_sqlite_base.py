@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
-from chachaml import _lifecycle
-from chachaml.context import process as _process
+from chachaml._process import Liveness, is_dead_here
+from chachaml._process import state as _process
 from chachaml.errors import InvalidValueError, RunNotFoundError, RunStateError, SchemaVersionError, StoreError
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
 
@@ -105,9 +105,18 @@ def point_value(value: float | None, is_nan: int) -> float:
 class SqliteBase:
     """Shared machinery of the SQLite store: one connection behind a lock, opened lazily."""
 
-    def __init__(self, path: str | None) -> None:
-        """``path`` is a file path, or ``None`` for a private in-memory database."""
+    def __init__(self, path: str | None, *, is_dead: Liveness | None = None) -> None:
+        """Open lazily: nothing is read or created until the first call.
+
+        Args:
+            path: a file path, or ``None`` for a private in-memory database.
+            is_dead: how reads tell that the process owning a running run is gone (it is then
+                marked ``killed``). Default ``chachaml._process.is_dead_here``: probe this
+                host's processes, trust the heartbeat for other hosts. A server passes
+                ``is_dead_by_heartbeat``: its clients' pids mean nothing on its host.
+        """
         self.path = path
+        self._is_dead: Liveness = is_dead or is_dead_here
         self.uri = f"sqlite:///{path}" if path else "sqlite:///:memory:"
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
@@ -248,7 +257,7 @@ class SqliteBase:
             "SELECT id, host, pid, proc_start, heartbeat FROM runs WHERE status = 'running'"
         ).fetchall()
         now = now_ms()
-        dead = [r for r in rows if _lifecycle.is_dead(r[1], r[2], r[3], r[4], now)]
+        dead = [r for r in rows if self._is_dead(r[1], r[2], r[3], r[4], now)]
         for run_id, host, pid, _, _ in dead:
             error = json.dumps(
                 {

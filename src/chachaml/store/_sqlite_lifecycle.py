@@ -117,5 +117,5 @@ class LifecycleMixin(SqliteBase):
             raise StoreError(
                 "the runs were deleted, but some of their artifact files could not be removed ("
                 + "; ".join(failed)
-                + "); remove them by hand, or run chachaml.gc() later"
+                + "); remove them by hand, or run chachaml.gc_artifacts() later"
             )

@@ -1,7 +1,8 @@
 """Run search for the SQLite store: filters, the ``where=`` language, ordering, paging, best run.
 
-User queries are compiled by ``chachaml.query`` to parameterised SQL (values and keys bound,
-identifiers from a fixed whitelist), so they are read-only by construction. As a second wall,
+User queries are parsed by ``chachaml.query`` and compiled by ``_sql_compile`` to parameterised
+SQL (values and keys bound, identifiers from a fixed whitelist), so they are read-only by
+construction. As a second wall,
 every statement that carries a compiled query runs under an SQLite authorizer that denies
 anything but reading the run tables and calling the few functions the compiler emits
 (``_read_only``): even a compiler bug could not make a query write.
@@ -15,9 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from chachaml import query
-from chachaml.errors import QueryError
+from chachaml.rules import validate_query
+from chachaml.store import _sql_compile
 from chachaml.store._sqlite_base import SqliteBase
+from chachaml.store._sqlite_dialect import SQLITE
 from chachaml.store.base import RunFilter
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 DEFAULT_ORDER = "runs.start_time DESC, runs.rowid DESC"  # newest first, ties in insertion order
 _READABLE = frozenset({"runs", "params", "tags", "metric_summary", "metrics"})
-_ALLOWED_FUNCTIONS = query.SQLITE.allowed_functions | {"min", "max", "count"}
+_ALLOWED_FUNCTIONS = SQLITE.allowed_functions | {"min", "max", "count"}
 
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
@@ -61,13 +63,15 @@ class QueryMixin(SqliteBase):
                 "EXISTS (SELECT 1 FROM tags t WHERE t.run_id = runs.id AND t.key = ? AND t.value = ?)"
             )
             args.extend([k, v])
-        if _given(flt.where, "where"):
-            sql, qargs = query.compile_where(flt.where, query.SQLITE)  # type: ignore[arg-type]
+        # The Client validated these already; a store called directly checks them the same way.
+        flt_where, flt_order = validate_query(flt.where, flt.order_by)
+        if flt_where is not None:
+            sql, qargs = _sql_compile.compile_where(flt_where, SQLITE)
             where.append(sql)
             args.extend(qargs)
         order = DEFAULT_ORDER
-        if _given(flt.order_by, "order_by"):
-            sql, oargs = query.compile_order(flt.order_by, query.SQLITE)  # type: ignore[arg-type]
+        if flt_order is not None:
+            sql, oargs = _sql_compile.compile_order(flt_order, SQLITE)
             order = f"{sql}, {DEFAULT_ORDER}"
             args.extend(oargs)
         return " AND ".join(where), args, order
@@ -80,7 +84,7 @@ class QueryMixin(SqliteBase):
         connection runs while the authorizer is installed.
         """
         if self._functions_on is not conn:
-            for name, fn in query.SQLITE.functions.items():
+            for name, fn in SQLITE.functions.items():
                 conn.create_function(name, 1, fn, deterministic=True)
             self._functions_on = conn
         conn.set_authorizer(_authorize)
@@ -125,12 +129,3 @@ class QueryMixin(SqliteBase):
             ).fetchone()
             run = self.get_run(run_id)
         return dataclasses.replace(run, best_value=value, best_step=None if step is None else step[0])
-
-
-def _given(text: object, what: str) -> bool:
-    """Whether a ``where=`` / ``order_by=`` string says anything (blank means no filter/order)."""
-    if text is None:
-        return False
-    if not isinstance(text, str):
-        raise QueryError(f'{what}= must be a str such as "metrics.acc desc", got {text!r}')
-    return bool(text.strip())

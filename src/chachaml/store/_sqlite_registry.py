@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from chachaml.entities import Model, ModelEvent, ModelVersion
 from chachaml.errors import ArtifactNotFoundError, ConflictError, ModelNotFoundError, RunNotFoundError
+from chachaml.rules import archives_production
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks
 
 _VERSION_COLS = "model, version, run_id, artifact, stage, description, created, created_by"
@@ -79,7 +80,7 @@ class RegistryMixin(SqliteBase):
                     "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = ?", (name,)
                 ).fetchone()[0]
             )
-            if stage == "production":
+            if archives_production(stage):
                 self._archive_production(conn, name, who, now)
             conn.execute(
                 f"INSERT INTO model_versions ({_VERSION_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -100,7 +101,7 @@ class RegistryMixin(SqliteBase):
                     conn, name, f"version {version}", "promote one of them (nothing was changed)"
                 )
             if row[0] != stage:
-                if stage == "production":
+                if archives_production(stage):
                     self._archive_production(conn, name, who, now)
                 conn.execute(
                     "UPDATE model_versions SET stage = ? WHERE model = ? AND version = ?",

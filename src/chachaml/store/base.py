@@ -1,10 +1,24 @@
-"""The store contract: what a backend must do, and the plain records that cross it.
+"""The store contract, split by role, and the plain records that cross it.
 
-A store never reads the context (STYLE.md): every call receives the run id explicitly, so a
-backend is testable without globals and the fluent API can be served by SQLite today and by
-PostgreSQL or a tracking server later without changing. The contract is deliberately small:
-one write primitive (``log_batch``) plus run lifecycle, and a handful of reads.
-``tests/conformance/`` runs the same suite against every backend.
+A store never reads the context (STYLE.md): every call receives the run id, the owner and the
+time explicitly, so a backend is testable without globals and the ``Client`` can be served by
+SQLite today and by PostgreSQL or a tracking server later without changing. Three roles:
+
+* ``RunStore`` -- runs with their params, metrics, tags, notes and datasets; search
+  (``find_runs``, ``best_run``); the lifecycle of data (delete, archive).
+* ``ArtifactStore`` -- artifact metadata plus streamed bytes in (``log_artifact``) and out
+  (``open_artifact``). Nothing in it assumes a local disk.
+* ``RegistryStore`` -- models, versions, stages, aliases and their history.
+
+``Store`` is all three. Capabilities only a local store has are a separate, optional protocol,
+``LocalArtifacts`` (a file path for an artifact, garbage collection of a folder): callers check
+``isinstance(store, LocalArtifacts)`` and say so when it is missing. The rules (validation,
+immutability, prefix resolution, stages) are ``chachaml.rules``; a store applies the decision
+rules inside its transactions. ``tests/conformance/`` runs the same suite against every
+backend, method by method.
+
+Errors every role may raise: ``RunStateError`` for a closed store, ``StoreError`` for a failing
+backend (chained ``from`` the driver error).
 """
 
 from __future__ import annotations
@@ -13,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from chachaml._process import Owner
 from chachaml.entities import (
     Artifact,
     Dataset,
@@ -24,21 +39,23 @@ from chachaml.entities import (
     ModelVersion,
     Run,
 )
+from chachaml.rules import STATUSES
 
-#: Run statuses, in lifecycle order. A run is created ``running`` and ends in one of the others.
-STATUSES = ("running", "completed", "failed", "killed")
+__all__ = [
+    "STATUSES",
+    "ArtifactStore",
+    "LocalArtifacts",
+    "MetricIn",
+    "NewRun",
+    "Owner",
+    "RegistryStore",
+    "RunFilter",
+    "RunStore",
+    "Store",
+]
 
 #: One metric point on its way in: (key, value, step or None for "next", timestamp ms).
 MetricIn = tuple[str, float, "int | None", int]
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """The process that runs a run: used to tell a dead run from a live one (ADR-0006)."""
-
-    host: str
-    pid: int
-    proc_start: str  # opaque identity of the process instance (boot id + start ticks on Linux)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +75,11 @@ class NewRun:
 
 @dataclass(frozen=True, slots=True)
 class RunFilter:
-    """The filters ``runs()`` accepts, as one value a backend can translate."""
+    """The filters ``runs()`` accepts, as one value a backend can translate.
+
+    ``where`` and ``order_by`` are query texts (``chachaml.query``), already validated by the
+    ``Client``; an SQL store compiles them, a remote store sends them as they are.
+    """
 
     experiment: str | None = None
     status: str | None = None
@@ -73,106 +94,43 @@ class RunFilter:
     include_archived: bool = False
 
 
-class ArtifactStore(Protocol):
-    """The artifact role of a store: bytes kept with a run, plus their metadata.
-
-    ``log_artifact`` writes the bytes before the row, atomically (see
-    ``chachaml.store._sqlite_artifacts``); names are relative paths that cannot leave the run's
-    folder (``InvalidValueError``); identical bytes again are a no-op, other bytes raise
-    ``ConflictError`` unless ``overwrite``; the run must be running (``RunStateError``).
-    """
-
-    def log_artifact(
-        self,
-        run_id: str,
-        name: str,
-        data: bytes | BinaryIO,
-        *,
-        format: str,
-        content_type: str,
-        created: int,
-        overwrite: bool = False,
-    ) -> Artifact: ...
-
-    def get_artifact(self, run_id: str, name: str) -> Artifact: ...
-
-    def list_artifacts(self, run_id: str) -> list[Artifact]: ...
-
-    def open_artifact(self, run_id: str, name: str) -> BinaryIO: ...
-
-    def artifact_path(self, run_id: str, name: str) -> str: ...
-
-    def gc_artifacts(self, *, dry_run: bool = False) -> GcReport: ...
-
-
-class RegistryStore(Protocol):
-    """The model-registry role of a store. Each write is one transaction; at most one version
-    per model is ``production`` (promoting one archives the previous one in the same
-    transaction); a missing model or version raises ``ModelNotFoundError`` and changes nothing."""
-
-    def register_model(
-        self,
-        name: str,
-        *,
-        run_id: str,
-        artifact: str,
-        stage: str = "none",
-        description: str | None = None,
-        who: str | None = None,
-        now: int,
-    ) -> ModelVersion: ...
-
-    def promote(
-        self, name: str, version: int, stage: str, *, who: str | None = None, now: int
-    ) -> ModelVersion: ...
-
-    def set_alias(
-        self, name: str, alias: str, version: int, *, who: str | None = None, now: int
-    ) -> ModelVersion: ...
-
-    def delete_alias(self, name: str, alias: str, *, who: str | None = None, now: int) -> bool: ...
-
-    def set_model_description(
-        self, name: str, description: str | None, *, version: int | None = None, now: int
-    ) -> None: ...
-
-    def get_model_version(
-        self, name: str, *, version: int | None = None, stage: str | None = None, alias: str | None = None
-    ) -> ModelVersion: ...
-
-    def get_model(self, name: str) -> Model: ...
-
-    def models(self) -> list[Model]: ...
-
-    def model_versions(self, name: str) -> list[ModelVersion]: ...
-
-    def model_history(self, name: str) -> list[ModelEvent]: ...
-
-
-@runtime_checkable
-class Store(ArtifactStore, RegistryStore, Protocol):
-    """What every backend implements. See the module docstring."""
+class RunStore(Protocol):
+    """Runs, their data, search and the lifecycle of data. Every write is one transaction."""
 
     #: A string that reopens this store from another process (``open_store(uri)``).
     uri: str
 
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """True once ``close()`` was called; every other call then raises ``RunStateError``."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the connection (idempotent). An in-memory store's data is gone afterwards."""
+        ...
 
     # -- run lifecycle -------------------------------------------------------------------
-    def create_run(self, new: NewRun) -> Run: ...
+    def create_run(self, new: NewRun) -> Run:
+        """Create a ``running`` run (and its experiment on first use) and return it.
 
-    def resume_run(self, run_id: str, owner: Owner, now: int) -> Run: ...
+        Raises ``ConflictError`` if the id exists, ``RunNotFoundError`` if ``parent_id`` does not.
+        """
+        ...
+
+    def resume_run(self, run_id: str, owner: Owner, now: int) -> Run:
+        """Make a run ``running`` again under a new owner (end time and error cleared); its data
+        is kept. ``RunNotFoundError`` if there is no such run."""
+        ...
 
     def end_run(
         self, run_id: str, status: str, end_time: int, error: Mapping[str, str] | None = None
     ) -> bool:
-        """End a running run; False if it was not running (already ended)."""
+        """End a running run; False if it was not running (already ended: nothing changes)."""
         ...
 
-    def heartbeat(self, run_ids: Sequence[str], now: int) -> None: ...
+    def heartbeat(self, run_ids: Sequence[str], now: int) -> None:
+        """Record that the owners of these running runs are alive (finished runs are skipped)."""
+        ...
 
     # -- the one write primitive -----------------------------------------------------------
     def log_batch(
@@ -186,9 +144,10 @@ class Store(ArtifactStore, RegistryStore, Protocol):
     ) -> None:
         """Write params (JSON text), metric points and tags in one transaction.
 
-        Params and metrics need a running run (``RunStateError`` otherwise); tags only need the
-        run to exist. A param whose stored value differs raises ``ConflictError`` unless
-        ``overwrite``; nothing of the batch is written then.
+        Params and metrics need a running run (``RunStateError`` otherwise; ``RunNotFoundError``
+        for an unknown run); tags only need the run to exist. A param whose stored value differs
+        raises ``ConflictError`` unless ``overwrite`` (``rules.param_conflict``); nothing of the
+        batch is written then. A ``None`` step becomes ``rules.next_step`` inside the write.
         """
         ...
 
@@ -196,45 +155,194 @@ class Store(ArtifactStore, RegistryStore, Protocol):
         """The hot path: ``log_batch`` of one metric point, committed on return."""
         ...
 
-    def delete_tag(self, run_id: str, key: str) -> None: ...
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag (no error if unset); ``RunNotFoundError`` for an unknown run."""
+        ...
 
-    def set_note(self, run_id: str, note: str) -> None: ...
+    def set_note(self, run_id: str, note: str) -> None:
+        """Replace the run's markdown note; ``RunNotFoundError`` for an unknown run."""
+        ...
 
-    def log_dataset(self, run_id: str, dataset: Dataset) -> None: ...
+    def log_dataset(self, run_id: str, dataset: Dataset) -> None:
+        """Record a dataset the run used; the run must be running (``RunStateError``)."""
+        ...
 
     def create_experiment(
         self, name: str, description: str | None, owner: str | None, now: int
-    ) -> Experiment: ...
+    ) -> Experiment:
+        """Create an experiment, or update the description/owner given (None keeps the old)."""
+        ...
 
     # -- reads -----------------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
-        """The run with this id or unique id prefix (``RunNotFoundError``, ``InvalidValueError``)."""
+        """The run with this id or unique id prefix (``rules.resolve_prefix``):
+        ``RunNotFoundError`` if none, ``InvalidValueError`` if the prefix is ambiguous."""
         ...
 
-    def find_runs(self, flt: RunFilter) -> list[Run]: ...
+    def find_runs(self, flt: RunFilter) -> list[Run]:
+        """Runs matching every filter, newest ``start_time`` first unless ``order_by``."""
+        ...
 
-    def metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+    def metric_history(self, run_id: str, key: str, *, after_step: int | None = None) -> list[Metric]:
+        """Points of one metric in step order (ties in logging order), only those with a step
+        above ``after_step`` when given; ``[]`` for an unknown run or key."""
+        ...
 
-    def experiments(self) -> list[Experiment]: ...
+    def metric_summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Per metric key of a run: ``{"last", "min", "max", "count", "last_step"}`` (min and max
+        ignore NaN and are None when every point was NaN); ``{}`` for an unknown run."""
+        ...
 
-    # -- search and the lifecycle of data (issue 3) -------------------------------------------
+    def experiments(self) -> list[Experiment]:
+        """All experiments with their run counts, oldest first."""
+        ...
+
+    # -- search and the lifecycle of data ---------------------------------------------------
     def best_run(self, flt: RunFilter, key: str, mode: str) -> Run | None:
         """The matching run with the highest (``mode="max"``) or lowest (``"min"``) value of
         ``key`` at any step, with ``best_value`` / ``best_step`` set; None if none logged it."""
         ...
 
     def delete_run(self, run_id: str) -> None:
-        """Delete a run and all it logged, its artifact files too; children keep living
-        (``parent_id`` None). ``RunNotFoundError`` if unknown; the registry may refuse
-        (``ConflictError``)."""
+        """Delete a run and all it logged, its artifact bytes too; children keep living
+        (``parent_id`` None). ``RunNotFoundError`` if unknown; ``ConflictError`` if a registered
+        model version needs it."""
         ...
 
     def delete_experiment(self, name: str) -> int:
-        """Delete an experiment and all its runs (as ``delete_run``); returns the run count."""
+        """Delete an experiment and all its runs (as ``delete_run``); returns the run count.
+        ``ExperimentNotFoundError`` if there is no such experiment."""
         ...
 
     def archive_runs(
         self, archived: bool, *, experiment: str | None = None, started_before: int | None = None
     ) -> int:
         """Archive (finished runs only) or unarchive matching runs; returns how many changed."""
+        ...
+
+
+class ArtifactStore(Protocol):
+    """Artifacts: metadata rows plus bytes, streamed in and out.
+
+    Names follow ``rules.check_artifact_name`` (``InvalidValueError``, nothing written);
+    identical bytes again are a no-op, other bytes raise ``ConflictError`` unless
+    ``overwrite`` (``rules.artifact_unchanged``); a name cannot be a file and a folder at once
+    (``rules.artifact_ancestors``); the run must be running to write (``RunStateError``).
+    """
+
+    def log_artifact(
+        self,
+        run_id: str,
+        name: str,
+        data: bytes | BinaryIO,
+        *,
+        format: str,
+        content_type: str,
+        created: int,
+        overwrite: bool = False,
+    ) -> Artifact:
+        """Store ``data`` (bytes, or a binary file read in chunks: never whole in memory) as the
+        run's artifact ``name``; the bytes are durable before the row. Returns the metadata."""
+        ...
+
+    def get_artifact(self, run_id: str, name: str) -> Artifact:
+        """The metadata of one artifact (``ArtifactNotFoundError`` naming those the run has;
+        ``RunNotFoundError`` for an unknown run)."""
+        ...
+
+    def list_artifacts(self, run_id: str) -> list[Artifact]:
+        """The run's artifacts by name (``RunNotFoundError`` for an unknown run)."""
+        ...
+
+    def open_artifact(self, run_id: str, name: str) -> BinaryIO:
+        """The artifact's bytes as a binary file object open for reading (the caller closes it)."""
+        ...
+
+
+class RegistryStore(Protocol):
+    """The model registry. Each write is one transaction; at most one version per model is
+    ``production`` (``rules.archives_production``: promoting one archives the previous one in
+    the same transaction); a missing model or version raises ``ModelNotFoundError`` and changes
+    nothing. ``who`` and ``now`` are recorded in the history."""
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        run_id: str,
+        artifact: str,
+        stage: str = "none",
+        description: str | None = None,
+        who: str | None = None,
+        now: int,
+    ) -> ModelVersion:
+        """Register an existing artifact of a run as the model's next version (1, 2, ...).
+        ``RunNotFoundError`` / ``ArtifactNotFoundError`` when the source is missing."""
+        ...
+
+    def promote(
+        self, name: str, version: int, stage: str, *, who: str | None = None, now: int
+    ) -> ModelVersion:
+        """Move a version to ``stage``; a no-op (no event) if it is there already."""
+        ...
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, who: str | None = None, now: int
+    ) -> ModelVersion:
+        """Point ``alias`` at ``version`` (moving it from any other version)."""
+        ...
+
+    def delete_alias(self, name: str, alias: str, *, who: str | None = None, now: int) -> bool:
+        """Remove an alias; True if it existed."""
+        ...
+
+    def set_model_description(
+        self, name: str, description: str | None, *, version: int | None = None, now: int
+    ) -> None:
+        """Set the description of the model, or of one version."""
+        ...
+
+    def get_model_version(
+        self, name: str, *, version: int | None = None, stage: str | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        """One version: by number, else by alias, else the highest version at ``stage``."""
+        ...
+
+    def get_model(self, name: str) -> Model:
+        """The model with all its versions (oldest first)."""
+        ...
+
+    def models(self) -> list[Model]:
+        """Every model by name, without versions (``latest_version``, ``production_version``)."""
+        ...
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        """The model's versions, oldest first."""
+        ...
+
+    def model_history(self, name: str) -> list[ModelEvent]:
+        """Registrations, stage and alias changes, oldest first."""
+        ...
+
+
+@runtime_checkable
+class Store(RunStore, ArtifactStore, RegistryStore, Protocol):
+    """What every backend implements: the three roles. See the module docstring."""
+
+
+@runtime_checkable
+class LocalArtifacts(Protocol):
+    """Optional: a store whose artifact bytes are files on this machine (SQLite's are).
+
+    Check with ``isinstance(store, LocalArtifacts)``; a remote store does not have it, and the
+    ``Client`` then raises a ``ChachamlError`` saying so instead of an ``AttributeError``.
+    """
+
+    def artifact_path(self, run_id: str, name: str) -> str:
+        """The absolute path of the file holding an artifact (read it; never write to it)."""
+        ...
+
+    def gc_artifacts(self, *, dry_run: bool = False) -> GcReport:
+        """Remove files of the artifact folder that no row references, and abandoned temporary
+        files; report them (and rows whose file is missing). ``dry_run`` removes nothing."""
         ...

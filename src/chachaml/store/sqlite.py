@@ -14,9 +14,11 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chachaml._values import decode_param, encode_param
+from chachaml._process import Liveness
+from chachaml._values import decode_param
 from chachaml.entities import Dataset, Experiment, Metric, Run
 from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError
+from chachaml.rules import PREFIX_CANDIDATES, next_step, param_conflict, resolve_prefix
 from chachaml.store._sqlite_artifacts import ArtifactsMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
@@ -32,7 +34,8 @@ from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 # step default is read under the same write lock, so two writers never pick the same step.
 # VALUES, not INSERT ... SELECT: a SELECT that reads the table it inserts into makes SQLite
 # stage the row in a temporary table first, which cost ~15 µs per call (benchmarks/README.md).
-# The step: as given (?3), else one past the highest step of this key in this run, else 0.
+# The step: as given (?3), else one past the highest step of this key in this run, else 0
+# (the rule is chachaml.rules.next_step; here it is spelled in SQL to run inside the insert).
 _STEP = (
     "COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2 "
     "ORDER BY step DESC LIMIT 1), 0)"
@@ -56,14 +59,6 @@ _INSERT_METRIC_STEP = (
 _RUN_COLS = (
     "id, experiment, name, status, start_time, end_time, parent_id, created_by, note, error, env, archived"
 )
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _canonical(param_json: str) -> str:
-    return encode_param(decode_param(param_json))
 
 
 class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
@@ -222,14 +217,9 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         if not overwrite:
             for k in keys:
                 old = existing.get(k)
-                # Compare canonical JSON text, not decoded values: 1 == True == 1.0 in Python,
-                # but a param keeps its JSON type, so True after 1 is a different value.
-                if old is not None and _canonical(old) != _canonical(params[k]):
-                    raise ConflictError(
-                        f"param {k!r} of run {run_id[:8]} is already {_clip(old)} and params are "
-                        f"immutable, so it cannot become {_clip(params[k])}; log it under another key, "
-                        "or pass overwrite=True to replace it"
-                    )
+                conflict = None if old is None else param_conflict(run_id, k, old, params[k])
+                if conflict is not None:
+                    raise conflict
         conn.executemany(
             "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?) "
             "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
@@ -263,7 +253,7 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                     ).fetchone()[0]
                     if db is not None and db > top.get(k, -1):
                         top[k] = db
-                s = top.get(k, -1) + 1
+                s = next_step(top.get(k))
                 top[k] = s
             elif s > top.get(k, -1):
                 top[k] = s
@@ -336,19 +326,11 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                 if not rows:
                     prefix = run_id.lower()
                     rows = conn.execute(
-                        f"SELECT {_RUN_COLS} FROM runs WHERE id >= ? AND id < ? LIMIT 11",
+                        f"SELECT {_RUN_COLS} FROM runs WHERE id >= ? AND id < ? LIMIT {PREFIX_CANDIDATES}",
                         (prefix, prefix + "\U0010ffff"),
                     ).fetchall()
-            if not rows:
-                raise RunNotFoundError(
-                    f"no run has the id (or id prefix) {run_id!r} in {self.uri}; "
-                    "list runs with chachaml.runs()"
-                )
-            if len(rows) > 1:
-                ids = ", ".join(r[0] for r in rows[:10])
-                raise InvalidValueError(
-                    f"the id prefix {run_id!r} matches several runs ({ids}); type more characters"
-                )
+            if len(rows) != 1:
+                resolve_prefix(run_id, [r[0] for r in rows], self.uri)  # raises: none or several
             assert conn is not None
             return self._assemble(conn, rows)[0]
 
@@ -426,18 +408,38 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
             for r in rows
         ]
 
-    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+    def metric_history(self, run_id: str, key: str, *, after_step: int | None = None) -> list[Metric]:
         with self._reading() as conn:
             if conn is None:
                 return []
+            sql = "SELECT step, value, is_nan, timestamp FROM metrics WHERE run_id = ? AND key = ?"
+            args: list[Any] = [run_id, key]
+            if after_step is not None:
+                sql += " AND step > ?"
+                args.append(after_step)
             return [
                 Metric(key, point_value(v, nan), step, ts)
-                for step, v, nan, ts in conn.execute(
-                    "SELECT step, value, is_nan, timestamp FROM metrics "
-                    "WHERE run_id = ? AND key = ? ORDER BY step, rowid",
-                    (run_id, key),
-                )
+                for step, v, nan, ts in conn.execute(sql + " ORDER BY step, rowid", args)
             ]
+
+    def metric_summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
+        with self._reading() as conn:
+            if conn is None:
+                return {}
+            return {
+                key: {
+                    "last": point_value(last, nan),
+                    "min": mn,
+                    "max": mx,
+                    "count": n,
+                    "last_step": step,
+                }
+                for key, last, nan, mn, mx, n, step in conn.execute(
+                    "SELECT key, last_value, last_is_nan, min, max, count, last_step "
+                    "FROM metric_summary WHERE run_id = ? ORDER BY key",
+                    (run_id,),
+                )
+            }
 
     def experiments(self) -> list[Experiment]:
         with self._reading() as conn:
@@ -449,3 +451,8 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                 "FROM experiments e ORDER BY e.created, e.name"
             ).fetchall()
         return [Experiment(name=n, description=d, owner=o, created=c, run_count=k) for n, d, o, c, k in rows]
+
+
+def open_sqlite(path: str | None, *, is_dead: Liveness | None = None) -> SqliteStore:
+    """The ``sqlite`` factory of the scheme registry: a file path, or None for ``:memory:``."""
+    return SqliteStore(path, is_dead=is_dead)

@@ -1,163 +1,41 @@
-"""The ``where=`` and ``order_by=`` language: a tokenizer, a recursive-descent parser, a compiler.
+"""Tokenizer and recursive-descent parser of the query language (grammar: ``chachaml.query``).
 
-A query is parsed into a small AST, then compiled to a parameterised SQL expression over the
-``runs`` table. Nothing is ever evaluated: every value **and every key** a user writes becomes a
-bound parameter, and the only identifiers in the SQL are fixed ones chosen here from a whitelist.
-A malformed query raises ``QueryError`` (a ``ValueError``) with the position of the problem.
-
-Grammar (keywords are case-insensitive)::
-
-    query     := or_expr
-    or_expr   := and_expr ("or" and_expr)*
-    and_expr  := not_expr ("and" not_expr)*
-    not_expr  := "not" not_expr | "(" or_expr ")" | condition
-    condition := field ("=" | "!=" | "<" | "<=" | ">" | ">=") literal
-               | field ["not"] "in" "(" literal ("," literal)* [","] ")"
-               | field ["not"] "like" string
-               | field "is" ["not"] "null"
-    field     := params.<key> | metrics.<key>[.min|.max|.last|.count] | tags.<key>
-               | [attributes.]<status|name|experiment|created_by|start_time|end_time|duration|id|parent_id>
-    <key>     := part ("." part)*       a part is a bare word or a `backticked` name
-    literal   := number | "-" number | 'string' | "string" | true | false
-    order_by  := field ["asc" | "desc"] ("," field ["asc" | "desc"])*
-
-Semantics are SQL's (SPEC section 8, docs/query.md): a run that lacks a key matches neither
-``x = v`` nor ``x != v`` nor ``not x = v`` (only ``x is null``); numbers compare with numbers and
-strings with strings; ``like`` is case-insensitive; NULLs sort last in both directions.
-
-Dialects: everything that differs between SQL engines (placeholders, JSON access, ``like``,
-``NULLS LAST``) is a method of a dialect object; ``SQLITE`` is the one shipped. A PostgreSQL
-dialect implements the same methods and reuses the parser and the compiler unchanged.
+A malformed query raises ``QueryError`` (a ``ValueError``) with the position of the problem;
+the limits of ``chachaml.query.ast`` are enforced here, before any backend sees the query.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any
 
 from chachaml.errors import QueryError
-
-__all__ = [
-    "ATTRIBUTES",
-    "SQLITE",
-    "And",
-    "Compare",
-    "Field",
-    "InList",
-    "IsNull",
-    "Like",
-    "Node",
-    "Not",
-    "Or",
-    "OrderKey",
-    "SqliteDialect",
-    "compile_order",
-    "compile_where",
-    "parse_order_by",
-    "parse_where",
-]
-
-#: Hard limits: a query beyond them is refused with ``QueryError`` before any SQL is built, so a
-#: hostile or runaway query cannot exhaust the stack, SQLite's expression depth or its variables.
-MAX_CHARS = 100_000
-MAX_DEPTH = 64  # nested parentheses and ``not``
-MAX_CONDITIONS = 1_000
-MAX_VALUES = 10_000  # literals in the whole query (each one is a bound parameter)
-
-#: Run attributes and their static types ("text" or "int": integer milliseconds).
-ATTRIBUTES: dict[str, str] = {
-    "id": "text",
-    "name": "text",
-    "experiment": "text",
-    "status": "text",
-    "created_by": "text",
-    "parent_id": "text",
-    "start_time": "int",
-    "end_time": "int",
-    "duration": "int",
-}
-AGGREGATES = ("min", "max", "last", "count")
-_KEYWORDS = frozenset({"and", "or", "not", "in", "like", "is", "null", "true", "false", "asc", "desc"})
-_COMPARATORS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-
-Value: TypeAlias = str | int | float | bool
-Kind = Literal["param", "metric", "tag", "attr"]
-_NAMESPACES: dict[str, Kind] = {"params": "param", "metrics": "metric", "tags": "tag", "attributes": "attr"}
-
-
-# -- AST ------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Field:
-    """A thing a run has: ``kind`` param/metric/tag/attr, its ``key``, a metric ``agg``regate."""
-
-    kind: Kind
-    key: str
-    agg: str = "last"  # metrics only: last (= latest), min, max, count
-    pos: int = 0
-    text: str = ""  # as the user wrote it, for messages
-
-    @property
-    def static_type(self) -> str | None:
-        """``text``, ``int`` or ``number`` when known before reading the data (params: ``None``)."""
-        if self.kind == "attr":
-            return ATTRIBUTES[self.key]
-        if self.kind == "tag":
-            return "text"
-        if self.kind == "metric":
-            return "int" if self.agg == "count" else "number"
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class Compare:
-    field: Field
-    op: str  # = != < <= > >=
-    value: Value
-
-
-@dataclass(frozen=True, slots=True)
-class InList:
-    field: Field
-    values: tuple[Value, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Like:
-    field: Field
-    pattern: str
-
-
-@dataclass(frozen=True, slots=True)
-class IsNull:
-    field: Field
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    operand: Node
-
-
-@dataclass(frozen=True, slots=True)
-class And:
-    operands: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Or:
-    operands: tuple[Node, ...]
-
-
-Node: TypeAlias = Compare | InList | Like | IsNull | Not | And | Or
-
-
-@dataclass(frozen=True, slots=True)
-class OrderKey:
-    field: Field
-    descending: bool = False
-
+from chachaml.query.ast import (
+    AGGREGATES,
+    ATTRIBUTES,
+    COMPARATORS,
+    KEYWORDS,
+    MAX_CHARS,
+    MAX_CONDITIONS,
+    MAX_DEPTH,
+    MAX_VALUES,
+    NAMESPACES,
+    And,
+    Compare,
+    Field,
+    InList,
+    IsNull,
+    Kind,
+    Like,
+    Node,
+    Not,
+    Or,
+    OrderKey,
+    Value,
+)
 
 # -- errors ---------------------------------------------------------------------------------------
 _WINDOW = 60  # characters shown either side of the caret for long queries
@@ -232,7 +110,7 @@ def _tokenize(query: str) -> list[_Token]:
             op = next((o for o in _OPS if query.startswith(o, i)), None)
             if op is None:
                 raise _error(f"unknown operator {c!r}; comparisons are = != < <= > >=", query, i)
-            tokens.append(_Token("op", i, i + len(op), _COMPARATORS[op], op))
+            tokens.append(_Token("op", i, i + len(op), COMPARATORS[op], op))
             i += len(op)
         else:
             hint = "; combine conditions with and / or" if c in ";&|" else ""
@@ -282,7 +160,7 @@ def _field_token(query: str, start: int) -> _Token:
             break
         i += 1
     text = query[start:i]
-    if len(parts) == 1 and not parts[0][1] and parts[0][0].lower() in _KEYWORDS:
+    if len(parts) == 1 and not parts[0][1] and parts[0][0].lower() in KEYWORDS:
         return _Token("word", start, i, parts[0][0].lower(), text)
     return _Token("field", start, i, tuple(parts), text)
 
@@ -504,7 +382,7 @@ class _Parser:
             raise self.fail(
                 "a backticked name must follow params., metrics. or tags., as in params.`opt.lr`", tok
             )
-        kind: Kind | None = _NAMESPACES.get(head)
+        kind: Kind | None = NAMESPACES.get(head)
         if kind is None or len(parts) == 1:
             if len(parts) == 1 and head in ATTRIBUTES:
                 return Field("attr", head, pos=tok.pos, text=tok.text)
@@ -551,239 +429,23 @@ def _unknown_field(text: str, parts: Sequence[tuple[str, bool, int]]) -> str:
         "fields are params.<key>, metrics.<key> (with .min .max .last .count), tags.<key>, "
         f"or a run attribute: {', '.join(ATTRIBUTES)}"
     )
-    if head in _NAMESPACES:
+    if head in NAMESPACES:
         return f"{text} needs a key after the dot, as in {head}.lr; {fields}"
     if len(parts) == 1:
         return f"unknown field {text!r}; did you mean params.{text} or metrics.{text}? {fields}"
     return f"unknown field {text!r}; {fields}"
 
 
+@functools.lru_cache(maxsize=256)
 def parse_where(query: str) -> Node:
-    """The AST of a ``where=`` query; ``QueryError`` if it is malformed."""
+    """The AST of a ``where=`` query; ``QueryError`` if it is malformed.
+
+    Cached (the AST is immutable): the ``Client`` validates a query and the store compiles it,
+    and a notebook repeats the same query often.
+    """
     return _Parser(query).parse_where()
 
 
 def parse_order_by(text: str) -> list[OrderKey]:
     """The keys of an ``order_by=`` string such as ``"metrics.acc desc, start_time"``."""
     return _Parser(text).parse_order_by()
-
-
-# -- dialects -------------------------------------------------------------------------------------
-class SqliteDialect:
-    """Everything engine-specific the compiler needs, for SQLite (3.38+: built-in JSON).
-
-    Params are JSON text; ``json_type`` tells a number from a string, so ``params.lr < 0.1``
-    compares numbers and ``params.lr = '0.1'`` does not match the number 0.1. ``like`` lowers
-    both sides in Python (``chachaml_lower``) because SQLite's own ``like`` folds ASCII only.
-    """
-
-    name = "sqlite"
-    placeholder = "?"
-    #: json_type names of each literal class (a JSON null counts as a missing value).
-    number_types: tuple[str, ...] = ("integer", "real")
-    text_types: tuple[str, ...] = ("text",)
-    bool_types: tuple[str, ...] = ("true", "false")
-    null_type = "null"
-    #: Python functions the compiled SQL calls; the store registers them on its connection.
-    functions: ClassVar[dict[str, Callable[[Any], Any]]] = {
-        "chachaml_lower": lambda v: v.lower() if isinstance(v, str) else v,
-    }
-    #: The SQL functions compiled queries use: what the read-only authorizer allows.
-    allowed_functions: ClassVar[frozenset[str]] = frozenset(
-        {"json_type", "json_extract", "chachaml_lower", "like"}
-    )
-
-    def json_type(self, col: str) -> str:
-        return f"json_type({col})"
-
-    def json_value(self, col: str) -> str:
-        return f"json_extract({col}, '$')"
-
-    def bool_value(self, b: bool) -> Any:
-        return int(b)  # json_extract gives 1 / 0 for JSON true / false
-
-    def like(self, expr: str) -> str:
-        return f"chachaml_lower({expr}) LIKE {self.placeholder} ESCAPE '\\'"
-
-    def like_pattern(self, pattern: str) -> str:
-        return pattern.lower()
-
-    def order_term(self, expr: str, descending: bool) -> str:
-        return f"{expr} {'DESC' if descending else 'ASC'} NULLS LAST"
-
-
-SQLITE = SqliteDialect()
-
-
-# -- compiler -------------------------------------------------------------------------------------
-#: SQL of each run attribute; the only identifiers a compiled query contains come from here.
-_ATTR_SQL = {
-    "id": "runs.id",
-    "name": "runs.name",
-    "experiment": "runs.experiment",
-    "status": "runs.status",
-    "created_by": "runs.created_by",
-    "parent_id": "runs.parent_id",
-    "start_time": "runs.start_time",
-    "end_time": "runs.end_time",
-    "duration": "(runs.end_time - runs.start_time)",
-}
-_METRIC_COL = {"last": "ms.last_value", "min": "ms.min", "max": "ms.max", "count": "ms.count"}
-_SQL_OP = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-
-_Sql = tuple[str, list[Any]]
-
-
-class _Compiler:
-    """AST -> (SQL, args) with args in the order their placeholders appear in the text."""
-
-    def __init__(self, dialect: SqliteDialect) -> None:
-        self.d = dialect
-        self.ph = dialect.placeholder
-
-    def marks(self, n: int) -> str:
-        return ", ".join([self.ph] * n)
-
-    # values of each kind of field; keys are always bound
-    def scalar(self, f: Field) -> _Sql:
-        """An expression giving the field's value, NULL when the run lacks it (params: JSON)."""
-        if f.kind == "attr":
-            return _ATTR_SQL[f.key], []
-        if f.kind == "tag":
-            return f"(SELECT t.value FROM tags t WHERE t.run_id = runs.id AND t.key = {self.ph})", [f.key]
-        if f.kind == "metric":
-            col = _METRIC_COL[f.agg]
-            return (
-                f"(SELECT {col} FROM metric_summary ms WHERE ms.run_id = runs.id AND ms.key = {self.ph})",
-                [f.key],
-            )
-        return (
-            f"(SELECT {self.d.json_value('p.value')} FROM params p "
-            f"WHERE p.run_id = runs.id AND p.key = {self.ph})",
-            [f.key],
-        )
-
-    def param_test(self, f: Field, body: str, args: list[Any]) -> _Sql:
-        """Evaluate ``body`` (over ``T`` = JSON type, ``V`` = value) on the run's param row.
-
-        The scalar subquery is NULL when the run has no such param, which is what makes a
-        missing key match neither ``x = v`` nor ``not x = v``.
-        """
-        t, v = self.d.json_type("p.value"), self.d.json_value("p.value")
-        body = body.replace("{T}", t).replace("{V}", v)
-        return (
-            f"(SELECT CASE WHEN {t} = '{self.d.null_type}' THEN NULL ELSE {body} END FROM params p "
-            f"WHERE p.run_id = runs.id AND p.key = {self.ph})",
-            [*args, f.key],
-        )
-
-    def type_test(self, value: Value) -> str:
-        if isinstance(value, bool):
-            types = self.d.bool_types
-        elif isinstance(value, str):
-            types = self.d.text_types
-        else:
-            types = self.d.number_types
-        return "{T} IN (" + ", ".join(f"'{t}'" for t in types) + ")"
-
-    def bind(self, value: Value) -> Any:
-        return self.d.bool_value(value) if isinstance(value, bool) else value
-
-    # nodes
-    def node(self, n: Node) -> _Sql:
-        if isinstance(n, And | Or):
-            return self.join(" AND " if isinstance(n, And) else " OR ", [self.node(o) for o in n.operands])
-        if isinstance(n, Not):
-            if isinstance(n.operand, IsNull):
-                return self.is_null(n.operand, negated=True)
-            sql, args = self.node(n.operand)
-            return f"(NOT {sql})", args
-        if isinstance(n, Compare):
-            return self.compare(n)
-        if isinstance(n, InList):
-            return self.in_list(n)
-        if isinstance(n, Like):
-            return self.like(n)
-        return self.is_null(n)
-
-    def join(self, sep: str, parts: list[_Sql]) -> _Sql:
-        """Balanced parentheses, so SQLite's expression depth grows with log(conditions)."""
-        if len(parts) == 1:
-            return parts[0]
-        mid = len(parts) // 2
-        (ls, la), (rs, ra) = self.join(sep, parts[:mid]), self.join(sep, parts[mid:])
-        return f"({ls}{sep}{rs})", la + ra
-
-    def compare(self, n: Compare) -> _Sql:
-        op = _SQL_OP[n.op]
-        if n.field.kind != "param":
-            expr, args = self.scalar(n.field)
-            return f"{expr} {op} {self.ph}", [*args, n.value]
-        # another type: never equal (so != holds), and not ordered (unknown, like a missing key)
-        mismatch = {"=": "0", "!=": "1"}.get(n.op, "NULL")
-        body = f"CASE WHEN {self.type_test(n.value)} THEN {{V}} {op} {self.ph} ELSE {mismatch} END"
-        return self.param_test(n.field, body, [self.bind(n.value)])
-
-    def in_list(self, n: InList) -> _Sql:
-        if n.field.kind != "param":
-            expr, args = self.scalar(n.field)
-            return f"{expr} IN ({self.marks(len(n.values))})", [*args, *n.values]
-        groups: dict[str, list[Any]] = {}
-        for v in n.values:
-            groups.setdefault(self.type_test(v), []).append(self.bind(v))
-        tests, args = [], []
-        for test, vals in groups.items():
-            tests.append(f"({test} AND {{V}} IN ({self.marks(len(vals))}))")
-            args.extend(vals)
-        return self.param_test(n.field, "(" + " OR ".join(tests) + ")", args)
-
-    def like(self, n: Like) -> _Sql:
-        pattern = self.d.like_pattern(n.pattern)
-        if n.field.kind != "param":
-            expr, args = self.scalar(n.field)
-            return self.d.like(expr), [*args, pattern]
-        body = f"CASE WHEN {self.type_test(n.pattern)} THEN {self.d.like('{V}')} ELSE 0 END"
-        return self.param_test(n.field, body, [pattern])
-
-    def is_null(self, n: IsNull, negated: bool = False) -> _Sql:
-        f, no = n.field, "" if negated else "NOT "
-        if f.kind == "attr":
-            return f"{_ATTR_SQL[f.key]} IS {'NOT ' if negated else ''}NULL", []
-        if f.kind == "param":
-            return (
-                f"{no}EXISTS (SELECT 1 FROM params p WHERE p.run_id = runs.id AND p.key = {self.ph} "
-                f"AND {self.d.json_type('p.value')} <> '{self.d.null_type}')",
-                [f.key],
-            )
-        # a metric is null when it was never logged: a NaN is a value (SPEC section 8)
-        table, alias = ("tags", "t") if f.kind == "tag" else ("metric_summary", "ms")
-        return (
-            f"{no}EXISTS (SELECT 1 FROM {table} {alias} WHERE {alias}.run_id = runs.id "
-            f"AND {alias}.key = {self.ph})",
-            [f.key],
-        )
-
-
-@functools.lru_cache(maxsize=256)
-def _compile_where_cached(query: str, dialect: SqliteDialect) -> tuple[str, tuple[Any, ...]]:
-    sql, args = _Compiler(dialect).node(parse_where(query))
-    return sql, tuple(args)
-
-
-def compile_where(query: str | Node, dialect: SqliteDialect = SQLITE) -> tuple[str, list[Any]]:
-    """A boolean SQL expression over ``runs`` for a query (text or AST), and its bound values."""
-    if isinstance(query, str):
-        sql, args = _compile_where_cached(query, dialect)
-        return sql, list(args)
-    return _Compiler(dialect).node(query)
-
-
-def compile_order(text: str, dialect: SqliteDialect = SQLITE) -> tuple[str, list[Any]]:
-    """An ``ORDER BY`` list (without the keywords) for an ``order_by=`` string, NULLs last."""
-    comp = _Compiler(dialect)
-    terms, args = [], []
-    for key in parse_order_by(text):
-        expr, a = comp.scalar(key.field)
-        terms.append(dialect.order_term(expr, key.descending))
-        args.extend(a)
-    return ", ".join(terms), args
