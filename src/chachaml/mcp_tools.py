@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from chachaml._downsample import MIN_POINTS, downsample
 from chachaml.entities import Run
 from chachaml.errors import InvalidValueError, NotFoundError
-from chachaml.store.base import STATUSES
+from chachaml.rules import STATUSES
 
 if TYPE_CHECKING:
     from chachaml.client import Client
