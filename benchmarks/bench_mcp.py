@@ -9,7 +9,8 @@ name, so both scripts share it). The server is the real command (``python -m
 chachaml.mcp_server``), started once and driven by ``mcp.client.stdio`` + ``ClientSession``;
 each figure is the median (and 95th percentile) of ``--reps`` calls, measured from the client's
 ``call_tool`` to its parsed result. The floor is the same tool's work without the protocol: its
-handler called in this process on a ``Client`` over the same file. There is no SPEC target for
+handler called in this process on a ``Client`` over the same file, timed in turns with the MCP
+calls. There is no SPEC target for
 MCP calls, so every line is "info"; the exit code is 0 (a report, not a test).
 """
 
@@ -25,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from bench_query import db_path, generate  # the sibling script: one generator, one cache
@@ -41,20 +42,15 @@ def _stats(times: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p95 * 1000
 
 
-def floor(client: Client, tool: str, arguments: dict[str, Any], reps: int) -> list[float]:
-    """Time the tool's handler in this process (no protocol, no subprocess)."""
+def in_process(client: Client, tool: str, arguments: dict[str, Any]) -> Callable[[], Any]:
+    """The floor: the tool's handler called in this process (no protocol, no subprocess)."""
     spec = next(s for s in TOOLS if s.name == tool)
-    spec.handler(client, check_arguments(spec, arguments))  # warm
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        spec.handler(client, check_arguments(spec, arguments))
-        times.append(time.perf_counter() - t)
-    return times
+    return lambda: spec.handler(client, check_arguments(spec, arguments))
 
 
-async def over_mcp(path: str, calls: list[tuple[str, str, dict[str, Any]]], reps: int) -> dict[str, Any]:
-    """Start the server, then time each call ``reps`` times; also the start-up to a first answer."""
+async def measure(path: str, calls: list[tuple[str, str, dict[str, Any]]], reps: int) -> dict[str, Any]:
+    """Start the server; time each call over MCP and its floor in turns (floor, MCP, MCP, floor,
+    ...), so a neighbour's burst of load hits both alike. Also the start-up to a first answer."""
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
@@ -63,21 +59,28 @@ async def over_mcp(path: str, calls: list[tuple[str, str, dict[str, Any]]], reps
     )
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
-        await session.list_tools()
-        out["startup"] = time.perf_counter() - t0
-        for label, tool, arguments in calls:
-            call: Callable[[], Awaitable[Any]] = lambda t=tool, a=arguments: session.call_tool(t, a)  # noqa: E731
-            result = await call()  # warm
-            if result.is_error:
-                raise SystemExit(f"{tool} failed: {result.content[0].text}")
-            times = []
-            for _ in range(reps):
-                t = time.perf_counter()
-                await call()
-                times.append(time.perf_counter() - t)
-            out[label] = (times, len(result.content[1].text))
+    with Client(path) as client:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            await session.list_tools()
+            out["startup"] = time.perf_counter() - t0
+            for label, tool, arguments in calls:
+                floor = in_process(client, tool, arguments)
+                floor()  # warm
+                result = await session.call_tool(tool, arguments)  # warm
+                if result.is_error:
+                    raise SystemExit(f"{tool} failed: {result.content[0].text}")
+                over, under = [], []
+                for rep in range(reps):
+                    for kind in ("floor", "mcp") if rep % 2 == 0 else ("mcp", "floor"):
+                        t = time.perf_counter()
+                        if kind == "mcp":
+                            await session.call_tool(tool, arguments)
+                            over.append(time.perf_counter() - t)
+                        else:
+                            floor()
+                            under.append(time.perf_counter() - t)
+                out[label] = (over, under, len(result.content[1].text))
     return out
 
 
@@ -108,7 +111,7 @@ def main() -> int:
         ids = client.runs().ids
         some = random.Random(7).choice(ids)
         calls: list[tuple[str, str, dict[str, Any]]] = [
-            ("list_runs (default page of 50)", "list_runs", {}),
+            ("list_runs (default page of 20)", "list_runs", {}),
             ("list_runs (limit 1000)", "list_runs", {"limit": 1000}),
             (
                 "list_runs (where=, order_by=, limit 20)",
@@ -123,16 +126,15 @@ def main() -> int:
             ("metric_history (max_points 200)", "metric_history", {"run_id": some, "key": "loss"}),
             ("best_run ('acc')", "best_run", {"metric": "acc"}),
         ]
-        floors = {label: floor(client, tool, a, args.reps) for label, tool, a in calls}
-    measured = asyncio.run(over_mcp(path, calls, args.reps))
+    measured = asyncio.run(measure(path, calls, args.reps))
     print(f"server start to first answer: {measured['startup'] * 1000:.0f} ms (info)")
-    print(f"{'figure':<44}{'MCP median':>12}{'p95':>10}{'floor':>10}{'overhead':>10}{'JSON':>10}")
+    print(f"{'figure':<42}{'MCP median':>13}{'p95':>12}{'floor':>12}{'overhead':>12}{'JSON':>10}")
     for label, _, _ in calls:
-        times, size = measured[label]
-        med, p95 = _stats(times)
-        base, _ = _stats(floors[label])
-        figures = f"{med:9.2f} ms{p95:7.2f} ms{base:7.2f} ms{med - base:7.2f} ms{size / 1000:7.1f} kB"
-        print(f"{label:<44}{figures}  info")
+        over, under, size = measured[label]
+        med, p95 = _stats(over)
+        base, _ = _stats(under)
+        figures = f"{med:10.2f} ms{p95:9.2f} ms{base:9.2f} ms{med - base:9.2f} ms{size / 1000:7.1f} kB"
+        print(f"{label:<42}{figures}  info")
     return 0
 
 

@@ -551,6 +551,6 @@ def test_the_latency_benchmark_runs_and_prints_every_figure(tmp_path: Path) -> N
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    for label in ("list_runs (default page of 50)", "get_run (an 8-character prefix)", "metric_history"):
+    for label in ("list_runs (default page of 20)", "get_run (an 8-character prefix)", "metric_history"):
         line = next(line for line in proc.stdout.splitlines() if line.startswith(label))
         assert re.search(r"\d+\.\d\d ms\s+\d+\.\d\d ms\s+\d+\.\d\d ms\s+-?\d+\.\d\d ms.*info$", line), line

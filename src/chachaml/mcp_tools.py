@@ -25,7 +25,7 @@ __all__ = ["TOOLS", "ToolSpec", "check_arguments", "jsonable"]
 
 Handler = Callable[["Client", dict[str, Any]], tuple[dict[str, Any], str]]
 
-LIST_LIMIT = 50  # default page of list_runs: enough to choose from, small for a model's context
+LIST_LIMIT = 20  # default page of list_runs: about 20 kB of JSON, kind to a model's context
 MAX_LIMIT = 1000  # as GET /api/v1/runs (SPEC 9.2)
 HISTORY_POINTS = 200  # default max_points of metric_history
 MAX_HISTORY_POINTS = 10_000
