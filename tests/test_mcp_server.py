@@ -204,7 +204,7 @@ def test_read_only_by_default_lists_the_eight_read_tools_with_closed_json_schema
     assert list(props["list_runs"]) == ["experiment", "status", "where", "order_by", "limit", "offset"]
     assert props["list_runs"]["status"]["enum"] == ["running", "completed", "failed", "killed"]
     assert list(props["best_run"]) == ["metric", "mode", "experiment", "where"]
-    assert list(props["metric_history"]) == ["run_id", "key", "max_points"]
+    assert list(props["metric_history"]) == ["run_id", "key", "max_points", "after_step"]
     assert props["compare_runs"]["ids"]["type"] == "array"
     assert "--allow-writes" in error(refused)["message"]
 
@@ -338,9 +338,12 @@ def test_metric_history_is_downsampled_keeping_first_last_and_extremes(
             ok(await call(s, "metric_history", {"run_id": small, "key": "loss"})),
             ok(await call(s, "metric_history", {"run_id": small, "key": "loss", "max_points": 5000})),
             ok(await call(s, "metric_history", {"run_id": small, "key": "grad"})),
+            ok(await call(s, "metric_history", {"run_id": small, "key": "loss", "after_step": 997})),
+            ok(await call(s, "metric_history", {"run_id": small, "key": "loss", "after_step": 999})),
+            ok(await call(s, "metric_history", {"run_id": small, "key": "loss", "max_points": 3.0})),
         ]
 
-    short, default, full, nan = server.run(body)
+    short, default, full, nan, tail, none_after, as_float = server.run(body)
     steps = [p["step"] for p in short["points"]]
     assert short["run_id"] == small and short["key"] == "loss"
     assert short["total_points"] == 1000 and short["downsampled"] is True
@@ -351,6 +354,9 @@ def test_metric_history_is_downsampled_keeping_first_last_and_extremes(
     assert 100 < len(default["points"]) <= 200
     assert full["downsampled"] is False and [p["step"] for p in full["points"]] == list(range(1000))
     assert nan["points"][0]["value"] == "NaN"
+    assert [p["step"] for p in tail["points"]] == [998, 999] and tail["total_points"] == 2
+    assert none_after["points"] == [] and none_after["total_points"] == 0
+    assert [p["step"] for p in as_float["points"]] == [0, 999]  # 3.0 is the integer 3
 
 
 def test_experiments_and_models(shared_store: Store, server: Server) -> None:
@@ -390,6 +396,7 @@ def test_bad_arguments_unknown_runs_and_malformed_queries_are_tool_errors(
         ("list_runs", {"status": "done"}, "InvalidValueError", "running, completed, failed, killed"),
         ("list_runs", {"limit": 0}, "InvalidValueError", "'limit'"),
         ("list_runs", {"limit": "10"}, "InvalidValueError", "an integer"),
+        ("list_runs", {"limit": 2.5}, "InvalidValueError", "an integer"),
         ("list_runs", {"limit": True}, "InvalidValueError", "an integer"),
         ("compare_runs", {"ids": []}, "InvalidValueError", "at least 1"),
         ("compare_runs", {"ids": "abc"}, "InvalidValueError", "a list of strings"),

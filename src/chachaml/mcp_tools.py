@@ -91,6 +91,8 @@ def check_arguments(spec: ToolSpec, arguments: Mapping[str, Any] | None) -> dict
                 raise InvalidValueError(f"{spec.name} needs the argument {name!r} ({prop['description']})")
             out[name] = prop.get("default")
             continue
+        if prop["type"] == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema counts 10.0 as an integer; some clients send it so
         if not _type_ok(value, prop):
             raise InvalidValueError(
                 f"{spec.name}: argument {name!r} must be {_kind(prop)}, got {json_repr(value)}"
@@ -228,12 +230,12 @@ def _best_run(c: Client, a: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 def _metric_history(c: Client, a: dict[str, Any]) -> tuple[dict[str, Any], str]:
     run = c.get_run(a["run_id"])
-    points = c.metric_history(run.id, a["key"])
-    if not points:
+    if a["key"] not in run.metrics:
         raise NotFoundError(
             f"run {run.id[:8]} has no metric {a['key']!r}; its metrics are: "
             f"{', '.join(sorted(run.metrics)) or 'none yet'}"
         )
+    points = c.metric_history(run.id, a["key"], after_step=a["after_step"])
     kept = downsample(points, a["max_points"])
     result = {
         "run_id": run.id,
@@ -242,6 +244,8 @@ def _metric_history(c: Client, a: dict[str, Any]) -> tuple[dict[str, Any], str]:
         "downsampled": len(kept) < len(points),
         "points": [{"step": p.step, "value": p.value, "timestamp": p.timestamp} for p in kept],
     }
+    if not points:
+        return result, f"{a['key']} of {run.id[:8]}: no points after step {a['after_step']}"
     first, last = points[0], points[-1]
     shown = f", {len(kept)} shown" if len(kept) < len(points) else ""
     text = (
@@ -375,7 +379,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Metric history",
         "The points (step, value, timestamp) of one metric of one run, in step order. A long "
         "history is downsampled to max_points keeping the first and last points and each "
-        "bucket's min and max, so spikes and NaNs survive.",
+        "bucket's min and max, so spikes and dips survive; total_points counts them all.",
         {
             "run_id": _RUN_ID,
             "key": _s("the metric key, e.g. 'loss'", minLength=1),
@@ -385,6 +389,10 @@ TOOLS: tuple[ToolSpec, ...] = (
                 "minimum": MIN_POINTS,
                 "maximum": MAX_HISTORY_POINTS,
                 "default": HISTORY_POINTS,
+            },
+            "after_step": {
+                "type": "integer",
+                "description": "only the points with a higher step (to follow a running run)",
             },
         },
         ("run_id", "key"),
