@@ -423,6 +423,8 @@ def test_bad_arguments_unknown_runs_and_malformed_queries_are_tool_errors(
         err = error(result)
         assert err["type"] == kind, (tool, arguments, err)
         assert needle in err["message"], (tool, arguments, err)
+    malformed = error(results[[c[1] for c in cases].index({"where": "params.lr <"})])
+    assert malformed["position"] == len("params.lr <")  # a QueryError's wire attributes travel too
     assert still_there == READ_TOOLS
     with chachaml.with_store(shared_store.path):
         assert len(chachaml.runs()) == 4  # nothing written by the bad calls

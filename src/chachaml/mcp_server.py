@@ -25,7 +25,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from chachaml._optional import require
-from chachaml.errors import ChachamlError, InvalidValueError
+from chachaml.errors import ChachamlError, InvalidValueError, error_to_dict
 from chachaml.mcp_tools import TOOLS, ToolSpec, check_arguments, jsonable
 
 if TYPE_CHECKING:
@@ -52,17 +52,26 @@ def _call(spec: ToolSpec, client: Client, arguments: dict[str, Any] | None) -> t
     return jsonable(result), text
 
 
-def _error_result(exc: BaseException, *, internal: bool = False) -> CallToolResult:
-    """A tool error: ``isError`` with the error's type and message, as text and as JSON."""
+def _error_result(exc: BaseException) -> CallToolResult:
+    """A tool error: ``isError`` with the error's type and message, as text and as JSON.
+
+    A ``ChachamlError`` travels in its wire form (``error_to_dict``: type, message and its wire
+    attributes, e.g. a ``QueryError``'s position); anything else is a bug of ours, reported as
+    one without its internals.
+    """
     import mcp.types as types
 
-    kind = type(exc).__name__
-    message = str(exc) or kind
-    if internal:
-        message = f"internal error in the chachaml MCP server ({kind}: {message}); please report it"
-    payload = {"error": {"type": kind, "message": message}}
+    if isinstance(exc, ChachamlError):
+        error = jsonable(error_to_dict(exc))
+    else:
+        error = {
+            "type": type(exc).__name__,
+            "message": f"internal error in the chachaml MCP server ({type(exc).__name__}: {exc}); "
+            "please report it",
+        }
+    payload = {"error": error}
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=f"{kind}: {message}")],
+        content=[types.TextContent(type="text", text=f"{error['type']}: {error['message']}")],
         structured_content=payload,
         is_error=True,
     )
@@ -127,7 +136,7 @@ def build_server(client: Client, *, allow_writes: bool = False) -> Server[Any]:
             return _error_result(exc)
         except Exception as exc:  # a bug must not take the server down: report it, keep serving
             traceback.print_exc(file=sys.stderr)
-            return _error_result(exc, internal=True)
+            return _error_result(exc)
         # A short text first (what a person reads), then the same JSON as structuredContent
         # serialised, for clients that only pass text content to the model (ADR-0010).
         return types.CallToolResult(
