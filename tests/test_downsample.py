@@ -1,4 +1,4 @@
-"""Downsampling a metric history: first, last and each bucket's min and max survive (ADR-0010)."""
+"""Downsampling a metric history: first, last and each bucket's min and max survive (ADR-0012)."""
 
 from __future__ import annotations
 

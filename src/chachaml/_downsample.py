@@ -1,7 +1,7 @@
 """Reduce a long metric history to at most ``max_points`` points that keep its shape.
 
 SPEC 9.2 and 11: the first point, the last point, and each bucket's minimum and maximum survive,
-so a spike or a collapse is never averaged away (ADR-0010). Used by the MCP server's
+so a spike or a collapse is never averaged away (ADR-0012). Used by the MCP server's
 ``metric_history``; the HTTP API's ``max_points`` follows the same rule.
 """
 

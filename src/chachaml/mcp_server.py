@@ -1,4 +1,4 @@
-"""``chachaml mcp``: the Model Context Protocol server over stdio (SPEC section 11, ADR-0010).
+"""``chachaml mcp``: the Model Context Protocol server over stdio (SPEC section 11, ADR-0012).
 
 An MCP-capable assistant (Claude Desktop, Claude Code, VS Code, ...) starts this as a subprocess
 and calls its tools to read runs, compare them and find the best one::
@@ -138,7 +138,7 @@ def build_server(client: Client, *, allow_writes: bool = False) -> Server[Any]:
             traceback.print_exc(file=sys.stderr)
             return _error_result(exc)
         # A short text first (what a person reads), then the same JSON as structuredContent
-        # serialised, for clients that only pass text content to the model (ADR-0010).
+        # serialised, for clients that only pass text content to the model (ADR-0012).
         return types.CallToolResult(
             content=[
                 types.TextContent(type="text", text=text),

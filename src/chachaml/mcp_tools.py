@@ -1,4 +1,4 @@
-"""The tools of ``chachaml mcp``: their JSON schemas, argument checks and handlers (ADR-0010).
+"""The tools of ``chachaml mcp``: their JSON schemas, argument checks and handlers (ADR-0012).
 
 Pure Python over a ``Client``, without the ``mcp`` package, so ``chachaml.mcp_server`` stays a
 thin protocol layer. Each handler takes the checked arguments and returns ``(result, text)``:
