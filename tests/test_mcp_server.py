@@ -213,7 +213,7 @@ def test_allow_writes_lists_set_tag_and_set_note_and_their_writes_land(store: St
     big = store.ids["big"]
 
     async def body(s: ClientSession) -> Any:
-        names = [t.name for t in (await s.list_tools()).tools]
+        tools = (await s.list_tools()).tools
         tagged = ok(await call(s, "set_tag", {"run_id": big[:8], "key": "verdict", "value": "keep"}))
         noted = ok(await call(s, "set_note", {"run_id": big, "note": "# Best so far\nlr=0.01"}))
         refused = [
@@ -221,11 +221,16 @@ def test_allow_writes_lists_set_tag_and_set_note_and_their_writes_land(store: St
             error(await call(s, "set_tag", {"run_id": big, "key": "", "value": "v"})),
             error(await call(s, "set_note", {"run_id": big, "note": 3})),
         ]
-        return names, tagged, noted, refused
+        return tools, tagged, noted, refused
 
-    names, tagged, noted, refused = talk(store, body, writes=True)
+    tools, tagged, noted, refused = talk(store, body, writes=True)
     assert [e["type"] for e in refused] == ["RunNotFoundError", "InvalidValueError", "InvalidValueError"]
-    assert names == [*READ_TOOLS, "set_tag", "set_note"]
+    assert [t.name for t in tools] == [*READ_TOOLS, "set_tag", "set_note"]
+    writers = [t for t in tools if t.name in ("set_tag", "set_note")]
+    assert [(t.annotations.read_only_hint, t.annotations.destructive_hint) for t in writers] == [
+        (False, True),
+        (False, True),
+    ]
     assert tagged == {"run_id": big, "tags": {"team": "vision", "verdict": "keep"}}
     assert noted == {"run_id": big, "note": "# Best so far\nlr=0.01"}
     with chachaml.with_store(store.path):

@@ -108,7 +108,7 @@ def build_server(client: Client, *, allow_writes: bool = False) -> Server[Any]:
             annotations=types.ToolAnnotations(
                 title=s.title,
                 read_only_hint=not s.write,
-                destructive_hint=False,
+                destructive_hint=s.write,  # set_tag and set_note replace what was there
                 idempotent_hint=True,
                 open_world_hint=False,
             ),
