@@ -22,6 +22,7 @@ from chachaml.errors import (
 )
 from chachaml.results import Comparison, KeySplit
 from chachaml.store.base import Store
+from conftest import Clock
 
 DAY_MS = 86_400_000
 
@@ -520,6 +521,17 @@ def test_archive_runs_never_archives_running_runs(chachaml_store: Store) -> None
     assert chachaml.archive_runs(older_than_days=0) == 1
     assert chachaml.runs().ids == []
     assert set(chachaml.runs(include_archived=True).ids) == {done, live.id}
+
+
+def test_archive_runs_older_than_zero_days_includes_runs_started_this_millisecond(
+    chachaml_store: Store, clock: Clock
+) -> None:
+    # The clock is frozen: the run starts in the very millisecond archive_runs takes as "now".
+    done = run_with("same-ms")
+    assert chachaml.archive_runs(older_than_days=0) == 1
+    assert chachaml.runs().ids == []
+    assert chachaml.unarchive_runs(older_than_days=0) == 1
+    assert chachaml.runs().ids == [done]
 
 
 def test_archive_runs_with_a_recent_cutoff_leaves_recent_runs(chachaml_store: Store) -> None:

@@ -302,3 +302,168 @@ def test_starting_runs_installs_no_signal_handlers(tmp_path: Path) -> None:
     assert int(ids["checked"]) > 20
     assert ids["changed"] == "[]"
     assert ids["sigint_default"] == "True"
+
+
+# -- issue 7: only what actually ends the process decides the status --------------------------------
+MONITORED = sys.version_info >= (3, 12)  # sys.monitoring sees a bare `raise SystemExit` (ADR-0006)
+needs_monitoring = pytest.mark.skipif(
+    not MONITORED, reason="Python 3.11 cannot see a bare `raise SystemExit(n)` escaping (ADR-0006)"
+)
+
+_START = """
+import sys, chachaml
+chachaml.use_store(sys.argv[1])
+run = chachaml.start_run("script")
+print("run", run.id, flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        # argparse inside try: it calls sys.exit(2), the script catches it and carries on
+        """
+        import argparse
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--epochs", type=int)
+        try:
+            parser.parse_args(["--epochs", "many"])
+        except SystemExit:
+            print("caught", "yes", flush=True)
+        """,
+        "try:\n    exit(3)\nexcept SystemExit:\n    pass\n",
+        "try:\n    quit('fatal')\nexcept SystemExit:\n    pass\n",
+        "try:\n    raise SystemExit(4)\nexcept SystemExit:\n    pass\n",
+        # an exception shown with sys.excepthook (as some frameworks report errors) and survived
+        "try:\n    1 / 0\nexcept ZeroDivisionError:\n    sys.excepthook(*sys.exc_info())\n",
+        # a KeyboardInterrupt handled by the script
+        "try:\n    raise KeyboardInterrupt\nexcept KeyboardInterrupt:\n    pass\n",
+    ],
+    ids=["argparse", "exit", "quit", "raise", "excepthook", "ctrl-c"],
+)
+def test_a_caught_exit_or_exception_does_not_fail_a_script_that_then_ends_cleanly(
+    tmp_path: Path, tail: str
+) -> None:
+    proc, ids = _run_script(tmp_path, _START + textwrap.dedent(tail) + "\nprint('end', 'reached')\n")
+    assert proc.returncode == 0, proc.stderr
+    assert ids["end"] == "reached"
+    (run,) = _runs(tmp_path, ids, "run")
+    assert (run.status, run.error) == ("completed", None)
+
+
+def test_a_caught_sys_exit_inside_a_function_then_success_completes(tmp_path: Path) -> None:
+    proc, ids = _run_script(
+        tmp_path,
+        _START
+        + textwrap.dedent(
+            """
+            def parse():
+                try:
+                    sys.exit(2)
+                except SystemExit:
+                    return "defaults"
+
+            def main():
+                parse()
+                return 0
+
+            sys.exit(main())
+            """
+        ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    (run,) = _runs(tmp_path, ids, "run")
+    assert (run.status, run.error) == ("completed", None)
+
+
+def test_a_caught_sys_exit_then_an_uncaught_error_fails_with_that_error(tmp_path: Path) -> None:
+    proc, ids = _run_script(
+        tmp_path,
+        _START + "try:\n    sys.exit(0)\nexcept SystemExit:\n    pass\nraise ValueError('late')\n",
+    )
+    assert proc.returncode == 1
+    (run,) = _runs(tmp_path, ids, "run")
+    assert run.status == "failed"
+    assert run.error is not None and (run.error["type"], run.error["message"]) == ("ValueError", "late")
+
+
+@pytest.mark.parametrize(("call", "returncode"), [("exit(3)", 3), ("quit('fatal: no data')", 1)])
+def test_the_builtin_exit_with_failure_fails_the_open_run(tmp_path: Path, call: str, returncode: int) -> None:
+    proc, ids = _run_script(tmp_path, _START + f"def main():\n    {call}\nmain()\n")
+    assert proc.returncode == returncode, proc.stderr
+    (run,) = _runs(tmp_path, ids, "run")
+    assert run.status == "failed"
+    assert run.error is not None and run.error["type"] == "SystemExit"
+
+
+@pytest.mark.parametrize(
+    ("tail", "returncode", "message"),
+    [
+        ("raise SystemExit(3)\n", 3, "3"),
+        ("raise SystemExit('fatal: no data')\n", 1, "fatal: no data"),
+        ("def main():\n    return 2\n\nraise SystemExit(main())\n", 2, "2"),
+        ("def main():\n    raise SystemExit(5)\n\nmain()\n", 5, "5"),
+    ],
+    ids=["top-level", "message", "main-idiom", "in-function"],
+)
+@needs_monitoring
+def test_a_bare_raise_system_exit_with_failure_fails_the_open_run(
+    tmp_path: Path, tail: str, returncode: int, message: str
+) -> None:
+    proc, ids = _run_script(tmp_path, _START + tail)
+    assert proc.returncode == returncode, proc.stderr
+    (run,) = _runs(tmp_path, ids, "run")
+    assert run.status == "failed"
+    assert run.error is not None and run.error["type"] == "SystemExit"
+    assert message in run.error["message"]
+
+
+@needs_monitoring
+def test_raise_system_exit_zero_after_a_caught_failure_completes(tmp_path: Path) -> None:
+    proc, ids = _run_script(
+        tmp_path,
+        _START
+        + "def main():\n    try:\n        sys.exit(2)\n    except SystemExit:\n        pass\n"
+        + "    raise SystemExit(0)\n\nmain()\n",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (run,) = _runs(tmp_path, ids, "run")
+    assert (run.status, run.error) == ("completed", None)
+
+
+def test_system_exit_in_a_worker_thread_does_not_fail_the_process_runs(tmp_path: Path) -> None:
+    proc, ids = _run_script(
+        tmp_path,
+        _START + "import threading\nt = threading.Thread(target=sys.exit, args=(3,))\nt.start()\nt.join()\n",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (run,) = _runs(tmp_path, ids, "run")
+    assert (run.status, run.error) == ("completed", None)
+
+
+def test_a_module_run_with_dash_m_that_exits_non_zero_fails_the_open_run(tmp_path: Path) -> None:
+    (tmp_path / "trainmod.py").write_text(
+        textwrap.dedent(_START) + "def main():\n    sys.exit(4)\n\nif __name__ == '__main__':\n    main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainmod", str(tmp_path / "runs.db")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 4, proc.stderr
+    ids = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    (run,) = _runs(tmp_path, ids, "run")
+    assert run.status == "failed"
+
+
+@pytest.mark.parametrize("code", ["0.0", "'0'", "[]"])
+def test_sys_exit_with_a_zero_like_code_that_is_not_an_int_fails_as_python_exits_1(
+    tmp_path: Path, code: str
+) -> None:
+    proc, ids = _run_script(tmp_path, _START + f"sys.exit({code})\n")
+    assert proc.returncode == 1  # CPython prints a non-int code and exits with status 1
+    (run,) = _runs(tmp_path, ids, "run")
+    assert run.status == "failed"

@@ -172,6 +172,19 @@ CELLS: list[tuple[str, str, list[str]]] = [
         """,
         [],
     ),
+    # Issue 7: what a cell survives must not decide how runs left open end at kernel shutdown.
+    ("left_open", 'left_open = chachaml.start_run("left_open", experiment="nb_exit")', []),
+    (
+        "argparse_exit",
+        """
+        import argparse
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--epochs", type=int)
+        parser.parse_args(["--epochs", "many"])  # argparse calls sys.exit(2); the kernel goes on
+        """,
+        ["raises-exception"],
+    ),
+    ("error_in_cell", "1 / 0", ["raises-exception"]),
 ]
 
 
@@ -330,3 +343,11 @@ def test_separate_process_sees_every_run_with_status_and_parent(notebook: Execut
         "failing": ["failed", "outer"],
         "awaited": ["completed", "outer"],
     }
+
+
+def test_runs_left_open_end_completed_at_a_normal_shutdown_after_survived_errors(notebook: Executed) -> None:
+    notebook.assert_ok("left_open")
+    assert notebook.errors("argparse_exit") and notebook.errors("error_in_cell")
+    with chachaml.with_store(notebook.db):
+        (run,) = chachaml.runs(experiment="nb_exit")
+    assert (run.name, run.status, run.error) == ("left_open", "completed", None)

@@ -12,6 +12,7 @@ import pytest
 import chachaml
 from chachaml.errors import QueryError
 from chachaml.store.base import Store
+from conftest import Clock
 
 
 def make_run(
@@ -207,7 +208,10 @@ def test_tags_equal_missing_and_in(zoo: Store) -> None:
     assert names("tags.team in ('nlp', 'cv')") == ["num_big", "num_small"]
 
 
-def test_attributes_bare_and_prefixed(chachaml_store: Store) -> None:
+def test_attributes_bare_and_prefixed(chachaml_store: Store, clock: Clock) -> None:
+    # start_time comparisons below need each run to start in its own millisecond; on a fast
+    # machine several runs start in the same one (it failed about once in ten), so the clock ticks.
+    clock.step = 1
     parent = make_run("parent", experiment="e1", end=False)
     child = make_run("child", experiment="e2")
     chachaml.end_run()

@@ -105,7 +105,7 @@ class DataApi(RunsApi):
         return self.store.delete_experiment(check_key(name, "experiment name"))
 
     def archive_runs(self, *, older_than_days: float | None = None, experiment: str | None = None) -> int:
-        """Hide finished runs that started more than ``older_than_days`` ago from default
+        """Hide finished runs that started ``older_than_days`` ago or earlier from default
         listings; returns how many. Running runs are never archived; None archives every
         finished run (of ``experiment``, when given)."""
         before = started_before(older_than_days, _process.now_ms())

@@ -3,10 +3,11 @@
 Dead-run detection (docs/adr/0006-dead-run-detection.md): a run records the host, pid and an
 identity of the process instance (``chachaml._process.owner``); a store judges liveness with the
 function it was given (``chachaml._process.is_dead_here`` by default). This module keeps the
-other half: exit (atexit + a chained excepthook + a ``sys.exit`` wrapper) ends this process's
-open runs, a daemon thread refreshes their heartbeat every minute, and a forked child never ends
-its parent's runs. No signal handlers are installed. It never imports ``chachaml.context``: the
-context calls it, handing over the frames and the ``batched()`` buffer to settle.
+other half: an ``atexit`` handler ends this process's open runs with the status of what actually
+ended the process (``chachaml._exit``), a daemon thread refreshes their heartbeat every minute,
+and a forked child never ends its parent's runs. No signal handlers are installed. It never
+imports ``chachaml.context``: the context calls it, handing over the frames and the
+``batched()`` buffer to settle.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import sys
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from chachaml import _exit
+from chachaml._exit import exits_zero, outcome
 from chachaml._process import (
+    PID_NAMESPACE,
     STALE_MS,
     current_user,
     environment,
@@ -35,10 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEARTBEAT_S",
+    "PID_NAMESPACE",
     "STALE_MS",
     "current_user",
     "end_left_open",
     "environment",
+    "exits_zero",
     "finish",
     "is_dead",
     "now_ms",
@@ -49,30 +54,6 @@ __all__ = [
 ]
 
 HEARTBEAT_S = 60.0  # refresh at most once a minute (SPEC section 8)
-
-
-# -- outcome of a block or of the process -------------------------------------------------------
-def outcome(et: Any, ev: Any, tb: Any) -> tuple[str, dict[str, str] | None]:
-    """The run status and error record for an exception leaving a block (None: completed)."""
-    if et is None:
-        return "completed", None
-    if issubclass(et, KeyboardInterrupt):
-        return "killed", _error(et, ev, tb)
-    if issubclass(et, SystemExit):
-        return ("completed", None) if ev is None or ev.code in (None, 0) else ("failed", _error(et, ev, tb))
-    if issubclass(et, GeneratorExit):
-        return "completed", None
-    return "failed", _error(et, ev, tb)
-
-
-def _error(et: Any, ev: Any, tb: Any) -> dict[str, str]:
-    import traceback
-
-    return {
-        "type": et.__name__,
-        "message": str(ev),
-        "traceback": "".join(traceback.format_exception(et, ev, tb)),
-    }
 
 
 def finish(frame: Frame, status: str, error: Mapping[str, str] | None = None, batch: Any = None) -> bool:
@@ -115,34 +96,14 @@ def _install() -> None:
             return
         state.hooks_installed = True
         atexit.register(_at_exit)
-        previous_hook = sys.excepthook
-
-        def excepthook(et: Any, ev: Any, tb: Any) -> None:
-            state.exit_status, state.exit_error = outcome(et, ev, tb)
-            previous_hook(et, ev, tb)  # chain: the user's traceback still prints
-
-        sys.excepthook = excepthook
-        previous_exit = sys.exit
-
-        def exit(code: Any = None) -> Any:
-            if code not in (None, 0):
-                state.exit_status = "failed"
-                state.exit_error = {
-                    "type": "SystemExit",
-                    "message": f"sys.exit({code!r})",
-                    "traceback": "",
-                }
-            return previous_exit(code)
-
-        exit.__doc__ = previous_exit.__doc__
-        sys.exit = exit
+        _exit.install()
 
 
 def _at_exit() -> None:
     """End every run this process still has open (never a forked parent's)."""
     state.heartbeat_stop.set()
     pid = os.getpid()
-    status, error = state.exit_status, state.exit_error
+    status, error = _exit.outcome_at_exit()
     for run_id, (store, owner_pid) in list(state.open_runs.items()):
         if owner_pid != pid or store.closed:
             continue

@@ -18,10 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 __all__ = [
     "HOST",
+    "PID_NAMESPACE",
     "STALE_MS",
     "Liveness",
     "Owner",
@@ -62,8 +64,12 @@ class _State:
         self.lock = threading.RLock()
         self.open_runs: dict[str, tuple[Any, int]] = {}  # run id -> (store, owning pid)
         self.hooks_installed = False
+        # The last recorded way the process may end, and where its entry frame stood then
+        # (see chachaml._exit).
         self.exit_status = "completed"
         self.exit_error: dict[str, str] | None = None
+        self.exit_anchor: int | None = None
+        self.entry_frame: FrameType | None = None
         self.heartbeat: threading.Thread | None = None
         self.heartbeat_stop = threading.Event()
 
@@ -99,6 +105,22 @@ def _boot_id() -> str:
 _BOOT = _boot_id()
 
 
+def _pid_namespace() -> str:
+    """The inode of this process's PID namespace (``/proc/self/ns/pid`` -> ``pid:[4026531836]``).
+
+    Pids are per namespace: a process in a container (or under ``unshare -p``) on this host has
+    another pid here, or none. Empty where there are no namespaces (not Linux).
+    """
+    try:
+        link = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return link[5:-1] if link.startswith("pid:[") and link.endswith("]") else ""
+
+
+PID_NAMESPACE = _pid_namespace()
+
+
 def _proc_stat(pid: int) -> tuple[str, str] | None:
     """(state, start ticks) of a Linux process, or None if it does not exist."""
     try:
@@ -111,8 +133,11 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
 
 
 def _identity(pid: int) -> str:
+    """``boot id:start ticks:pid namespace`` of a process of this namespace ('' if unknown)."""
     stat = _proc_stat(pid)
-    return f"{_BOOT}:{stat[1]}" if stat and _BOOT else ""
+    if not stat or not _BOOT:
+        return ""
+    return f"{_BOOT}:{stat[1]}:{PID_NAMESPACE}" if PID_NAMESPACE else f"{_BOOT}:{stat[1]}"
 
 
 _owner: Owner | None = None
@@ -153,17 +178,27 @@ def is_dead_by_heartbeat(
 def is_dead_here(
     host: str | None, pid: int | None, proc_start: str | None, heartbeat: int | None, now: int
 ) -> bool:
-    """Whether the process that owns a running run is gone: probed when it ran on this host,
-    else judged by its heartbeat (the default liveness of a local store)."""
+    """Whether the process that owns a running run is gone: probed when it ran on this host and
+    PID namespace, else judged by its heartbeat (the default liveness of a local store).
+
+    ``proc_start`` is ``boot:ticks:pidns`` (``boot:ticks`` when written before issue 7, read as
+    this namespace). A process of this host in another PID namespace cannot be looked up by its
+    pid, which names another process here or none: it is judged by its heartbeat, as one of
+    another host is (issue 7, defect 4).
+    """
     if host == HOST and pid is not None:
-        if proc_start and _BOOT and proc_start.split(":")[0] == _BOOT:
-            stat = _proc_stat(pid)
-            return stat is None or stat[0] in ("Z", "X") or f"{_BOOT}:{stat[1]}" != proc_start
-        if proc_start and _BOOT:
+        boot, ticks, ns = [*(proc_start or "").split(":"), "", ""][:3]
+        if boot and _BOOT and boot != _BOOT:
             return True  # recorded before the last reboot
-        alive = pid_alive(pid)
-        if alive is not None:
-            return not alive
+        if ns and ns != PID_NAMESPACE:
+            pass  # another PID namespace: the heartbeat decides, below
+        elif boot and _BOOT:
+            stat = _proc_stat(pid)
+            return stat is None or stat[0] in ("Z", "X") or stat[1] != ticks
+        else:
+            alive = pid_alive(pid)
+            if alive is not None:
+                return not alive
     return is_dead_by_heartbeat(host, pid, proc_start, heartbeat, now)
 
 

@@ -16,7 +16,9 @@ This is the only module with mutable module-level state (STYLE.md).
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -24,9 +26,11 @@ from contextvars import ContextVar, copy_context
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 from chachaml import _lifecycle, _process
+from chachaml.client import Client
+from chachaml.entities import Run
+from chachaml.errors import InvalidValueError, NoActiveRunError
 
 if TYPE_CHECKING:
-    from chachaml.client import Client
     from chachaml.store.base import Store
 
 __all__ = [
@@ -54,18 +58,25 @@ class Frame:
 
     ``imperative`` frames were pushed by ``start_run()`` and are popped by ``end_run()``;
     ``with_run`` frames are not. A frame with ``run_id=None`` is the empty floor a
-    ``with_store`` block puts down (its clean room).
+    ``with_store`` block puts down (its clean room). ``task`` is a weak reference to the asyncio
+    task that pushed a frame onto a shared (process or thread) stack, if one did.
     """
 
-    __slots__ = ("imperative", "parent", "run_id", "store")
+    __slots__ = ("imperative", "parent", "run_id", "store", "task")
 
     def __init__(
-        self, store: Store | None, run_id: str | None, parent: Frame | None, imperative: bool
+        self,
+        store: Store | None,
+        run_id: str | None,
+        parent: Frame | None,
+        imperative: bool,
+        task: weakref.ref[Any] | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.parent = parent
         self.imperative = imperative
+        self.task = task
 
     def __repr__(self) -> str:
         kind = "start_run" if self.imperative else "with_run"
@@ -164,8 +175,6 @@ def current_store() -> Store:
 
 def client() -> Client:
     """A ``Client`` over the current store: what a module-level read verb delegates to."""
-    from chachaml.client import Client
-
     return Client._over(current_store())
 
 
@@ -176,10 +185,6 @@ def target(run: Any) -> tuple[Client, Any]:
     the current run goes to the store that run lives in; any other reference goes to the
     current store, and the ``Client`` resolves it (its one resolver).
     """
-    from chachaml.client import Client
-    from chachaml.entities import Run
-    from chachaml.errors import InvalidValueError, NoActiveRunError
-
     frame = current_frame()
     if run is None:
         if frame is None:
@@ -262,6 +267,54 @@ def current_frame() -> Frame | None:
     return stack[-1] if stack else None
 
 
+def _running_task() -> Any:
+    """The asyncio task running in this thread, or None (asyncio is looked up, never imported)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop running in this thread
+        return None
+
+
+def check_stack_owner(action: str) -> None:
+    """Refuse ``start_run``/``end_run`` on a shared stack whose top run another live task started.
+
+    The process (or a thread's) stack is shared by every asyncio task of that thread: two tasks
+    pushing and popping there interleave, so each would log to, and end, the other's run. Runs
+    of concurrent tasks belong in ``with_run`` blocks, which each task's own context keeps apart
+    (docs/concurrency.md). A finished task's runs are fair game: notebook cells with top-level
+    ``await`` run in successive tasks and nest as usual.
+
+    Raises:
+        RunStateError: another unfinished asyncio task owns the run on top of the shared stack.
+    """
+    if _run_cv.get() is not None:
+        return  # a scoped layer: private to this context
+    own = _threads.stack if threading.current_thread() is not threading.main_thread() else None
+    stack = own if own is not None else _process_stack
+    if not stack or stack[-1].task is None:
+        return
+    top = stack[-1]
+    owner = top.task() if top.task is not None else None
+    if owner is None or owner.done() or owner is _running_task():
+        return
+    from chachaml.errors import RunStateError
+
+    raise RunStateError(
+        f"{action} {_where(_running_task())} refused: run {top.run_id} on top of the shared"
+        f" start_run() stack was started by asyncio task {owner.get_name()!r}, which is still"
+        " running, so the two tasks would log to and end each other's runs. In concurrent tasks"
+        " use `with chachaml.with_run(...):` (or @chachaml.tracked): each task then has its own"
+        " current run"
+    )
+
+
+def _where(task: Any) -> str:
+    return f"in asyncio task {task.get_name()!r}" if task is not None else "outside any asyncio task"
+
+
 def push_frame(store: Store, run_id: str) -> Frame:
     """Push a ``start_run()`` frame onto the innermost active layer."""
     scoped = _run_cv.get()
@@ -269,7 +322,8 @@ def push_frame(store: Store, run_id: str) -> Frame:
         frame = Frame(store, run_id, scoped, True)
         _run_cv.set(frame)
         return frame
-    frame = Frame(store, run_id, None, True)
+    task = _running_task()
+    frame = Frame(store, run_id, None, True, None if task is None else weakref.ref(task))
     own = _thread_stack(create=True)
     if own is not None:
         own.append(frame)
@@ -287,9 +341,11 @@ def pop_frame() -> Frame | None:
             return None
         _run_cv.set(scoped.parent)
         return scoped
-    own = _thread_stack()
-    if own:
-        return own.pop()
+    if threading.current_thread() is not threading.main_thread():
+        # A worker thread ends only runs it started itself (SPEC section 8): the main thread's
+        # runs it can see beneath its own are never its to end.
+        own = _threads.stack
+        return own.pop() if own else None
     with _lock:
         return _process_stack.pop() if _process_stack else None
 
@@ -373,7 +429,6 @@ class Snapshot(NamedTuple):
 
 def snapshot() -> Snapshot:
     """Capture the current store location and run id (see ``attach``)."""
-    from chachaml.errors import InvalidValueError
     from chachaml.store import reopenable
 
     store = current_store()

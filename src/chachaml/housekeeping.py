@@ -37,7 +37,7 @@ def delete_experiment(name: str) -> int:
 
 
 def archive_runs(older_than_days: float | None = None, *, experiment: str | None = None) -> int:
-    """Hide finished runs that started more than ``older_than_days`` ago from default listings.
+    """Hide finished runs that started ``older_than_days`` ago or earlier from default listings.
 
     Returns how many runs were archived. Archived runs stay readable by id and are listed by
     ``runs(include_archived=True)``; ``unarchive_runs`` brings them back. Running runs are

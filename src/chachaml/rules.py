@@ -122,14 +122,17 @@ def validate_query(where: object, order_by: object) -> tuple[str | None, str | N
 
 
 def started_before(older_than_days: Any, now: int) -> int | None:
-    """The start-time bound of ``archive_runs(older_than_days=...)`` (None: no bound)."""
+    """The exclusive start-time bound of ``archive_runs(older_than_days=...)``: runs started
+    ``older_than_days`` ago or earlier are below it (None: no bound)."""
     if older_than_days is None:
         return None
     if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float):
         raise InvalidValueError(f"older_than_days must be a number of days, got {older_than_days!r}")
     if not older_than_days >= 0:  # also refuses NaN
         raise InvalidValueError(f"older_than_days must be >= 0, got {older_than_days!r}")
-    return now - int(older_than_days * DAY_MS)
+    # "Started N days ago or earlier", inclusive: with N = 0 a run started in this very
+    # millisecond is included (issue 7, defect 8). The store's bound is exclusive, hence + 1.
+    return now - int(older_than_days * DAY_MS) + 1
 
 
 # -- run references -----------------------------------------------------------------------------

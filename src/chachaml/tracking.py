@@ -108,7 +108,12 @@ def start_run(
 
     Returns:
         the new ``Run`` (a snapshot; ``current_run()`` gives a fresh one).
+
+    Raises:
+        RunStateError: in an asyncio task, while another unfinished task's run is on top of the
+            shared stack (concurrent tasks use ``with_run``, each in its own context).
     """
+    context.check_stack_owner("start_run()")
     store, run = _open_run(name, experiment, tags, parent_id, run_id)
     context.push_frame(store, run.id)
     return run
@@ -118,9 +123,15 @@ def end_run(status: str = "completed") -> None:
     """End the run that ``start_run()`` pushed most recently in this layer (nothing if none).
 
     Like MLflow's ``end_run`` it returns nothing: reading the run back would cost more than
-    ending it (``chachaml.last_run()`` or ``get_run(id)`` show it).
+    ending it (``chachaml.last_run()`` or ``get_run(id)`` show it). A worker thread ends only
+    runs it started itself.
+
+    Raises:
+        InvalidValueError: ``status`` is not a final status.
+        RunStateError: the run on top was started by another asyncio task that is still running.
     """
     check_final_status(status)
+    context.check_stack_owner("end_run()")
     frame = context.pop_frame()
     if frame is None:
         return
@@ -174,6 +185,8 @@ class with_run:
             kwargs["name"] = _func_name(fn)
         import inspect
 
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            return _span_iteration(fn, kwargs)
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -189,6 +202,22 @@ class with_run:
                 return fn(*args, **kw)
 
         return run_sync  # type: ignore[return-value]
+
+
+def _span_iteration(fn: F, kwargs: dict[str, Any]) -> F:
+    """Decorate a generator (or async generator) function: each call is a run that starts at the
+    first item and spans the whole iteration, in a context of the generator's own
+    (``chachaml._generators``)."""
+    import inspect
+
+    from chachaml import _generators
+
+    def make_block() -> with_run:
+        return with_run(**kwargs)
+
+    if inspect.isasyncgenfunction(fn):
+        return _generators.spanning_async_generator(fn, make_block)  # type: ignore[return-value]
+    return _generators.spanning_generator(fn, make_block)  # type: ignore[return-value]
 
 
 def _func_name(fn: Any) -> str | None:

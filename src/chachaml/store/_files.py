@@ -6,6 +6,10 @@ in chunks, so a 2 GB file never sits in memory) and is renamed into place with `
 the caller records the metadata row afterwards. A crash therefore leaves at worst a file
 without a row (an orphan that ``gc`` removes), never a row without its bytes.
 
+Ownership: the root holds an empty folder ``.chachaml-store-<store id>`` naming the one store
+whose artifacts it keeps (issue 7). ``gc`` removes files only under a root marked as its own, so
+it never takes another store's files, or a folder that was there before, for orphans.
+
 Nothing here knows about SQL, so any backend that keeps bytes on a local disk can reuse it.
 The name rules themselves are backend-neutral: ``chachaml.rules.check_artifact_name``.
 """
@@ -23,14 +27,43 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from chachaml._process import pid_alive
+from chachaml._process import PID_NAMESPACE, pid_alive
 from chachaml.errors import ConflictError, InvalidValueError
 from chachaml.rules import MAX_NAME, TMP_PREFIX  # noqa: F401 -- re-exported for local backends
 from chachaml.rules import check_artifact_name as check_name
 
 CHUNK = 1 << 20  # bytes per read when streaming a file in
 STALE_TMP_S = 3600.0  # a temp file untouched this long is abandoned, whoever wrote it
-_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# Who may judge a temporary file's writer by its pid: this host *and* PID namespace (a writer in
+# a container has another pid here, issue 7). A writer elsewhere is judged by the file's age.
+_HOST = hashlib.sha256(f"{socket.gethostname()}:{PID_NAMESPACE}".encode()).hexdigest()[:8]
+MARKER_PREFIX = ".chachaml-store-"  # + the store id: an empty folder in the root (see above)
+
+
+def marker_ids(root: str) -> list[str] | None:
+    """The store ids marked in ``root`` (``[]``: unmarked), or None if there is no such folder."""
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return ["(a file, not a folder)"]
+    return sorted(n[len(MARKER_PREFIX) :] for n in names if n.startswith(MARKER_PREFIX))
+
+
+def mark(root: str, store_id: str) -> None:
+    """Mark ``root`` (created if needed) as the artifact folder of the store ``store_id``."""
+    os.makedirs(os.path.join(root, MARKER_PREFIX + store_id), exist_ok=True)
+
+
+def holds_run_files(root: str) -> bool:
+    """Whether any file lies below a folder of ``root`` (where artifacts would go)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root:
+            dirnames[:] = [d for d in dirnames if not d.startswith(MARKER_PREFIX)]
+        elif filenames:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +259,7 @@ class LocalFiles:
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames.sort()
             if dirpath == self.root:
+                dirnames[:] = [d for d in dirnames if not d.startswith(MARKER_PREFIX)]
                 continue  # files directly in the root are not ours: leave them alone
             for fn in sorted(filenames):
                 full = os.path.join(dirpath, fn)
@@ -251,6 +285,6 @@ class LocalFiles:
         if not os.path.isdir(self.root):
             return
         for dirpath, _dirs, _files in os.walk(self.root, topdown=False):
-            if dirpath != self.root:
+            if dirpath != self.root and not os.path.basename(dirpath).startswith(MARKER_PREFIX):
                 with contextlib.suppress(OSError):
                     os.rmdir(dirpath)  # fails (and is skipped) unless empty

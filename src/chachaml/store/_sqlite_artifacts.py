@@ -14,6 +14,13 @@ A crash before step 3 leaves a temporary file; a crash between the rename and th
 a file without a row. Both are orphans that ``gc_artifacts`` removes, and never a row without
 its bytes. ``gc_artifacts`` takes the same write lock, so it cannot mistake a file that is being
 committed for an orphan. The registry lives in ``_sqlite_registry``.
+
+Whose folder (issue 7, docs/adr/0008): each database gets a random store id
+(``chachaml_meta('store_id')``) on its first artifact write or ``gc``, and its artifact folder a
+marker naming it (``_files.mark``). Writes go only to a folder that is unmarked and empty, or
+marked with this id; ``gc`` cleans only a folder marked with this id. A database that held
+artifacts before ids existed (``artifacts_before_marker``) adopts its unmarked folder, unless
+the sibling store that used to share that folder (``x`` and ``x.db``) exists too.
 """
 
 from __future__ import annotations
@@ -28,9 +35,9 @@ from typing import Any, BinaryIO, NoReturn
 
 from chachaml._process import Liveness
 from chachaml.entities import Artifact, GcReport
-from chachaml.errors import ArtifactNotFoundError, RunNotFoundError
+from chachaml.errors import ArtifactNotFoundError, RunNotFoundError, StoreError
 from chachaml.rules import artifact_ancestors, artifact_unchanged, folder_clash
-from chachaml.store._files import LocalFiles, digest
+from chachaml.store._files import MARKER_PREFIX, LocalFiles, digest, holds_run_files, mark, marker_ids
 from chachaml.store._sqlite_base import marks
 from chachaml.store._sqlite_registry import RegistryMixin
 
@@ -62,13 +69,111 @@ class ArtifactsMixin(RegistryMixin):
         super().__init__(path, is_dead=is_dead)
         self._tmp_root: str | None = None
         self._tmp_cleanup: weakref.finalize[Any, Any] | None = None
+        self._store_id: str | None = None  # see _identity
+        self._legacy: bool | None = None  # held artifacts before store ids existed
+        self._marked: str | None = None  # the root last found marked with our id
 
     @property
     def artifact_root(self) -> str | None:
-        """``<db>-artifacts`` next to the database; for ``:memory:``, a temporary folder
-        (created on the first artifact, removed when the store is closed), else None."""
+        """The artifact folder next to the database (see ``SqliteBase.artifact_root``); for
+        ``:memory:``, a temporary folder (created on the first artifact, removed when the store
+        is closed), else None. A store without the ``.db`` extension that held artifacts before
+        issue 7 keeps its old ``<path>-artifacts``."""
         root = super().artifact_root
-        return root if root is not None else self._tmp_root
+        if root is None:
+            return self._tmp_root
+        if self.path and not self.path.endswith(".db") and self._held_artifacts_before_markers():
+            return self.path + "-artifacts"
+        return root
+
+    def _held_artifacts_before_markers(self) -> bool:
+        """Whether this database logged artifacts before store ids (and folder markers) existed."""
+        if self._legacy is not None:
+            return self._legacy
+        with self._lock:
+            conn = self._connection(create=False)
+            if conn is None:
+                return False
+            row = conn.execute(
+                "SELECT value FROM chachaml_meta WHERE key = 'artifacts_before_marker'"
+            ).fetchone()
+            if row is not None:
+                self._legacy = bool(row[0])  # decided for good (see _identity)
+                return self._legacy
+            # Not decided yet, so nothing logged an artifact since: any row is an old one.
+            return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM artifacts)").fetchone()[0])
+
+    def _identity(self) -> str:
+        """This database's store id, created (with the legacy decision) on first use."""
+        if self._store_id is None:
+            with self._tx() as conn:
+                # Decided before this store writes its first artifact row: rows then are old.
+                conn.execute(
+                    "INSERT OR IGNORE INTO chachaml_meta (key, value) "
+                    "SELECT 'artifacts_before_marker', EXISTS (SELECT 1 FROM artifacts)"
+                )
+                conn.execute(
+                    "INSERT OR IGNORE INTO chachaml_meta (key, value) "
+                    "VALUES ('store_id', random() & 9223372036854775807)"
+                )
+                meta = dict(
+                    conn.execute(
+                        "SELECT key, value FROM chachaml_meta "
+                        "WHERE key IN ('store_id', 'artifacts_before_marker')"
+                    ).fetchall()
+                )
+            self._legacy = bool(meta["artifacts_before_marker"])
+            self._store_id = f"{int(meta['store_id']):016x}"
+        return self._store_id
+
+    def _owns(self, root: str, *, adopt: bool) -> bool | None:
+        """Whether ``root`` is this store's artifact folder: True (marked with our id, or
+        adopted now when ``adopt``), False (another store's, or someone's files), None (an old
+        folder of ours shared with a sibling store: usable, never cleaned)."""
+        if self._marked == root and os.path.isdir(os.path.join(root, MARKER_PREFIX + self._identity())):
+            return True
+        store_id = self._identity()
+        ids = marker_ids(root)
+        if ids == [store_id]:
+            self._marked = root
+            return True
+        if ids:  # another store's marker (alone or beside ours: then nobody may clean it)
+            return False
+        if ids is not None and holds_run_files(root):
+            if not self._legacy:
+                return False  # a folder that was there before this store
+            if self._shares_old_folder():
+                return None
+        if adopt:
+            mark(root, store_id)
+            self._marked = root
+        return True
+
+    def _shares_old_folder(self) -> bool:
+        """Whether the store that shared this store's folder before issue 7 exists."""
+        assert self.path is not None
+        stem, ext = os.path.splitext(self.path)
+        return os.path.exists(stem if ext == ".db" else self.path + ".db")
+
+    def _claim(self, files: LocalFiles) -> None:
+        """Make sure artifacts may be written to ``files.root``; raise naming it if not."""
+        owned = self._owns(files.root, adopt=True)
+        if owned is not False:
+            return
+        ids = marker_ids(files.root) or []
+        if ids:
+            raise StoreError(
+                f"cannot store artifacts of {self.uri} in {files.root!r}: that folder belongs to "
+                f"another chachaml store (it is marked {MARKER_PREFIX}{ids[0]}, this database is "
+                f"store {self._identity()}), and two stores never share an artifact folder; move "
+                "that folder away, or keep this database somewhere else"
+            )
+        raise StoreError(
+            f"cannot store artifacts of {self.uri} in {files.root!r}: that folder already holds "
+            "files this store did not write, and chachaml does not mix its artifacts with them "
+            "(gc_artifacts() could not tell them apart); move or rename that folder, or keep this database "
+            "somewhere else"
+        )
 
     def close(self) -> None:
         super().close()
@@ -82,6 +187,7 @@ class ArtifactsMixin(RegistryMixin):
                 if self._tmp_root is None:
                     self._tmp_root = tempfile.mkdtemp(prefix="chachaml-artifacts-")
                     self._tmp_cleanup = weakref.finalize(self, _remove_tree, self._tmp_root, os.getpid())
+                    mark(self._tmp_root, self._identity())
                 root = self._tmp_root
         return LocalFiles(root)
 
@@ -109,6 +215,7 @@ class ArtifactsMixin(RegistryMixin):
             existing = self._loggable(conn, run_id, name)
             if existing is None:
                 self._check_folder_clash(conn, run_id, name)
+        self._claim(files)  # the folder is this store's (or refused) before a byte goes in
         if (
             existing is not None
             and isinstance(data, bytes | bytearray | memoryview)
@@ -236,7 +343,10 @@ class ArtifactsMixin(RegistryMixin):
         if root is None or not os.path.isdir(root):
             return GcReport(dry_run=dry_run)
         files = LocalFiles(root)
-        found = list(files.scan())
+        # Only files of a folder proven to be this store's may go (issue 7): another store's
+        # folder, or one that was there before, is left alone whatever it holds.
+        owned = self._owns(root, adopt=not dry_run) is True
+        found = list(files.scan()) if owned else []
         with self._tx() as conn:
             known = {p for (p,) in conn.execute("SELECT path FROM artifacts")}
             orphans = [f for f in found if (f.abandoned_tmp if f.is_tmp else f.relpath not in known)]
@@ -244,7 +354,7 @@ class ArtifactsMixin(RegistryMixin):
             if not dry_run:
                 for f in orphans:
                     files.remove(f.relpath)
-        if not dry_run:
+        if owned and not dry_run:
             files.prune_empty_dirs()
         return GcReport(
             removed=tuple(f.relpath for f in orphans),

@@ -6,16 +6,20 @@ users get is ``chachaml.store.sqlite.SqliteStore``, which combines them.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from chachaml._process import Liveness, is_dead_here
+from chachaml._process import Liveness, is_dead_here, now_ms
 from chachaml._process import state as _process
 from chachaml.errors import InvalidValueError, RunNotFoundError, RunStateError, SchemaVersionError, StoreError
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
@@ -64,6 +68,21 @@ _FOLD_RANGE = (
 )
 
 
+# A dead run ends at the last thing known about it: the later of its heartbeat and the newest
+# metric point, artifact or dataset it logged (issue 7, defect 9: a 30 s run killed before its
+# first beat must not end at its start). Never later than the reader's clock, since a point's
+# ``timestamp=`` is the user's, nor before its start. SQL's multi-argument max() returns NULL if
+# any argument is NULL, hence the coalesce() around each.
+_REAP = """
+UPDATE runs SET status = 'killed', error = :error, end_time = max(start_time, min(:now, max(
+    coalesce(heartbeat, start_time),
+    coalesce((SELECT max(timestamp) FROM metrics WHERE run_id = :id), 0),
+    coalesce((SELECT max(created) FROM artifacts WHERE run_id = :id), 0),
+    coalesce((SELECT max(created) FROM datasets WHERE run_id = :id), 0))))
+WHERE id = :id AND status = 'running'
+"""
+
+
 def _summaries(rows: Iterable[tuple[Any, ...]]) -> Iterable[list[Any]]:
     """Per (run_id, key) summary rows of metric rows given in rowid order, as ``_FOLD`` makes
     them: the point of the highest step (ties: the last one), min and max ignoring NaN (NULL),
@@ -83,10 +102,6 @@ def _summaries(rows: Iterable[tuple[Any, ...]]) -> Iterable[list[Any]]:
                 s[7] = value
         s[8] += 1
     return out.values()
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -122,6 +137,9 @@ class SqliteBase:
         self._pid = os.getpid()
         self._lock = threading.RLock()
         self._closed = False
+        # True once the file turned out not to be writable (permissions, a read-only mount):
+        # reads skip the fold and the reaping of dead runs, writes fail naming the cause.
+        self._readonly = False
 
     # -- connection management ---------------------------------------------------------------
     @property
@@ -135,6 +153,7 @@ class SqliteBase:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
+                self._fold_quietly()
                 self._conn.close()
             self._conn = None
             self._closed = True
@@ -172,25 +191,62 @@ class SqliteBase:
                     f"cannot create the database {self.path!r}: the folder {parent!r} does not "
                     "exist; create it first or choose another path"
                 )
-        conn = sqlite3.connect(
-            self.path or ":memory:",
-            timeout=BUSY_TIMEOUT_S,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=256,
-        )
-        try:
-            if self.path:
-                # Refuse a newer database before anything writes to it (the WAL switch rewrites
-                # the file header).
-                _schema_version(conn, self.uri)
-                _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            conn.execute("PRAGMA synchronous=NORMAL")
-            _migrate(conn, self.uri)
-        except BaseException:
-            conn.close()
-            raise
+        if self.path and os.path.exists(self.path) and not os.access(self.path, os.W_OK):
+            conn = self._open_readonly()  # a read-only mount says so here, even to root
+        else:
+            conn = _connect(self.path or ":memory:")
+            try:
+                if self.path:
+                    # Refuse a newer database before anything writes to it (the WAL switch
+                    # rewrites the file header).
+                    _schema_version(conn, self.uri)
+                    _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+                conn.execute("PRAGMA synchronous=NORMAL")
+                _migrate(conn, self.uri)
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if not (self.path and _is_readonly(exc)):
+                    raise
+                conn = self._open_readonly()
+            except BaseException:
+                conn.close()
+                raise
+        _open_stores.add(self)
         return conn
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A read-only connection to a file this process cannot write (issue 7, defect 7).
+
+        ``mode=ro`` first: it sees other processes' commits. A WAL database needs its ``-shm``
+        file, which SQLite cannot create in a read-only folder; then ``immutable=1`` reads the
+        file as of its last checkpoint, with no locking at all (nothing can write it here).
+        """
+        assert self.path is not None
+        uri = Path(os.path.abspath(self.path)).as_uri()
+        failure: sqlite3.OperationalError | None = None
+        for flag in ("mode=ro", "immutable=1"):
+            conn = _connect(f"{uri}?{flag}", uri=True)
+            try:
+                version = _schema_version(conn, self.uri)
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                failure = exc
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            if version < LATEST:
+                conn.close()
+                raise StoreError(
+                    f"the database {self.uri} is read-only (file permissions or a read-only mount) "
+                    f"and has schema version {version}, older than the {LATEST} this chachaml "
+                    "reads; open it once with write access to upgrade it, or copy it somewhere "
+                    "writable"
+                )
+            self._readonly = True
+            return conn
+        assert failure is not None
+        raise failure
 
     def _write(self) -> sqlite3.Connection:
         conn = self._conn  # fast path: open, and opened by this process (not inherited via fork)
@@ -228,7 +284,12 @@ class SqliteBase:
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         hint = ""
-        if "locked" in str(exc) or "busy" in str(exc):
+        if self._readonly or _is_readonly(exc):
+            hint = (
+                "; the file is read-only (file permissions or a read-only mount): chachaml can read"
+                " it but not write to it, so copy it somewhere writable to add to it"
+            )
+        elif "locked" in str(exc) or "busy" in str(exc):
             hint = (
                 f"; another process held the write lock for more than {BUSY_TIMEOUT_S:.0f}s,"
                 " try again or use batched() to write less often"
@@ -241,7 +302,7 @@ class SqliteBase:
         with self._lock:
             try:
                 conn = self._connection(create=False)
-                if conn is not None:
+                if conn is not None and not self._readonly:
                     self._reap_dead(conn)
                     self._fold(conn)
                 yield conn
@@ -258,6 +319,15 @@ class SqliteBase:
         ).fetchall()
         now = now_ms()
         dead = [r for r in rows if self._is_dead(r[1], r[2], r[3], r[4], now)]
+        try:
+            self._mark_killed(conn, dead, now)
+        except sqlite3.OperationalError as exc:
+            if not _is_readonly(exc):  # a file SQLite opened read-only by itself: read as stored
+                raise
+            self._readonly = True
+
+    @staticmethod
+    def _mark_killed(conn: sqlite3.Connection, dead: Sequence[Any], now: int) -> None:
         for run_id, host, pid, _, _ in dead:
             error = json.dumps(
                 {
@@ -267,11 +337,7 @@ class SqliteBase:
                     "traceback": "",
                 }
             )
-            conn.execute(
-                "UPDATE runs SET status = 'killed', end_time = coalesce(heartbeat, start_time), "
-                "error = ? WHERE id = ? AND status = 'running'",
-                (error, run_id),
-            )
+            conn.execute(_REAP, {"error": error, "id": run_id, "now": now})
 
     def _fold(self, conn: sqlite3.Connection) -> None:
         """Fold metric points written since the last read into ``metric_summary``."""
@@ -280,16 +346,31 @@ class SqliteBase:
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._fold_in_tx(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
         except sqlite3.OperationalError as exc:
-            if "readonly" in str(exc):
-                return  # a read-only copy: summaries stay as they were
-            raise
-        try:
-            self._fold_in_tx(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            if not _is_readonly(exc):
+                raise
+            self._readonly = True  # summaries stay as they were (ADR-0005)
+
+    def _fold_quietly(self) -> None:
+        """Fold before this process lets go of the file (``close()``, interpreter exit).
+
+        Then ``metric_summary`` is complete for plain SQL once a script has ended
+        (docs/schema.md; issue 7, defect 11). A failure (the file was locked for the whole busy
+        timeout, or it is read-only) only leaves the summary lagging: the points are safe in
+        ``metrics`` and the next read folds them, so it must not turn a clean exit into an error.
+        """
+        with self._lock:
+            conn = self._conn
+            if conn is None or self._pid != os.getpid() or not self.path or conn.in_transaction:
+                return
+            with contextlib.suppress(sqlite3.Error):
+                self._fold(conn)
 
     def _fold_in_tx(self, conn: sqlite3.Connection) -> None:
         """``_fold`` inside the caller's write transaction (``delete_run`` folds before deleting)."""
@@ -331,14 +412,48 @@ class SqliteBase:
     # -- hooks the role mixins extend -----------------------------------------------------------
     @property
     def artifact_root(self) -> str | None:
-        """``<db>-artifacts`` next to the database file (None for an in-memory store)."""
+        """The artifact folder next to the database file (None for an in-memory store).
+
+        ``x.db`` -> ``x-artifacts`` (SPEC); any other name -> ``<name>.artifacts``, which no
+        ``.db`` file's folder can be: ``runs`` and ``runs.db`` never share one (issue 7).
+        """
         if not self.path:
             return None
         root, ext = os.path.splitext(self.path)
-        return (root if ext == ".db" else self.path) + "-artifacts"
+        return root + "-artifacts" if ext == ".db" else self.path + ".artifacts"
 
     def _check_deletable(self, conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
         """Raise if these runs may not be deleted (the registry refuses runs behind versions)."""
+
+
+# File stores this process has opened. At interpreter exit each folds what it logged, whether
+# its runs ended in a block, by ``end_run()`` or at exit; folding at every ``end_run`` instead
+# would add a summary upsert to each run's commit (benchmarks/bench_core.py, "1,000 runs").
+_open_stores: weakref.WeakSet[SqliteBase] = weakref.WeakSet()
+
+
+@atexit.register
+def _fold_at_exit() -> None:
+    for store in list(_open_stores):
+        if not store.closed:
+            store._fold_quietly()
+
+
+def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+    return sqlite3.connect(
+        target,
+        timeout=BUSY_TIMEOUT_S,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=256,
+        uri=uri,
+    )
+
+
+def _is_readonly(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused a write because the file cannot be written (SQLITE_READONLY)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (code & 0xFF) == 8 if isinstance(code, int) else "readonly database" in str(exc)
 
 
 def _unencodable(exc: UnicodeEncodeError) -> InvalidValueError:
