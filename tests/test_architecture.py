@@ -52,6 +52,7 @@ NEUTRAL = {
     "chachaml._png",
     "chachaml._environment",
     "chachaml._frames",
+    "chachaml._downsample",
 }
 
 

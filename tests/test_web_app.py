@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import chachaml
 from chachaml.client import Client
 from chachaml.web.app import create_app
-from chachaml.web.downsample import downsample_indices
+from chachaml._downsample import downsample_indices
 
 
 def call(

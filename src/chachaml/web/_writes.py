@@ -4,7 +4,7 @@ Each handler reads a JSON body (``Content-Type: application/json``; an artifact 
 body instead), checks every field before the first write, and then calls the ``Client``. A
 batch (``POST /runs/{id}/batch``) may carry a client-chosen ``batch_id``: a repeat of an applied
 batch is answered ``{"applied": false}`` and writes nothing, so a sender can retry after a lost
-reply without duplicating points (docs/adr/0010-http-api-and-command-line.md).
+reply without duplicating points (docs/adr/0014-http-api-and-command-line.md).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from chachaml.web._writes import (
     set_note,
     set_tag,
 )
-from chachaml.web.downsample import downsample_indices
+from chachaml._downsample import downsample_indices
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
