@@ -386,6 +386,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """``chachaml mcp``: serve this store to an MCP-capable assistant over stdio until stdin closes."""
+    from chachaml.mcp_server import serve
+
+    serve(_target(args), allow_writes=args.allow_writes)  # a ChachamlError -> exit 1 in main()
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     from chachaml import __version__
@@ -457,6 +465,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.add_argument("--read-only", action="store_true", help="refuse every write")
     p.add_argument("--verbose", "-v", action="store_true", help="log every request")
+    p = add("mcp", cmd_mcp, "serve this store to an MCP-capable assistant over stdio (read-only)", json=False)
+    p.add_argument("--allow-writes", action="store_true", help="also expose set_tag and set_note")
     return parser
 
 
