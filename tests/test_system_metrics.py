@@ -130,8 +130,12 @@ def test_a_bad_system_metrics_value_is_refused_before_any_run_is_opened(bad: obj
     chachaml.use_store("t.db")
     with pytest.raises(chachaml.InvalidValueError, match="system_metrics"):
         chachaml.start_run("x", system_metrics=bad)  # type: ignore[arg-type]
-    with pytest.raises(chachaml.InvalidValueError, match="system_metrics"), chachaml.with_run(
-        "y", system_metrics=bad  # type: ignore[arg-type]
+    with (
+        pytest.raises(chachaml.InvalidValueError, match="system_metrics"),
+        chachaml.with_run(
+            "y",
+            system_metrics=bad,  # type: ignore[arg-type]
+        ),
     ):
         pass
     assert chachaml.current_run() is None
@@ -180,7 +184,9 @@ def test_a_run_ended_another_way_stops_its_sampler_at_the_next_refused_write() -
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("ending", "status", "code"), [("", "completed", 0), ("import sys; sys.exit(3)", "failed", 3)])
+@pytest.mark.parametrize(
+    ("ending", "status", "code"), [("", "completed", 0), ("import sys; sys.exit(3)", "failed", 3)]
+)
 def test_process_exit_stops_the_sampler_and_ends_the_run(
     tmp_path: Path, ending: str, status: str, code: int
 ) -> None:
