@@ -69,6 +69,7 @@ class HookRun:
         self._ctx: contextvars.Context | None = None
         self._with_run: Any = None  # the open with_run of a run this hook started
         self._depth = 0
+        self._fresh = False  # the owned run failed: the next training starts a new run
         self.run_id: str | None = None
         self.owned = False
 
@@ -76,6 +77,11 @@ class HookRun:
     def active(self) -> bool:
         """True between ``begin`` and the matching ``end``."""
         return self._depth > 0
+
+    @property
+    def depth(self) -> int:
+        """How many ``begin`` calls are open (an evaluation inside a training makes two)."""
+        return self._depth
 
     def begin(self) -> str:
         """Training (or an evaluation) starts; nestable. Returns the run id.
@@ -91,7 +97,19 @@ class HookRun:
             assert self.run_id is not None
             return self.run_id
 
+    def restart(self) -> str:
+        """A training starts that must be the outermost one: a previous training that never
+        reported its end (an exception the framework does not tell callbacks about) is ended
+        ``failed`` first, then ``begin``."""
+        with self._lock:
+            if self.active:
+                self.end("failed", RuntimeError("training stopped without reporting its end"))
+            return self.begin()
+
     def _pick(self) -> None:
+        if self._fresh:
+            self._fresh = self.owned = False
+            self.run_id = None
         if self.owned:
             self._open(run_id=self.run_id)
         elif self.run_id is not None:
@@ -129,9 +147,17 @@ class HookRun:
             if self._depth > 0 or self._with_run is None or self._ctx is None:
                 return
             cm, self._with_run = self._with_run, None
+            self._fresh = status != "completed"
             if status != "completed" and exc is None:
                 exc = KeyboardInterrupt() if status == "killed" else RuntimeError(f"training {status}")
             self._ctx.run(cm.__exit__, type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+    def in_context(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn(*args)`` in the hook's context (where ``current_store()`` is the run's store)."""
+        with self._lock:
+            if self._ctx is None:
+                raise RuntimeError("in_context before begin")  # a bug in a hook, not a user error
+            return self._ctx.run(fn, *args)
 
     def call(self, verb: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call a chachaml verb with ``run=`` this hook's run, in the hook's context.
