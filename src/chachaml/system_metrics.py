@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib
 import math
 import os
-import shutil
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from chachaml.errors import InvalidValueError
@@ -47,16 +44,22 @@ MB = 1024 * 1024
 GB = 1024 * MB
 
 
-@dataclass(frozen=True)
 class Request:
     """What a ``start_run`` call asked for: sample every ``interval`` seconds.
 
     ``explicit`` is false when the request came from ``CHACHAML_SYSTEM_METRICS``: that applies
     to top-level runs only, since a child runs on the machine its parent already samples.
+    (A plain class: a dataclass would cost milliseconds at import, on every ``start_run`` path.)
     """
 
-    interval: float
-    explicit: bool
+    __slots__ = ("explicit", "interval")
+
+    def __init__(self, interval: float, explicit: bool) -> None:
+        self.interval = interval
+        self.explicit = explicit
+
+    def __repr__(self) -> str:
+        return f"Request(interval={self.interval!r}, explicit={self.explicit!r})"
 
 
 def _interval(value: Any, where: str) -> float:
@@ -123,6 +126,8 @@ class _Nvml:
 
     @classmethod
     def open(cls) -> _Nvml | None:
+        import importlib
+
         try:
             nvml = importlib.import_module("pynvml")  # extra ``gpu``: nvidia-ml-py
         except ImportError:
@@ -263,6 +268,8 @@ class Probe:
         return out
 
     def _disk(self) -> dict[str, float]:
+        import shutil  # here: it costs milliseconds to import, and only samplers need it
+
         out = {}
         with contextlib.suppress(OSError):
             usage = shutil.disk_usage(self._disk_path)
