@@ -101,6 +101,22 @@ def test_with_no_current_run_the_callback_owns_a_study_run_ended_by_its_block() 
     assert {r.experiment for r in children(run.id)} == {"tuning"}
 
 
+def test_with_no_current_run_and_no_with_block_the_study_run_is_completed_when_optimize_returns() -> None:
+    chachaml.use_store("t.db")
+    callback = ChachamlCallback(name="auto")
+    assert chachaml.get_run(callback.run_id).status == "running"
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=5))
+    study.optimize(objective, n_trials=6, n_jobs=3, callbacks=[callback])
+    assert chachaml.current_run() is None
+    run = chachaml.get_run(callback.run_id)
+    assert (run.name, run.status) == ("auto", "completed")
+    check_study(study, run.id, 6)
+    study.optimize(objective, n_trials=2, callbacks=[callback])
+    assert chachaml.get_run(callback.run_id).status == "completed"
+    check_study(study, run.id, 8)
+    assert len(chachaml.runs()) == 9, "one study run and its 8 trials"
+
+
 def test_failed_and_pruned_trials_get_their_own_status_and_a_raising_study_fails_its_run() -> None:
     chachaml.use_store("t.db")
 

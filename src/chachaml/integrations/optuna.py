@@ -36,9 +36,11 @@ class ChachamlCallback:
 
     The study run is picked when the callback is made: the run given, else the current run (the
     usual case: make the callback inside ``with chachaml.with_run(...)``), else a new run this
-    callback starts then. Optuna has no end-of-study callback, so a run the callback started is
-    ended by ``end()`` or by leaving ``with ChachamlCallback() as cb:`` (``failed`` if
-    ``optimize`` raised), else at process exit.
+    callback starts then. Optuna has no end-of-study callback, so a study run the callback
+    started is ended after each trial's callback and reopened by the next one: it is
+    ``completed`` when ``optimize`` returns. Used as ``with ChachamlCallback() as cb:`` the
+    run stays open for the whole block and ends with it (``failed`` if ``optimize`` raised,
+    which the per-trial form cannot know).
 
     Args:
         run: the study run (a ``Run`` or an id) instead of the current one.
@@ -70,11 +72,18 @@ class ChachamlCallback:
         study_run = self._study.in_context(chachaml.get_run, study_id)
         self._store = self._study.in_context(chachaml.current_store)
         self._experiment: str = study_run.experiment
-        self._lock = threading.Lock()  # guards the bookkeeping below; trials are logged in parallel
+        # One callback at a time: Optuna's worker threads run trials in parallel, and their
+        # callbacks (a few writes each) take turns. Every write names its run explicitly.
+        self._lock = threading.RLock()
+        self._managed = False  # inside ``with``: the block, not each trial, ends the study run
         self._trial_runs: dict[int, str] = {}
         self._best: set[int] = set()
 
     def __enter__(self) -> ChachamlCallback:
+        with self._lock:
+            self._managed = True
+            if self._study.owned and not self._study.active:
+                self._study.begin()
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
@@ -85,7 +94,8 @@ class ChachamlCallback:
 
     def end(self, status: str = "completed", exc: BaseException | None = None) -> None:
         """End the study run if this callback started it (a given or current run is left alone)."""
-        self._study.end(status, exc)
+        with self._lock:
+            self._study.end(status, exc)
 
     def trial_run_id(self, number: int) -> str | None:
         """The id of the child run of trial ``number`` (None if it has not finished yet)."""
@@ -101,11 +111,22 @@ class ChachamlCallback:
         return [self._metric_name] if n == 1 else [f"{self._metric_name}_{i}" for i in range(n)]
 
     def __call__(self, study: Any, trial: Any) -> None:
-        """Log ``trial`` (a ``FrozenTrial``) as a child run, then retag the best trial."""
-        run_id = self._log_trial(study, trial)
+        """Log ``trial`` (a ``FrozenTrial``) as a child run, then retag the best trial.
+
+        A study run this callback started outside ``with`` is reopened for the call and ended
+        after it: Optuna has no end-of-study callback, so the study run is ``completed`` as of
+        the last finished trial when ``optimize`` returns.
+        """
         with self._lock:
-            self._trial_runs[trial.number] = run_id
-            self._tag_best(study)
+            auto = self._study.owned and not self._managed
+            if auto and not self._study.active:
+                self._study.begin()
+            try:
+                self._trial_runs[trial.number] = self._log_trial(study, trial)
+                self._tag_best(study)
+            finally:
+                if auto:
+                    self._study.end()
 
     def _log_trial(self, study: Any, trial: Any) -> str:
         state = trial.state.name
