@@ -49,6 +49,19 @@ def test_inside_a_run_it_logs_there_and_a_pipeline_gives_step_params() -> None:
     assert len(chachaml.runs()) == 1
 
 
+def test_numpy_scalar_params_keep_their_number_type_and_other_objects_become_text() -> None:
+    import numpy as np
+
+    chachaml.use_store("t.db")
+    model = LogisticRegression(C=np.float64(0.25), max_iter=np.int64(300), class_weight={0: 1, 1: 2}).fit(
+        X, Y
+    )
+    run = log_estimator(model)
+    assert run.params["C"] == 0.25 and run.params["max_iter"] == 300
+    assert isinstance(run.params["max_iter"], int)
+    assert run.params["class_weight"] == "{0: 1, 1: 2}"
+
+
 def test_an_unfitted_estimator_or_a_non_estimator_is_refused_before_any_write() -> None:
     chachaml.use_store("t.db")
     with pytest.raises(chachaml.InvalidValueError, match=r"not fitted; call \.fit"):

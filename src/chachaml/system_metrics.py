@@ -190,7 +190,12 @@ class Probe:
     ) -> None:
         self._proc = proc
         self._sys_block = sys_block
-        self._disk_path = disk_path if disk_path is not None else os.getcwd()
+        if disk_path is None:
+            try:
+                disk_path = os.getcwd()
+            except OSError:  # the working directory was deleted: report the root file system
+                disk_path = os.sep
+        self._disk_path = disk_path
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         self._cpu_prev = self._cpu_times()
         self._proc_prev = (time.monotonic(), time.process_time())

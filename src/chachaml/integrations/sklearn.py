@@ -25,9 +25,12 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _param(value: Any) -> Any:
-    """A JSON scalar as is; a nested estimator as its class name; anything else as ``str``."""
+    """A JSON scalar as is (numpy scalars too); a nested estimator as its class name; anything
+    else as ``str``."""
     if isinstance(value, _SCALARS):
         return value
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return value.item()  # a numpy scalar (np.int64(5)) keeps its number type
     if hasattr(value, "get_params"):
         return type(value).__name__
     return str(value)
