@@ -1,14 +1,14 @@
 """Framework hooks: each module imports its framework only when it is imported itself.
 
-=========================================  ==========================================  ==============
-module                                     what                                        extra
-=========================================  ==========================================  ==============
-``chachaml.integrations.lightning``        ``ChachamlLogger``, a Lightning ``Logger``  ``lightning``
-``chachaml.integrations.transformers``     ``ChachamlCallback``, a ``TrainerCallback``  ``transformers``
-``chachaml.integrations.keras``            ``ChachamlCallback``, a Keras 3 ``Callback`` ``keras``
-``chachaml.integrations.optuna``           ``ChachamlCallback``, one child run a trial  ``optuna``
-``chachaml.integrations.sklearn``          ``log_estimator(estimator, X, y)``          ``sklearn``
-=========================================  ==========================================  ==============
+- ``chachaml.integrations.lightning.ChachamlLogger``: a PyTorch Lightning ``Logger``
+  (extra ``lightning``).
+- ``chachaml.integrations.transformers.ChachamlCallback``: a Hugging Face ``TrainerCallback``
+  (extra ``transformers``).
+- ``chachaml.integrations.keras.ChachamlCallback``: a Keras 3 ``Callback`` (extra ``keras``).
+- ``chachaml.integrations.optuna.ChachamlCallback``: one child run per trial under a study run
+  (extra ``optuna``).
+- ``chachaml.integrations.sklearn.log_estimator``: params, score and fitted model in one call
+  (extra ``sklearn``).
 
 Importing one of them without its framework raises ``MissingDependencyError`` naming the extra
 (``pip install 'chachaml[lightning]'``). Every hook logs through the public verbs with an explicit
