@@ -16,6 +16,7 @@ from time import time_ns as _time_ns
 from typing import Any, TypeVar, overload
 
 from chachaml import _lifecycle, context
+from chachaml import system_metrics as _system_metrics
 from chachaml._values import (
     _good_keys,
     check_key,
@@ -126,6 +127,7 @@ def start_run(
     tags: Mapping[str, Any] | None = None,
     parent_id: Any = CURRENT,
     run_id: str | None = None,
+    system_metrics: bool | float | None = None,
 ) -> Run:
     """Start a run and make it current until ``end_run()``.
 
@@ -143,6 +145,9 @@ def start_run(
             an id or a unique id prefix.
         run_id: resume this existing run (a ``Run``, an id or a unique prefix): its status goes
             back to running.
+        system_metrics: sample CPU, memory, disk, network (and GPU) into the run: ``True``,
+            or an interval in seconds; ``None`` follows ``CHACHAML_SYSTEM_METRICS``
+            (see ``chachaml.system_metrics``).
 
     Returns:
         the new ``Run`` (a snapshot; ``current_run()`` gives a fresh one).
@@ -152,8 +157,10 @@ def start_run(
             shared stack (concurrent tasks use ``with_run``, each in its own context).
     """
     context.check_stack_owner("start_run()")
+    sampling = _system_metrics.requested(system_metrics)
     store, run = _open_run(name, experiment, tags, parent_id, run_id)
     context.push_frame(store, run.id)
+    _system_metrics.start(sampling, store, run)
     return run
 
 
@@ -173,6 +180,7 @@ def end_run(status: str = "completed") -> None:
     frame = context.pop_frame()
     if frame is None:
         return
+    _system_metrics.stop(frame.run_id)
     if frame.store is not None and frame.store.closed:
         frame.store.get_run(frame.run_id or "")  # raises RunStateError naming the fix
     _lifecycle.finish(frame, status, None, _batch_get())
@@ -195,20 +203,29 @@ class with_run:
         tags: Mapping[str, Any] | None = None,
         parent_id: Any = CURRENT,
         run_id: str | None = None,
+        system_metrics: bool | float | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = dict(
-            name=name, experiment=experiment, tags=tags, parent_id=parent_id, run_id=run_id
+            name=name,
+            experiment=experiment,
+            tags=tags,
+            parent_id=parent_id,
+            run_id=run_id,
+            system_metrics=system_metrics,
         )
         self._active: list[tuple[context.Frame, Any]] = []
 
     def __enter__(self) -> Run:
         k = self._kwargs
+        sampling = _system_metrics.requested(k["system_metrics"])
         store, run = _open_run(k["name"], k["experiment"], k["tags"], k["parent_id"], k["run_id"])
         self._active.append(context.enter_scope(store, run.id))
+        _system_metrics.start(sampling, store, run)
         return run
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
         frame, token = self._active.pop()
+        _system_metrics.stop(frame.run_id)
         status, error = _lifecycle.outcome(et, ev, tb)
         batch = _batch_get()
         try:
