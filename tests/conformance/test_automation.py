@@ -51,24 +51,27 @@ def test_alerts_are_listed_by_name(store: Store) -> None:
 
 def test_delete_alert_removes_it_and_its_history(store: Store) -> None:
     run = new_run(store)
-    store.log_batch(run.id, metrics=[("loss", 5.0, 0, T0)])
     alert = _alert(store)
+    store.log_batch(run.id, metrics=[("loss", 5.0, 0, T0)])
     assert len(store.add_alert_events(alert, store.alert_candidates(alert), T0)) == 1
     assert store.delete_alert("hot") is True
     assert store.delete_alert("hot") is False
     assert store.alerts() == [] and store.alert_history("hot") == []
-    again = _alert(store)  # a new alert of the same name starts with no history
-    assert again.version == 1 and [p.run_id for p in store.alert_candidates(again)] == [run.id]
+    again = _alert(store)  # a new alert of the same name starts afresh: only new points count
+    assert again.version == 1 and store.alert_candidates(again) == []
+    store.log_batch(run.id, metrics=[("loss", 6.0, 1, T0)])
+    assert [p.run_id for p in store.alert_candidates(again)] == [run.id]
 
 
 def test_alert_candidates_take_each_runs_latest_point_at_the_highest_step(store: Store) -> None:
     a = new_run(store, run_id="a" * 32)
     b = new_run(store, run_id="b" * 32, experiment="other")
+    alert = _alert(store)
     store.log_batch(a.id, metrics=[("loss", 1.0, 5, T0), ("loss", 9.0, 2, T0 + 1)])  # step 5 is latest
     store.log_batch(b.id, metrics=[("loss", 3.0, 0, T0), ("loss", 4.0, 0, T0 + 1)])  # same step: last logged
     store.log_batch(b.id, metrics=[("acc", 3.0, 0, T0)])
     store.end_run(b.id, "completed", T0 + 2)  # finished runs are in scope too
-    got = store.alert_candidates(_alert(store))
+    got = store.alert_candidates(alert)
     assert got == [AlertPoint(a.id, "default", 5, 1.0, T0), AlertPoint(b.id, "other", 0, 4.0, T0 + 1)]
 
 
@@ -76,9 +79,9 @@ def test_alert_candidates_are_limited_by_experiment_run_ids_and_archiving(store:
     a = new_run(store, experiment="mnist")
     b = new_run(store, experiment="mnist")
     c = new_run(store, experiment="cifar")
+    alert = _alert(store, experiment="mnist")
     for r in (a, b, c):
         store.log_batch(r.id, metrics=[("loss", 5.0, 0, T0)])
-    alert = _alert(store, experiment="mnist")
     assert sorted(p.run_id for p in store.alert_candidates(alert)) == sorted([a.id, b.id])
     assert [p.run_id for p in store.alert_candidates(alert, [b.id, c.id])] == [b.id]
     assert store.alert_candidates(alert, []) == []
@@ -87,28 +90,46 @@ def test_alert_candidates_are_limited_by_experiment_run_ids_and_archiving(store:
     assert [p.run_id for p in store.alert_candidates(alert)] == [b.id]
 
 
-def test_alert_candidates_need_a_point_logged_since_the_alert_changed(store: Store) -> None:
+def test_alert_candidates_need_a_point_logged_after_the_alert_was_put(store: Store) -> None:
     old = new_run(store)
     late = new_run(store)
-    store.log_batch(old.id, metrics=[("loss", 5.0, 0, T0 - 1)])
-    store.log_batch(late.id, metrics=[("loss", 5.0, 3, T0 - 1), ("loss", 0.5, 1, T0)])  # newest, not latest
-    got = store.alert_candidates(_alert(store, now=T0))
-    assert got == [AlertPoint(late.id, "default", 3, 5.0, T0 - 1)]
+    store.log_batch(old.id, metrics=[("loss", 5.0, 0, T0)])
+    store.log_batch(late.id, metrics=[("loss", 5.0, 3, T0)])
+    alert = _alert(store, now=T0)
+    assert store.alert_candidates(alert) == []
+    store.log_batch(late.id, metrics=[("loss", 0.5, 1, T0 - 60_000)])  # logged now, stamped earlier
+    assert store.alert_candidates(alert) == [AlertPoint(late.id, "default", 3, 5.0, T0)]
+    assert store.alert_candidates(alert, [late.id, old.id]) == [AlertPoint(late.id, "default", 3, 5.0, T0)]
+    changed = _alert(store, threshold=1.0, now=T0 + 1)
+    assert store.alert_candidates(changed) == [] and store.alert_candidates(alert) == []  # stale: none
+
+
+def test_alert_candidates_after_the_newest_points_were_deleted(store: Store) -> None:
+    keep = new_run(store)
+    gone = new_run(store)
+    store.log_batch(keep.id, metrics=[("loss", 1.0, 0, T0)])
+    store.log_batch(gone.id, metrics=[("loss", 1.0, i, T0) for i in range(5)])
+    alert = _alert(store)
+    store.end_run(gone.id, "completed", T0)
+    store.delete_run(gone.id)
+    store.log_batch(keep.id, metrics=[("loss", 5.0, 1, T0)])  # new, whatever ids a backend reuses
+    assert [(p.run_id, p.value) for p in store.alert_candidates(alert)] == [(keep.id, 5.0)]
 
 
 def test_alert_candidates_keep_a_nan_latest_value(store: Store) -> None:
     run = new_run(store)
+    alert = _alert(store)
     store.log_batch(run.id, metrics=[("loss", float("nan"), 0, T0)])
-    (point,) = store.alert_candidates(_alert(store))
+    (point,) = store.alert_candidates(alert)
     assert math.isnan(point.value)
 
 
 def test_add_alert_events_fire_each_run_once_per_alert_version(store: Store) -> None:
     a = new_run(store, run_id="a" * 32)
     b = new_run(store, run_id="b" * 32)
+    alert = _alert(store, webhook="http://127.0.0.1:9/x")
     store.log_batch(a.id, metrics=[("loss", 5.0, 0, T0)])
     store.log_batch(b.id, metrics=[("loss", 6.0, 0, T0)])
-    alert = _alert(store, webhook="http://127.0.0.1:9/x")
     points = store.alert_candidates(alert)
     first = store.add_alert_events(alert, points[:1], T0 + 1)
     assert [(e.run_id, e.value, e.step, e.fired, e.delivery, e.attempts) for e in first] == [
@@ -125,10 +146,20 @@ def test_add_alert_events_fire_each_run_once_per_alert_version(store: Store) -> 
     assert (event.run_id, event.value, event.threshold, event.delivery) == (a.id, 7.0, 1.0, None)
 
 
+def test_deleting_a_run_deletes_its_alert_events(store: Store) -> None:
+    run = new_run(store)
+    alert = _alert(store)
+    store.log_batch(run.id, metrics=[("loss", 5.0, 0, T0)])
+    store.add_alert_events(alert, store.alert_candidates(alert), T0)
+    store.end_run(run.id, "completed", T0)
+    store.delete_run(run.id)
+    assert store.alert_history("hot") == []
+
+
 def test_set_alert_delivery_records_the_webhooks_outcome(store: Store) -> None:
     run = new_run(store)
-    store.log_batch(run.id, metrics=[("loss", 5.0, 0, T0)])
     alert = _alert(store, webhook="http://127.0.0.1:9/x")
+    store.log_batch(run.id, metrics=[("loss", 5.0, 0, T0)])
     (event,) = store.add_alert_events(alert, store.alert_candidates(alert), T0)
     store.set_alert_delivery(event.id, "failed", 3, "HTTP 500 Internal Server Error")
     store.set_alert_delivery(event.id + 1000, "delivered", 1, None)  # a gone event: no error

@@ -19,25 +19,30 @@ from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store.base import AlertPoint
 
 _ALERT_COLS = "name, metric, op, threshold, experiment, webhook, created, updated, version"
+_NEWEST_POINT = "(SELECT coalesce(max(rowid), 0) FROM metrics)"
 _EVENT_COLS = (
     "id, alert, run_id, metric, value, step, op, threshold, fired, webhook, delivery, attempts, error"
 )
 _PIPELINE_COLS = "id, name, status, created, updated"
 
-# A run is a candidate once per alert version: it logged the metric since the alert changed and
-# has no event of this version. The latest point is metric_summary's (folded by _reading()); the
-# last point's own timestamp answers "logged since" without touching the metrics table in the
-# usual case (the newest point is the last one), the EXISTS covers steps logged out of order.
+# A run is a candidate once per alert version: it logged the metric since the alert was created
+# or changed (a metric rowid above the alert's since_point: exact, whatever the points' timestamps
+# or the clocks say) and has no event of this version. The latest point is metric_summary's
+# (folded by _reading()). Over every run, the points logged since are read by rowid range (one
+# pass over them); for a few given runs, by the (run_id, key, step) index.
 _CANDIDATES = """
 SELECT s.run_id, r.experiment, s.last_step, s.last_value, s.last_is_nan, s.last_timestamp
 FROM metric_summary s JOIN runs r ON r.id = s.run_id
-WHERE s.key = ? AND r.archived = 0 {scope}
-  AND (s.last_timestamp >= ? OR EXISTS (
-        SELECT 1 FROM metrics m WHERE m.run_id = s.run_id AND m.key = s.key AND m.timestamp >= ?))
+WHERE s.key = :key AND r.archived = 0 {scope}
   AND NOT EXISTS (
-        SELECT 1 FROM alert_events e WHERE e.alert = ? AND e.alert_version = ? AND e.run_id = s.run_id)
+        SELECT 1 FROM alert_events e WHERE e.alert = :alert AND e.alert_version = :version
+        AND e.run_id = s.run_id)
 ORDER BY s.run_id
 """
+_SINCE_ANY = " AND s.run_id IN (SELECT m.run_id FROM metrics m WHERE m.rowid > :since AND m.key = :key)"
+_SINCE_EACH = (
+    " AND EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = s.run_id AND m.key = s.key AND m.rowid > :since)"
+)
 # Inserted only while the alert still has the version the points were chosen for, and at most
 # once per (alert, version, run) whoever else is checking at the same time.
 _ADD_EVENT = """
@@ -76,7 +81,8 @@ class AutomationMixin(SqliteBase):
             row = conn.execute(f"SELECT {_ALERT_COLS} FROM alerts WHERE name = ?", (name,)).fetchone()
             if row is None:
                 conn.execute(
-                    f"INSERT INTO alerts ({_ALERT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                    f"INSERT INTO alerts ({_ALERT_COLS}, since_point) "
+                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, {_NEWEST_POINT})",
                     (name, metric, op, threshold, experiment, webhook, now, now),
                 )
                 return Alert(name, metric, op, threshold, experiment, webhook, now, now, 1)
@@ -85,7 +91,7 @@ class AutomationMixin(SqliteBase):
                 return old
             conn.execute(
                 "UPDATE alerts SET metric = ?, op = ?, threshold = ?, experiment = ?, webhook = ?, "
-                "updated = ?, version = version + 1 WHERE name = ?",
+                f"updated = ?, version = version + 1, since_point = {_NEWEST_POINT} WHERE name = ?",
                 (metric, op, threshold, experiment, webhook, now, name),
             )
             return Alert(name, metric, op, threshold, experiment, webhook, old.created, now, old.version + 1)
@@ -111,26 +117,44 @@ class AutomationMixin(SqliteBase):
             return conn.execute("DELETE FROM alerts WHERE name = ?", (name,)).rowcount == 1
 
     def alert_candidates(self, alert: Alert, run_ids: Sequence[str] | None = None) -> list[AlertPoint]:
+        named: dict[str, Any] = {"key": alert.metric, "alert": alert.name, "version": alert.version}
         scope = ""
-        fixed: list[Any] = [alert.metric]
         if alert.experiment is not None:
-            scope += " AND r.experiment = ?"
-            fixed.append(alert.experiment)
-        tail = [alert.updated, alert.updated, alert.name, alert.version]
-        batches: list[Sequence[str] | None] = [None] if run_ids is None else list(chunks(list(run_ids)))
+            scope += " AND r.experiment = :experiment"
+            named["experiment"] = alert.experiment
         found: list[AlertPoint] = []
         with self._reading() as conn:
             if conn is None:
                 return []
+            row = conn.execute(
+                "SELECT since_point FROM alerts WHERE name = ? AND version = ?", (alert.name, alert.version)
+            ).fetchone()
+            if row is None:  # removed or changed since it was read: the next check sees the new one
+                return []
+            named["since"] = row[0]
+            batches: list[Sequence[str]] = [()] if run_ids is None else list(chunks(list(run_ids)))
             for batch in batches:
-                sql_scope = scope if batch is None else f"{scope} AND s.run_id IN ({marks(len(batch))})"
-                args = [*fixed, *(batch or ()), *tail]
+                args = dict(named)
+                where = scope + _SINCE_ANY
+                if run_ids is not None:  # named parameters throughout: the ids are :id0, :id1, ...
+                    args.update({f"id{i}": run_id for i, run_id in enumerate(batch)})
+                    listed = ", ".join(f":id{i}" for i in range(len(batch)))
+                    where = f"{scope}{_SINCE_EACH} AND s.run_id IN ({listed})"
                 for run_id, experiment, step, value, is_nan, ts in conn.execute(
-                    _CANDIDATES.format(scope=sql_scope), args
+                    _CANDIDATES.format(scope=where), args
                 ):
                     found.append(AlertPoint(run_id, experiment, step, point_value(value, is_nan), ts))
         found.sort(key=lambda p: p.run_id)
         return found
+
+    def _delete_runs(self, conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
+        """Deleting runs (``LifecycleMixin``, later in the MRO) also deletes their alert events,
+        and lowers each alert's ``since_point`` to the highest metric rowid left: SQLite hands
+        the rowids of deleted top rows out again, and new points must still count as new."""
+        super()._delete_runs(conn, run_ids)  # type: ignore[misc]
+        for chunk in chunks(list(run_ids)):
+            conn.execute(f"DELETE FROM alert_events WHERE run_id IN ({marks(len(chunk))})", chunk)
+        conn.execute(f"UPDATE alerts SET since_point = min(since_point, {_NEWEST_POINT})")
 
     def add_alert_events(self, alert: Alert, points: Sequence[AlertPoint], now: int) -> list[AlertEvent]:
         delivery = "pending" if alert.webhook else None

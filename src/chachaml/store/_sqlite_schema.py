@@ -175,8 +175,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
     # 6: alerts and pipelines (issue 11, SPEC section 11; docs/adr/0013). An event is unique per
     # (alert, alert version, run): "each run fires an alert at most once" holds for concurrent
-    # checkers too (INSERT ... ON CONFLICT DO NOTHING). Pipelines keep their steps' statuses;
-    # their runs are ordinary runs (the pipeline's id is its run's id).
+    # checkers too (INSERT ... ON CONFLICT DO NOTHING). since_point is the newest metric rowid
+    # when the alert was created or changed: "logged since" is exact, whatever the clock says.
+    # Pipelines keep their steps' statuses; their runs are ordinary runs (the pipeline's id is
+    # its run's id).
     (
         6,
         [
@@ -189,7 +191,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             webhook    TEXT,
             version    INTEGER NOT NULL,
             created    INTEGER NOT NULL,
-            updated    INTEGER NOT NULL
+            updated    INTEGER NOT NULL,
+            since_point INTEGER NOT NULL
         )""",
             """CREATE TABLE alert_events (
             id            INTEGER PRIMARY KEY,

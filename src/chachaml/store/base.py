@@ -362,10 +362,11 @@ class AutomationStore(Protocol):
     ) -> Alert:
         """Create the alert ``name`` or change it (an upsert), and return it.
 
-        A new alert has ``version`` 1 and ``created == updated == now``. If the definition
+        A new alert has ``version`` 1 and ``created == updated == now``; the store marks where
+        its metric points stood, for ``alert_candidates``' "logged since". If the definition
         differs from the stored one (``_automation_rules.alert_changed``), ``version`` goes up by
-        one and ``updated`` becomes ``now`` (``created`` is kept); the same definition again
-        changes nothing and returns the stored alert.
+        one, ``updated`` becomes ``now`` and the mark moves (``created`` is kept); the same
+        definition again changes nothing and returns the stored alert.
         """
         ...
 
@@ -386,8 +387,10 @@ class AutomationStore(Protocol):
 
         A run is a candidate when it is in scope (of ``alert.experiment`` when set; among
         ``run_ids`` when given; not archived; running or finished), has a point of the metric
-        with a timestamp at or after ``alert.updated``, and has no event of this alert at
-        ``alert.version`` yet. Its latest point is the one at the highest step (ties: the last
+        written to the store after the ``put_alert`` that made this version (whatever the
+        point's ``timestamp``: the store keeps its own mark, exact across clocks), and has no
+        event of this alert at ``alert.version`` yet. An alert that was removed or changed
+        since it was read has no candidates. Its latest point is the one at the highest step (ties: the last
         logged), as in ``Run.metrics``. Ordered by run id.
         """
         ...
