@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from chachaml import _process, _webhooks
+from chachaml import _process
 from chachaml._api_registry import RegistryApi
 from chachaml._automation_rules import check_op, check_threshold, check_webhook, crosses
 from chachaml._values import check_key
@@ -137,6 +137,7 @@ class AlertsApi(RegistryApi):
         hooked = [e for e in fired if e.webhook]
         if not hooked:
             return fired
+        from chachaml import _webhooks  # threads and urllib only for a store that has webhooks
 
         def record(event: AlertEvent) -> None:
             assert event.delivery is not None

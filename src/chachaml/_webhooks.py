@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import math
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -78,6 +75,12 @@ def post(url: str, body: dict[str, Any], policy: Policy = DEFAULT_POLICY) -> tup
         ``(delivery, attempts, error)``: ``"delivered"`` (any 2xx answer) or ``"failed"`` with
         the last error; never raises for a network or HTTP failure.
     """
+    # Imported here: urllib.request pulls in http.client and email (tens of ms), which a
+    # process that never sends a webhook should not pay for at its first log call.
+    import json
+    import urllib.error
+    import urllib.request
+
     data = json.dumps(body, allow_nan=False).encode("utf-8")
     error: str | None = None
     for attempt in range(1, policy.attempts + 1):
