@@ -8,6 +8,8 @@ import json
 import math
 import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -389,3 +391,36 @@ def test_alert_entities_round_trip_and_print(store: None) -> None:
     (event,) = chachaml.check_alerts(wait=0)
     assert chachaml.AlertEvent.from_dict(event.to_dict()) == event
     assert repr(event).startswith(f"<AlertEvent 'hot' run={event.run_id[:8]} loss=3 > 2 at step 0 webhook ")
+
+
+_EXITS_AT_ONCE = """
+import sys
+import chachaml
+chachaml.use_store(sys.argv[1])
+chachaml.add_alert("hot", "loss", ">", 2.0, webhook=sys.argv[2])
+with chachaml.with_run("r"):
+    chachaml.log_metric("loss", 3.0)
+(event,) = chachaml.check_alerts(wait=0)
+print(event.delivery)
+"""
+
+
+@pytest.mark.slow
+def test_a_script_that_ends_right_after_check_alerts_still_delivers(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.hold.clear()  # the POST is still waiting when the script reaches its end
+    db = tmp_path / "exit.db"
+    script = tmp_path / "exits.py"
+    script.write_text(_EXITS_AT_ONCE)
+    with subprocess.Popen(
+        [sys.executable, str(script), str(db), receiver.url], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "pending"
+        receiver.hold.set()
+        assert child.wait(60) == 0
+    assert [b["alert"] for b in receiver.received()] == ["hot"]
+    with Client(db) as c:
+        (event,) = c.alert_history("hot")
+    assert (event.delivery, event.attempts) == ("delivered", 1)
