@@ -137,6 +137,14 @@ def test_add_alert_refuses_bad_arguments_naming_them(
     assert chachaml.alerts() == []
 
 
+def test_numpy_thresholds_are_numbers_and_numpy_bools_are_not(store: None) -> None:
+    np = pytest.importorskip("numpy")
+    assert chachaml.add_alert("a", "loss", ">", np.float32(2.5)).threshold == 2.5
+    assert chachaml.add_alert("b", "loss", "<", np.int64(3)).threshold == 3.0
+    with pytest.raises(InvalidValueError, match="real number"):
+        chachaml.add_alert("c", "loss", ">", np.bool_(True))
+
+
 def test_add_alert_is_an_upsert_by_name(store: None, clock: Clock) -> None:
     first = chachaml.add_alert("hot", "loss", ">", 2)
     assert isinstance(first.threshold, float) and first.threshold == 2.0

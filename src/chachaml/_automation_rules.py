@@ -62,7 +62,7 @@ def check_threshold(threshold: Any) -> float:
     if (
         isinstance(threshold, str | bytes | bool)
         or threshold is None
-        or type(threshold).__name__ in ("bool_",)
+        or type(threshold).__name__ in ("bool_", "bool")  # numpy bool before and since numpy 2
     ):
         raise InvalidValueError(
             f"alert threshold must be a real number, got {type(threshold).__name__} {threshold!r}; "
