@@ -9,6 +9,7 @@ other process it says so instead of guessing at results it cannot have.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -48,6 +49,16 @@ class _Progress:
 # results, which no store can keep.
 _MEMORY: dict[str, _Progress] = {}
 _MEMORY_LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not inherit a lock another thread of its parent held; the
+    pipelines it inherits keep their memory (the child may resume them)."""
+    global _MEMORY_LOCK
+    _MEMORY_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class PipelinesApi(AlertsApi):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -126,6 +127,16 @@ class _Flight:
 
 _in_flight: set[threading.Thread] = set()  # for the bounded join at exit
 _in_flight_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's threads, and must not inherit a held lock."""
+    global _in_flight_lock
+    _in_flight_lock = threading.Lock()
+    _in_flight.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def start(
