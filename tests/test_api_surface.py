@@ -116,6 +116,20 @@ EXPECTED = {
     "set_experiment",
     # notebook views (issue 9)
     "plot",
+    # alerts and pipelines (issue 11)
+    "Alert",
+    "AlertEvent",
+    "Pipeline",
+    "PipelineStep",
+    "add_alert",
+    "alert_history",
+    "alerts",
+    "check_alerts",
+    "get_pipeline",
+    "pipelines",
+    "remove_alert",
+    "resume_pipeline",
+    "run_pipeline",
 }
 
 ERRORS = sorted(n for n in EXPECTED if n.endswith("Error") and n != "ChachamlError")

@@ -35,6 +35,7 @@ VERBS = {
     "chachaml.artifacts",
     "chachaml.registry",
     "chachaml.images",
+    "chachaml.automation",
 }
 CONTEXT = {"chachaml.context", "chachaml._lifecycle", "chachaml.pytest_plugin", "chachaml.demo"}
 CLIENT = {"chachaml.client", *(f"chachaml.{m.stem}" for m in SRC.glob("_api_*.py"))}
@@ -53,6 +54,9 @@ NEUTRAL = {
     "chachaml._environment",
     "chachaml._frames",
     "chachaml._downsample",
+    "chachaml.automation_entities",
+    "chachaml._automation_rules",
+    "chachaml._webhooks",
 }
 
 

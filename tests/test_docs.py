@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-EXECUTED = ["quickstart.md", "concepts.md", "durability.md"]
+EXECUTED = ["quickstart.md", "concepts.md", "durability.md", "automation.md"]
 
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 

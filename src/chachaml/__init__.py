@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 
 # name -> module that defines it; the facade is the only public namespace (STYLE.md).
 _EXPORTS = {
+    "Alert": "automation_entities",
+    "AlertEvent": "automation_entities",
     "Artifact": "entities",
     "ArtifactNotFoundError": "errors",
     "ChachamlError": "errors",
@@ -40,6 +42,8 @@ _EXPORTS = {
     "ModelNotFoundError": "errors",
     "ModelVersion": "entities",
     "NoActiveRunError": "errors",
+    "Pipeline": "automation_entities",
+    "PipelineStep": "automation_entities",
     "QueryError": "errors",
     "Run": "entities",
     "RunList": "results",
@@ -47,11 +51,15 @@ _EXPORTS = {
     "RunStateError": "errors",
     "SchemaVersionError": "errors",
     "StoreError": "errors",
+    "add_alert": "automation",
+    "alert_history": "automation",
+    "alerts": "automation",
     "archive_runs": "housekeeping",
     "artifact_path": "artifacts",
     "batched": "batching",
     "best_run": "analysis",
     "bind": "context",
+    "check_alerts": "automation",
     "compare_runs": "analysis",
     "create_experiment": "tracking",
     "current_run": "tracking",
@@ -68,6 +76,7 @@ _EXPORTS = {
     "flush": "batching",
     "gc_artifacts": "housekeeping",
     "get_model_version": "registry",
+    "get_pipeline": "automation",
     "get_run": "reading",
     "inspect_run": "analysis",
     "last_run": "reading",
@@ -91,8 +100,12 @@ _EXPORTS = {
     "model_versions": "registry",
     "models": "registry",
     "plot": "plotting",
+    "pipelines": "automation",
     "promote": "registry",
     "register_model": "registry",
+    "remove_alert": "automation",
+    "resume_pipeline": "automation",
+    "run_pipeline": "automation",
     "runs": "reading",
     "search_runs": "reading",
     "set_alias": "registry",
@@ -156,6 +169,19 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from chachaml.artifacts import log_figure as log_figure
     from chachaml.artifacts import log_file as log_file
     from chachaml.artifacts import log_table as log_table
+    from chachaml.automation import add_alert as add_alert
+    from chachaml.automation import alert_history as alert_history
+    from chachaml.automation import alerts as alerts
+    from chachaml.automation import check_alerts as check_alerts
+    from chachaml.automation import get_pipeline as get_pipeline
+    from chachaml.automation import pipelines as pipelines
+    from chachaml.automation import remove_alert as remove_alert
+    from chachaml.automation import resume_pipeline as resume_pipeline
+    from chachaml.automation import run_pipeline as run_pipeline
+    from chachaml.automation_entities import Alert as Alert
+    from chachaml.automation_entities import AlertEvent as AlertEvent
+    from chachaml.automation_entities import Pipeline as Pipeline
+    from chachaml.automation_entities import PipelineStep as PipelineStep
     from chachaml.batching import batched as batched
     from chachaml.batching import flush as flush
     from chachaml.client import Client as Client

@@ -16,22 +16,22 @@ prefix) goes through one resolver, ``resolve_run_id``.
 
 It validates and normalises arguments (``chachaml._values``, ``chachaml.rules``), so a bad value
 or a typo in ``where=`` is reported before the store is touched, then makes one call on the
-store. The verbs are grouped by role in ``_api_runs``, ``_api_data``, ``_api_artifacts`` and
-``_api_registry``; this module composes them.
+store. The verbs are grouped by role in ``_api_runs``, ``_api_data``, ``_api_artifacts``,
+``_api_registry``, ``_api_alerts`` and ``_api_pipelines``; this module composes them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chachaml._api_registry import RegistryApi
+from chachaml._api_pipelines import PipelinesApi
 from chachaml.store import is_store, open_store
 from chachaml.store.base import Store
 
 __all__ = ["Client"]
 
 
-class Client(RegistryApi):
+class Client(PipelinesApi):
     """The chachaml verbs over one store.
 
     Args:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chachaml.store.base import ArtifactStore, LocalArtifacts, RegistryStore, RunStore
+from chachaml.store.base import ArtifactStore, AutomationStore, LocalArtifacts, RegistryStore, RunStore
 
 HERE = Path(__file__).parent
-ROLES = [RunStore, ArtifactStore, RegistryStore, LocalArtifacts]
+ROLES = [RunStore, ArtifactStore, RegistryStore, AutomationStore, LocalArtifacts]
 
 
 def _methods(role: type) -> list[str]:
@@ -48,10 +48,7 @@ def test_the_roles_are_documented_method_by_method() -> None:
 def test_the_roles_cover_the_whole_store() -> None:
     from chachaml.store.base import Store
 
-    every = {m for r in (RunStore, ArtifactStore, RegistryStore) for m in _methods(r)}
-    assert {
-        m
-        for r in Store.__mro__
-        for m in (_methods(r) if r in (RunStore, ArtifactStore, RegistryStore) else [])
-    } == every
+    roles = (RunStore, ArtifactStore, RegistryStore, AutomationStore)
+    every = {m for r in roles for m in _methods(r)}
+    assert {m for r in Store.__mro__ for m in (_methods(r) if r in roles else [])} == every
     assert len(every) >= 35

@@ -4,6 +4,9 @@ Each migration runs in one ``BEGIN IMMEDIATE`` transaction together with the ver
 several processes opening a fresh database at once serialise here and each migration is applied
 exactly once (the version is re-read inside the transaction). Never edit a released migration:
 append a new one. ``docs/schema.md`` documents the resulting tables.
+
+Numbers only grow; a number may be ``RESERVED`` for a migration another branch is adding (the
+runner applies those above a database's version in order, so a gap is harmless).
 """
 
 from __future__ import annotations
@@ -170,6 +173,67 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX metric_summary_by_key_min ON metric_summary (key, min)",
         ],
     ),
+    # 6: alerts and pipelines (issue 11, SPEC section 11; docs/adr/0013). An event is unique per
+    # (alert, alert version, run): "each run fires an alert at most once" holds for concurrent
+    # checkers too (INSERT ... ON CONFLICT DO NOTHING). since_point is the newest metric rowid
+    # when the alert was created or changed: "logged since" is exact, whatever the clock says.
+    # Pipelines keep their steps' statuses; their runs are ordinary runs (the pipeline's id is
+    # its run's id).
+    (
+        6,
+        [
+            """CREATE TABLE alerts (
+            name       TEXT PRIMARY KEY,
+            metric     TEXT NOT NULL,
+            op         TEXT NOT NULL CHECK (op IN ('>','>=','<','<=')),
+            threshold  REAL NOT NULL,
+            experiment TEXT,
+            webhook    TEXT,
+            version    INTEGER NOT NULL,
+            created    INTEGER NOT NULL,
+            updated    INTEGER NOT NULL,
+            since_point INTEGER NOT NULL
+        )""",
+            """CREATE TABLE alert_events (
+            id            INTEGER PRIMARY KEY,
+            alert         TEXT NOT NULL,
+            alert_version INTEGER NOT NULL,
+            run_id        TEXT NOT NULL,
+            metric        TEXT NOT NULL,
+            value         REAL NOT NULL,
+            step          INTEGER NOT NULL,
+            op            TEXT NOT NULL,
+            threshold     REAL NOT NULL,
+            fired         INTEGER NOT NULL,
+            webhook       TEXT,
+            delivery      TEXT CHECK (delivery IN ('pending','delivered','failed')),
+            attempts      INTEGER NOT NULL DEFAULT 0,
+            error         TEXT,
+            UNIQUE (alert, alert_version, run_id)
+        )""",
+            """CREATE TABLE pipelines (
+            id      TEXT PRIMARY KEY,
+            name    TEXT NOT NULL,
+            status  TEXT NOT NULL CHECK (status IN ('running','completed','failed','killed')),
+            created INTEGER NOT NULL,
+            updated INTEGER NOT NULL
+        )""",
+            "CREATE INDEX pipelines_by_created ON pipelines (created)",
+            """CREATE TABLE pipeline_steps (
+            pipeline_id TEXT NOT NULL,
+            position    INTEGER NOT NULL,
+            name        TEXT NOT NULL,
+            status      TEXT NOT NULL
+                        CHECK (status IN ('pending','running','completed','failed','killed','skipped')),
+            run_id      TEXT,
+            PRIMARY KEY (pipeline_id, position)
+        )""",
+        ],
+    ),
 ]
+
+#: Numbers kept for migrations that other branches add (merged in their place, in order):
+#: 5 is issue 9's query indexes (branch h9-perf).
+RESERVED = frozenset({5})
 
 LATEST = MIGRATIONS[-1][0]

@@ -9,8 +9,10 @@ SQLite today and by PostgreSQL or a tracking server later without changing. Thre
 * ``ArtifactStore`` -- artifact metadata plus streamed bytes in (``log_artifact``) and out
   (``open_artifact``). Nothing in it assumes a local disk.
 * ``RegistryStore`` -- models, versions, stages, aliases and their history.
+* ``AutomationStore`` -- alerts with their events, and pipelines with their steps
+  (SPEC section 11; ``chachaml._automation_rules`` holds their rules).
 
-``Store`` is all three. Capabilities only a local store has are a separate, optional protocol,
+``Store`` is all four. Capabilities only a local store has are a separate, optional protocol,
 ``LocalArtifacts`` (a file path for an artifact, garbage collection of a folder): callers check
 ``isinstance(store, LocalArtifacts)`` and say so when it is missing. The rules (validation,
 immutability, prefix resolution, stages) are ``chachaml.rules``; a store applies the decision
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from chachaml._process import Owner
+from chachaml.automation_entities import Alert, AlertEvent, Pipeline
 from chachaml.entities import (
     Artifact,
     Dataset,
@@ -43,7 +46,9 @@ from chachaml.rules import STATUSES
 
 __all__ = [
     "STATUSES",
+    "AlertPoint",
     "ArtifactStore",
+    "AutomationStore",
     "LocalArtifacts",
     "MetricIn",
     "NewRun",
@@ -92,6 +97,17 @@ class RunFilter:
     limit: int | None = None
     offset: int = 0
     include_archived: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPoint:
+    """A run's latest point of an alert's metric, as ``AutomationStore.alert_candidates`` finds it."""
+
+    run_id: str
+    experiment: str
+    step: int
+    value: float
+    timestamp: int
 
 
 class RunStore(Protocol):
@@ -325,9 +341,95 @@ class RegistryStore(Protocol):
         ...
 
 
+class AutomationStore(Protocol):
+    """Alerts, their events, and pipelines (SPEC section 11). Each write is one transaction.
+
+    The store keeps the records; the ``Client`` decides (which op crosses, when to deliver a
+    webhook, how a pipeline moves on). An unknown alert or pipeline raises ``NotFoundError``
+    naming it and how to list what exists.
+    """
+
+    def put_alert(
+        self,
+        name: str,
+        *,
+        metric: str,
+        op: str,
+        threshold: float,
+        experiment: str | None,
+        webhook: str | None,
+        now: int,
+    ) -> Alert:
+        """Create the alert ``name`` or change it (an upsert), and return it.
+
+        A new alert has ``version`` 1 and ``created == updated == now``; the store marks where
+        its metric points stood, for ``alert_candidates``' "logged since". If the definition
+        differs from the stored one (``_automation_rules.alert_changed``), ``version`` goes up by
+        one, ``updated`` becomes ``now`` and the mark moves (``created`` is kept); the same
+        definition again changes nothing and returns the stored alert.
+        """
+        ...
+
+    def get_alert(self, name: str) -> Alert:
+        """The alert called ``name`` (``NotFoundError`` if there is none)."""
+        ...
+
+    def alerts(self) -> list[Alert]:
+        """Every alert, by name."""
+        ...
+
+    def delete_alert(self, name: str) -> bool:
+        """Remove an alert and its history; True if it existed."""
+        ...
+
+    def alert_candidates(self, alert: Alert, run_ids: Sequence[str] | None = None) -> list[AlertPoint]:
+        """The runs ``alert`` may fire for now, each with its latest point of ``alert.metric``.
+
+        A run is a candidate when it is in scope (of ``alert.experiment`` when set; among
+        ``run_ids`` when given; not archived; running or finished), has a point of the metric
+        written to the store after the ``put_alert`` that made this version (whatever the
+        point's ``timestamp``: the store keeps its own mark, exact across clocks), and has no
+        event of this alert at ``alert.version`` yet. An alert that was removed or changed
+        since it was read has no candidates. Its latest point is the one at the highest step (ties: the last
+        logged), as in ``Run.metrics``. Ordered by run id.
+        """
+        ...
+
+    def add_alert_events(self, alert: Alert, points: Sequence[AlertPoint], now: int) -> list[AlertEvent]:
+        """Record that ``alert`` fired for these points' runs and return the new events.
+
+        At most one event per run and alert version, even with concurrent callers: a run that
+        fired already (or an alert that changed since ``alert`` was read) is skipped and not
+        returned. Events get increasing ids; ``delivery`` is ``"pending"`` when the alert has a
+        webhook, else None.
+        """
+        ...
+
+    def set_alert_delivery(self, event_id: int, delivery: str, attempts: int, error: str | None) -> None:
+        """Record a webhook's outcome on an event (no error if the event is gone)."""
+        ...
+
+    def alert_history(self, name: str) -> list[AlertEvent]:
+        """The events of the alert ``name``, oldest first (``[]`` for an unknown alert)."""
+        ...
+
+    def put_pipeline(self, pipeline: Pipeline) -> None:
+        """Create or replace a pipeline with its steps (status, run ids) in one transaction."""
+        ...
+
+    def get_pipeline(self, pipeline_id: str) -> Pipeline:
+        """The pipeline with this id or unique id prefix: ``NotFoundError`` if none,
+        ``InvalidValueError`` if the prefix matches several."""
+        ...
+
+    def pipelines(self, *, name: str | None = None, limit: int | None = None) -> list[Pipeline]:
+        """Pipelines (of this name, when given), newest ``created`` first, at most ``limit``."""
+        ...
+
+
 @runtime_checkable
-class Store(RunStore, ArtifactStore, RegistryStore, Protocol):
-    """What every backend implements: the three roles. See the module docstring."""
+class Store(RunStore, ArtifactStore, RegistryStore, AutomationStore, Protocol):
+    """What every backend implements: the four roles. See the module docstring."""
 
 
 @runtime_checkable

@@ -27,6 +27,7 @@ from chachaml.rules import (
     resolve_prefix,
 )
 from chachaml.store._sqlite_artifacts import ArtifactsMixin
+from chachaml.store._sqlite_automation import AutomationMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
@@ -83,12 +84,12 @@ def _refuse_step_overflow(conn: sqlite3.Connection, run_id: str, keys: Sequence[
             raise no_next_step(run_id, key)
 
 
-class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
+class SqliteStore(ArtifactsMixin, AutomationMixin, QueryMixin, LifecycleMixin, SqliteBase):
     """A store in one SQLite file (or in memory). Open it with ``chachaml.use_store(path)``.
 
     This class holds run lifecycle, logging and run reads; queries, artifacts and the model
     registry live in their mixins (``_sqlite_query``, ``_sqlite_artifacts``), deleting and
-    archiving in ``_sqlite_lifecycle``.
+    archiving in ``_sqlite_lifecycle``, alerts and pipelines in ``_sqlite_automation``.
     """
 
     # -- run lifecycle -------------------------------------------------------------------------
