@@ -483,6 +483,12 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         return [Experiment(name=n, description=d, owner=o, created=c, run_count=k) for n, d, o, c, k in rows]
 
 
-def open_sqlite(path: str | None, *, is_dead: Liveness | None = None) -> SqliteStore:
-    """The ``sqlite`` factory of the scheme registry: a file path, or None for ``:memory:``."""
-    return SqliteStore(path, is_dead=is_dead)
+def open_sqlite(
+    path: str | None, *, is_dead: Liveness | None = None, artifacts: str | None = None
+) -> SqliteStore:
+    """The ``sqlite`` factory of the scheme registry: a file path, or None for ``:memory:``.
+
+    ``artifacts`` (a folder, ``file://`` or ``s3://bucket/prefix``) puts the artifact bytes
+    there instead of in the folder next to the database (docs/adr/0011).
+    """
+    return SqliteStore(path, is_dead=is_dead, artifacts=artifacts)
