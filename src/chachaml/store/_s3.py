@@ -240,8 +240,7 @@ class S3Objects:
         if delimiter:
             kwargs["Delimiter"] = delimiter
         try:
-            for page in self._s3.get_paginator("list_objects_v2").paginate(**kwargs):
-                yield page
+            yield from self._s3.get_paginator("list_objects_v2").paginate(**kwargs)
         except (self._botocore.BotoCoreError, self._botocore.ClientError) as exc:
             raise self._fail(exc, "list objects") from exc
 
