@@ -333,7 +333,8 @@ class ArtifactsMixin(RegistryMixin):
         if not files.local:
             raise StoreError(
                 f"artifact {name!r} of run {run_id[:8]} is in object storage ({files.root}), not in "
-                "a file on this machine; read it with chachaml.open_artifact() or load_artifact()"
+                "a file on this machine; read it with chachaml.load_artifact(), or stream it with "
+                "Client.open_artifact()"
             )
         return os.path.join(files.root, *art.path.split("/"))
 
