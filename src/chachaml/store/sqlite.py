@@ -26,10 +26,10 @@ from chachaml.rules import (
     param_conflict,
     resolve_prefix,
 )
-from chachaml.store._sqlite_artifacts import ArtifactsMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
+from chachaml.store._sqlite_restore import RestoreMixin
 from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 
 # Metric rows bind the value as given and is_nan as 1 or 0: SQLite stores a NaN float as NULL
@@ -83,12 +83,12 @@ def _refuse_step_overflow(conn: sqlite3.Connection, run_id: str, keys: Sequence[
             raise no_next_step(run_id, key)
 
 
-class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
+class SqliteStore(RestoreMixin, QueryMixin, LifecycleMixin, SqliteBase):
     """A store in one SQLite file (or in memory). Open it with ``chachaml.use_store(path)``.
 
     This class holds run lifecycle, logging and run reads; queries, artifacts and the model
     registry live in their mixins (``_sqlite_query``, ``_sqlite_artifacts``), deleting and
-    archiving in ``_sqlite_lifecycle``.
+    archiving in ``_sqlite_lifecycle``, copies with their ids and times in ``_sqlite_restore``.
     """
 
     # -- run lifecycle -------------------------------------------------------------------------
