@@ -102,10 +102,11 @@ class RestoreMixin(ArtifactsMixin):
                         d.created if d.created is not None else run.start_time,
                     ),
                 )
-            batch: list[tuple[str, str, int, float | None, int, int]] = []
+            # The value is bound as given, NaN included (SQLite stores it as NULL by itself, a
+            # PostgreSQL float8 keeps it), with is_nan saying which: as the ordinary writes do.
+            batch: list[tuple[str, str, int, float, int, int]] = []
             for m in metrics:
-                nan = m.value != m.value
-                batch.append((run.id, m.key, m.step, None if nan else m.value, m.timestamp, int(nan)))
+                batch.append((run.id, m.key, m.step, m.value, m.timestamp, 1 if m.value != m.value else 0))
                 if len(batch) >= _BATCH:
                     self._insert_points(conn, batch)
                     batch = []
