@@ -114,9 +114,7 @@ class RestoreMixin(ArtifactsMixin):
         return True
 
     @staticmethod
-    def _insert_points(
-        conn: sqlite3.Connection, rows: list[tuple[str, str, int, float | None, int, int]]
-    ) -> None:
+    def _insert_points(conn: sqlite3.Connection, rows: list[tuple[str, str, int, float, int, int]]) -> None:
         if rows:
             conn.executemany(
                 "INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan) VALUES (?, ?, ?, ?, ?, ?)",
