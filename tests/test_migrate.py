@@ -143,6 +143,16 @@ def test_sqlite_to_sqlite_copies_everything_and_a_rerun_copies_nothing(tmp_path:
     assert third.returncode == 0 and third.stderr == ""
     assert "runs: 1 copied (1 metric points), 4 already there" in third.stdout
     assert dump(dst, skip_running=False) == dump(src, skip_running=False)
+    # A record changed in the source after it was copied is reported, never rewritten.
+    with Client(src) as c:
+        c.set_tag("late", "yes", run=ids["parent"])
+        c.promote("churn", 1, "staging")
+    changed = migrate(str(src), str(dst))
+    assert changed.returncode == 1
+    assert f"problem: run {ids['parent'][:8]} differs" in changed.stdout
+    assert "problem: model 'churn' differs" in changed.stdout
+    with Client(dst) as c:
+        assert "late" not in c.get_run(ids["parent"]).tags
 
 
 @pytest.mark.slow
@@ -161,6 +171,12 @@ def test_sqlite_to_sqlite_with_artifacts_in_s3(monkeypatch: pytest.MonkeyPatch, 
     assert not (tmp_path / "team-artifacts").exists()  # the bytes went to S3, not next to the file
     again = migrate(str(src), str(dst), "--artifacts", location, env=_s3.environ())
     assert "artifacts: 0 copied (0 bytes), 3 already there" in again.stdout
+    # And out again: a source whose artifacts are in S3, into a plain SQLite file.
+    back = tmp_path / "back.db"
+    out = migrate(str(dst), str(back), "--source-artifacts", location, env=_s3.environ())
+    assert out.returncode == 0, out.stderr
+    assert dump(back) == dump(src)
+    assert (tmp_path / "back-artifacts").is_dir()
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ destination holds different bytes or records under the same names), 2 a usage er
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -128,6 +129,11 @@ def _ordered(runs: list[Run]) -> list[Run]:
     return out
 
 
+def _canon(value: Any) -> str:
+    """Comparable text of a record (NaN equals NaN here, unlike in ``==``)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _points(src: Store, run_id: str, counter: list[int]) -> Iterator[Metric]:
     for key in src.metric_summaries(run_id):
         for point in src.metric_history(run_id, key):
@@ -190,7 +196,8 @@ def _copy_experiments(src: Store, dst: Store, summary: Summary) -> None:
 
 def _copy_runs(src: Store, dst: Store, summary: Summary, show: _Progress) -> None:
     runs = _ordered(src.find_runs(RunFilter(include_archived=True)))
-    have = {r.id for r in dst.find_runs(RunFilter(include_archived=True))}
+    there = {r.id: r for r in dst.find_runs(RunFilter(include_archived=True))}
+    have = set(there)
     show.start(len(runs))
     for run in runs:
         if run.status == "running":
@@ -204,6 +211,11 @@ def _copy_runs(src: Store, dst: Store, summary: Summary, show: _Progress) -> Non
         if run.id in have:
             summary.runs_present += 1
             state = "already there"
+            if _canon(there[run.id].to_dict()) != _canon(run.to_dict()):
+                summary.problems.append(
+                    f"run {run.id[:8]} differs in the destination (changed in one of them after it "
+                    "was copied); left as the destination has it"
+                )
         else:
             counter = [0]
             dst.restore_run(run, _points(src, run.id, counter))  # one transaction
@@ -240,6 +252,12 @@ def _copy_models(src: Store, dst: Store, summary: Summary, show: _Progress) -> N
     for m in src.models():
         if m.name in have:
             summary.models_present += 1
+            mine, theirs = src.get_model(m.name), dst.get_model(m.name)
+            if _canon(mine.to_dict()) != _canon(theirs.to_dict()):
+                summary.problems.append(
+                    f"model {m.name!r} differs in the destination (versions or stages changed after "
+                    "it was copied); left as the destination has it"
+                )
             continue
         model = src.get_model(m.name)
         try:
