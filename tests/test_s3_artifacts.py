@@ -23,7 +23,7 @@ import pytest
 import _s3
 import chachaml
 from chachaml.client import Client
-from chachaml.errors import ConflictError, StoreError
+from chachaml.errors import ArtifactNotFoundError, ConflictError, StoreError
 from chachaml.rules import TMP_PREFIX
 from chachaml.store import open_store
 from chachaml.store._files import _HOST, MARKER_PREFIX
@@ -132,6 +132,12 @@ def test_gc_removes_orphans_and_abandoned_temporaries_under_its_own_prefix_only(
         )
         assert _keys(location + "-other") == ["somebody/else.txt"]
         assert c.load_artifact(run, "kept.txt") == "kept"
+        # An object deleted behind chachaml's back: gc reports the row, reading it names the fix.
+        bucket, _, prefix = location[len("s3://") :].partition("/")
+        _s3.client().delete_object(Bucket=bucket, Key=f"{prefix}/{run.id}/kept.txt")
+        assert c.gc_artifacts(dry_run=True).missing == (f"{run.id}/kept.txt",)
+        with pytest.raises(ArtifactNotFoundError, match="overwrite=True"):
+            c.load_artifact(run, "kept.txt")
 
 
 def test_gc_never_touches_a_prefix_another_store_marked(location: str, tmp_path: Path) -> None:

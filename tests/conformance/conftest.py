@@ -5,6 +5,10 @@ of ``BACKENDS``. A factory receives the test's ``tmp_path`` and returns a ``Back
 store (no runs, no experiments) plus, for file-based stores, the path that must not appear
 before the first write.
 
+``sqlite-s3`` is a SQLite file whose artifact bytes live in S3-compatible object storage
+(moto's server over HTTP, ``tests/_s3.py``): the whole suite, artifacts included, runs on the
+object-storage seam too. Without moto it skips; on CI (``CI`` set) it fails.
+
 Adding a backend is adding one factory here, nothing else:
 
 * PostgreSQL (planned): set ``CHACHAML_TEST_POSTGRES_URL=postgresql://user@host/throwaway_db``

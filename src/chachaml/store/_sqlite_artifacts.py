@@ -372,7 +372,10 @@ class ArtifactsMixin(RegistryMixin):
         with self._tx() as conn:
             known = {p for (p,) in conn.execute("SELECT path FROM artifacts")}
             orphans = [f for f in found if (f.abandoned_tmp if f.is_tmp else f.relpath not in known)]
-            missing = sorted(p for p in known if not files.exists(p))
+            # Only rows whose bytes the scan did not see are looked up (one request each in
+            # object storage), under the lock, so a commit that raced the scan is not "missing".
+            seen = {f.relpath for f in found}
+            missing = sorted(p for p in known if p not in seen and not files.exists(p))
             if not dry_run:
                 for f in orphans:
                     files.remove(f.relpath)
