@@ -394,6 +394,13 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """``chachaml migrate SOURCE DEST``: see ``chachaml.migrate``."""
+    from chachaml.migrate import run
+
+    return run(args)
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     from chachaml import __version__
@@ -467,6 +474,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", "-v", action="store_true", help="log every request")
     p = add("mcp", cmd_mcp, "serve this store to an MCP-capable assistant over stdio (read-only)", json=False)
     p.add_argument("--allow-writes", action="store_true", help="also expose set_tag and set_note")
+    p = add("migrate", cmd_migrate, "copy runs, artifacts and models from one store to another", json=False)
+    from chachaml.migrate import add_arguments as migrate_arguments
+
+    migrate_arguments(p)
     return parser
 
 

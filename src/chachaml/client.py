@@ -37,7 +37,8 @@ class Client(PipelinesApi):
     Args:
         target: a path to a SQLite file (str or PathLike), ``":memory:"``, a URI
             (``sqlite:///runs.db``; see ``chachaml.store.SCHEMES``) or a ``Store`` object.
-        **options: passed to the backend when ``target`` is opened here (SQLite: ``is_dead=``).
+        **options: passed to the backend when ``target`` is opened here: ``is_dead=``, and
+            ``artifacts=`` (a folder or ``s3://bucket/prefix`` for the artifact bytes; ADR-0017).
 
     A store opened from a path or URI belongs to the client: ``close()`` (or leaving a ``with``
     block) closes it. A ``Store`` object passed in is left open.

@@ -5,6 +5,10 @@ of ``BACKENDS``. A factory receives the test's ``tmp_path`` and returns a ``Back
 store (no runs, no experiments) plus, for file-based stores, the path that must not appear
 before the first write.
 
+``sqlite-s3`` is a SQLite file whose artifact bytes live in S3-compatible object storage
+(moto's server over HTTP, ``tests/_s3.py``): the whole suite, artifacts included, runs on the
+object-storage seam too. Without moto it skips; on CI (``CI`` set) it fails.
+
 Adding a backend is adding one factory here, nothing else:
 
 * PostgreSQL (planned): set ``CHACHAML_TEST_POSTGRES_URL=postgresql://user@host/throwaway_db``
@@ -54,6 +58,25 @@ def _sqlite_memory(tmp_path: Path) -> Backend:
     return Backend("sqlite-memory", open_store(":memory:"))
 
 
+def _sqlite_s3(tmp_path: Path) -> Backend:
+    """A SQLite file whose artifact bytes live in S3 (moto's server over HTTP; tests/_s3.py)."""
+    import _s3
+
+    saved = {k: os.environ.get(k) for k in _s3.environ()}
+    os.environ.update(_s3.environ())
+
+    def restore() -> None:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    path = tmp_path / "conformance.db"
+    store = open_store(path, artifacts=_s3.new_location())
+    return Backend("sqlite-s3", store, file=path, cleanups=[restore])
+
+
 def _postgres(tmp_path: Path) -> Backend:  # pragma: no cover - enabled by an env var only
     return Backend("postgres", open_store(os.environ["CHACHAML_TEST_POSTGRES_URL"]))
 
@@ -61,6 +84,7 @@ def _postgres(tmp_path: Path) -> Backend:  # pragma: no cover - enabled by an en
 BACKENDS: list[tuple[str, Callable[[Path], Backend]]] = [
     ("sqlite-file", _sqlite_file),
     ("sqlite-memory", _sqlite_memory),
+    ("sqlite-s3", _sqlite_s3),
 ]
 if os.environ.get("CHACHAML_TEST_POSTGRES_URL"):  # pragma: no cover
     BACKENDS.append(("postgres", _postgres))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import socket
 import stat
 import time
@@ -288,3 +289,33 @@ class LocalFiles:
             if dirpath != self.root and not os.path.basename(dirpath).startswith(MARKER_PREFIX):
                 with contextlib.suppress(OSError):
                     os.rmdir(dirpath)  # fails (and is skipped) unless empty
+
+    # -- the ArtifactFiles seam (chachaml.store._artifact_files): what object storage also does --
+    local = True
+
+    def open(self, relpath: str) -> BinaryIO:
+        """The file's bytes, open for reading (the caller closes it)."""
+        return open(os.path.join(self.root, *relpath.split("/")), "rb")
+
+    def exists(self, relpath: str) -> bool:
+        return os.path.isfile(os.path.join(self.root, *relpath.split("/")))
+
+    def remove_run(self, run_id: str) -> None:
+        """Remove ``<root>/<run_id>`` (after the run's rows are gone)."""
+        if not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id or "\0" in run_id:
+            return  # never leave the artifact folder, whatever an id looks like
+        folder = os.path.join(self.root, run_id)
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+
+    def marker_ids(self) -> list[str] | None:
+        return marker_ids(self.root)
+
+    def mark(self, store_id: str) -> None:
+        mark(self.root, store_id)
+
+    def holds_run_files(self) -> bool:
+        return holds_run_files(self.root)
+
+    def has_marker(self, store_id: str) -> bool:
+        return os.path.isdir(os.path.join(self.root, MARKER_PREFIX + store_id))

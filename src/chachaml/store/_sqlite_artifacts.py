@@ -37,7 +37,8 @@ from chachaml._process import Liveness
 from chachaml.entities import Artifact, GcReport
 from chachaml.errors import ArtifactNotFoundError, RunNotFoundError, StoreError
 from chachaml.rules import artifact_ancestors, artifact_unchanged, folder_clash
-from chachaml.store._files import MARKER_PREFIX, LocalFiles, digest, holds_run_files, mark, marker_ids
+from chachaml.store._artifact_files import ArtifactFiles, open_location
+from chachaml.store._files import MARKER_PREFIX, LocalFiles, digest, mark
 from chachaml.store._sqlite_base import marks
 from chachaml.store._sqlite_registry import RegistryMixin
 
@@ -65,8 +66,13 @@ def _artifact(row: Sequence[Any]) -> Artifact:
 class ArtifactsMixin(RegistryMixin):
     """Artifact storage; the model registry comes from ``RegistryMixin``."""
 
-    def __init__(self, path: str | None, *, is_dead: Liveness | None = None) -> None:
+    def __init__(
+        self, path: str | None, *, is_dead: Liveness | None = None, artifacts: str | None = None
+    ) -> None:
         super().__init__(path, is_dead=is_dead)
+        # Where the bytes go when chosen at open (a folder or s3://...; docs/adr/0011), else
+        # the folder next to the database.
+        self._location: ArtifactFiles | None = None if artifacts is None else open_location(artifacts)
         self._tmp_root: str | None = None
         self._tmp_cleanup: weakref.finalize[Any, Any] | None = None
         self._store_id: str | None = None  # see _identity
@@ -79,6 +85,8 @@ class ArtifactsMixin(RegistryMixin):
         ``:memory:``, a temporary folder (created on the first artifact, removed when the store
         is closed), else None. A store without the ``.db`` extension that held artifacts before
         issue 7 keeps its old ``<path>-artifacts``."""
+        if self._location is not None:
+            return self._location.root
         root = super().artifact_root
         if root is None:
             return self._tmp_root
@@ -128,26 +136,27 @@ class ArtifactsMixin(RegistryMixin):
             self._store_id = f"{int(meta['store_id']):016x}"
         return self._store_id
 
-    def _owns(self, root: str, *, adopt: bool) -> bool | None:
-        """Whether ``root`` is this store's artifact folder: True (marked with our id, or
+    def _owns(self, files: ArtifactFiles, *, adopt: bool) -> bool | None:
+        """Whether ``files`` is this store's artifact location: True (marked with our id, or
         adopted now when ``adopt``), False (another store's, or someone's files), None (an old
         folder of ours shared with a sibling store: usable, never cleaned)."""
-        if self._marked == root and os.path.isdir(os.path.join(root, MARKER_PREFIX + self._identity())):
+        root = files.root
+        if self._marked == root and files.has_marker(self._identity()):
             return True
         store_id = self._identity()
-        ids = marker_ids(root)
+        ids = files.marker_ids()
         if ids == [store_id]:
             self._marked = root
             return True
         if ids:  # another store's marker (alone or beside ours: then nobody may clean it)
             return False
-        if ids is not None and holds_run_files(root):
-            if not self._legacy:
-                return False  # a folder that was there before this store
+        if ids is not None and files.holds_run_files():
+            if not self._legacy or self._location is not None:
+                return False  # a folder (or prefix) that was there before this store
             if self._shares_old_folder():
                 return None
         if adopt:
-            mark(root, store_id)
+            files.mark(store_id)
             self._marked = root
         return True
 
@@ -157,12 +166,12 @@ class ArtifactsMixin(RegistryMixin):
         stem, ext = os.path.splitext(self.path)
         return os.path.exists(stem if ext == ".db" else self.path + ".db")
 
-    def _claim(self, files: LocalFiles) -> None:
+    def _claim(self, files: ArtifactFiles) -> None:
         """Make sure artifacts may be written to ``files.root``; raise naming it if not."""
-        owned = self._owns(files.root, adopt=True)
+        owned = self._owns(files, adopt=True)
         if owned is not False:
             return
-        ids = marker_ids(files.root) or []
+        ids = files.marker_ids() or []
         if ids:
             raise StoreError(
                 f"cannot store artifacts of {self.uri} in {files.root!r}: that folder belongs to "
@@ -182,7 +191,9 @@ class ArtifactsMixin(RegistryMixin):
         if self._tmp_cleanup is not None:
             self._tmp_cleanup()  # runs at most once; also registered for interpreter exit
 
-    def _files(self) -> LocalFiles:
+    def _files(self) -> ArtifactFiles:
+        if self._location is not None:
+            return self._location
         root = self.artifact_root
         if root is None:
             with self._lock:
@@ -320,13 +331,22 @@ class ArtifactsMixin(RegistryMixin):
     def artifact_path(self, run_id: str, name: str) -> str:
         """The absolute path of the artifact's file (``ArtifactNotFoundError`` if there is no row)."""
         art = self.get_artifact(run_id, name)
-        return os.path.join(self._files().root, *art.path.split("/"))
+        files = self._files()
+        if not files.local:
+            raise StoreError(
+                f"artifact {name!r} of run {run_id[:8]} is in object storage ({files.root}), not in "
+                "a file on this machine; read it with chachaml.load_artifact(), or stream it with "
+                "Client.open_artifact()"
+            )
+        return os.path.join(files.root, *art.path.split("/"))
 
     def open_artifact(self, run_id: str, name: str) -> BinaryIO:
         """The artifact's bytes as a binary file open for reading (the caller closes it)."""
-        path = self.artifact_path(run_id, name)
+        art = self.get_artifact(run_id, name)
+        files = self._files()
+        path = os.path.join(files.root, *art.path.split("/")) if files.local else files.root
         try:
-            return open(path, "rb")  # the caller closes it
+            return files.open(art.path)  # the caller closes it
         except FileNotFoundError as exc:
             raise ArtifactNotFoundError(
                 f"artifact {name!r} of run {run_id[:8]} is recorded, but its file {path!r} is missing "
@@ -342,17 +362,20 @@ class ArtifactsMixin(RegistryMixin):
         write lock, so a file being committed by another writer is never taken for an orphan.
         """
         root = self.artifact_root
-        if root is None or not os.path.isdir(root):
+        if root is None or (self._location is None and not os.path.isdir(root)):
             return GcReport(dry_run=dry_run)
-        files = LocalFiles(root)
+        files = self._files()
         # Only files of a folder proven to be this store's may go (issue 7): another store's
         # folder, or one that was there before, is left alone whatever it holds.
-        owned = self._owns(root, adopt=not dry_run) is True
+        owned = self._owns(files, adopt=not dry_run) is True
         found = list(files.scan()) if owned else []
         with self._tx() as conn:
             known = {p for (p,) in conn.execute("SELECT path FROM artifacts")}
             orphans = [f for f in found if (f.abandoned_tmp if f.is_tmp else f.relpath not in known)]
-            missing = sorted(p for p in known if not os.path.isfile(os.path.join(root, *p.split("/"))))
+            # Only rows whose bytes the scan did not see are looked up (one request each in
+            # object storage), under the lock, so a commit that raced the scan is not "missing".
+            seen = {f.relpath for f in found}
+            missing = sorted(p for p in known if p not in seen and not files.exists(p))
             if not dry_run:
                 for f in orphans:
                     files.remove(f.relpath)

@@ -9,13 +9,12 @@ between leaves at worst orphan files (which ``gc`` removes), never rows without 
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from chachaml.errors import ExperimentNotFoundError, RunNotFoundError, StoreError
+from chachaml.store._artifact_files import ArtifactFiles
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks
 
 #: Tables whose rows belong to a run through a ``run_id`` column, deleted with it (every
@@ -98,21 +97,22 @@ class LifecycleMixin(SqliteBase):
             "WHERE key = 'summary_rowid'"
         )
 
+    def _files(self) -> ArtifactFiles:
+        """Where the artifact bytes are (``ArtifactsMixin`` provides it)."""
+        raise NotImplementedError
+
     def _remove_run_folders(self, run_ids: Sequence[str]) -> None:
         """Remove ``<artifact_root>/<run_id>`` of deleted runs (after the rows are gone)."""
         root = self.artifact_root
         if not root or not run_ids:
             return
+        files = self._files()  # a folder, or object storage (docs/adr/0011)
         failed = []
         for run_id in run_ids:
-            if not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id or "\0" in run_id:
-                continue  # never leave the artifact folder, whatever an id looks like
-            folder = os.path.join(root, run_id)
-            if os.path.isdir(folder):
-                try:
-                    shutil.rmtree(folder)
-                except OSError as exc:
-                    failed.append(f"{folder}: {exc}")
+            try:
+                files.remove_run(run_id)  # never leaves the location, whatever an id looks like
+            except (OSError, StoreError) as exc:
+                failed.append(f"{root}/{run_id}: {exc}")
         if failed:
             raise StoreError(
                 "the runs were deleted, but some of their artifact files could not be removed ("

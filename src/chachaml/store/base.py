@@ -25,7 +25,7 @@ backend (chained ``from`` the driver error).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -236,6 +236,15 @@ class RunStore(Protocol):
         """Archive (finished runs only) or unarchive matching runs; returns how many changed."""
         ...
 
+    # -- copies from another store (chachaml migrate; docs/adr/0011) -------------------------
+    def restore_run(self, run: Run, metrics: Iterable[Metric]) -> bool:
+        """Write a finished run copied from another store exactly as given (id, experiment,
+        status, times, error, note, env, archived, created_by, parent, params, tags, datasets)
+        with its metric points (steps, timestamps, order as given), in ONE transaction; False,
+        writing nothing, if a run with this id exists. ``InvalidValueError`` for a running run,
+        ``RunNotFoundError`` when ``parent_id`` is not here."""
+        ...
+
 
 class ArtifactStore(Protocol):
     """Artifacts: metadata rows plus bytes, streamed in and out.
@@ -272,6 +281,14 @@ class ArtifactStore(Protocol):
 
     def open_artifact(self, run_id: str, name: str) -> BinaryIO:
         """The artifact's bytes as a binary file object open for reading (the caller closes it)."""
+        ...
+
+    def restore_artifact(self, artifact: Artifact, data: bytes | BinaryIO) -> Artifact:
+        """Store an artifact copied from another store: ``data`` streamed (durable before the
+        row), the metadata as given (format, content type, created), whatever the run's status.
+        The same bytes already there: a no-op; other bytes: ``ConflictError``; bytes whose sha256
+        or size differ from ``artifact``'s: ``StoreError`` and no row. ``RunNotFoundError`` when
+        the run is not here."""
         ...
 
 
@@ -338,6 +355,13 @@ class RegistryStore(Protocol):
 
     def model_history(self, name: str) -> list[ModelEvent]:
         """Registrations, stage and alias changes, oldest first."""
+        ...
+
+    def restore_model(self, model: Model, history: Sequence[ModelEvent]) -> bool:
+        """Write a model copied from another store (``model.versions`` with their numbers,
+        stages, times and authors; ``model.aliases``; ``history`` as given) in one transaction;
+        False, writing nothing, if a model of that name exists. ``ArtifactNotFoundError`` when a
+        version's artifact (or run) is not here."""
         ...
 
 

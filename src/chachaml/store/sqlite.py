@@ -26,11 +26,11 @@ from chachaml.rules import (
     param_conflict,
     resolve_prefix,
 )
-from chachaml.store._sqlite_artifacts import ArtifactsMixin
 from chachaml.store._sqlite_automation import AutomationMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
+from chachaml.store._sqlite_restore import RestoreMixin
 from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 
 # Metric rows bind the value as given and is_nan as 1 or 0: SQLite stores a NaN float as NULL
@@ -84,12 +84,13 @@ def _refuse_step_overflow(conn: sqlite3.Connection, run_id: str, keys: Sequence[
             raise no_next_step(run_id, key)
 
 
-class SqliteStore(ArtifactsMixin, AutomationMixin, QueryMixin, LifecycleMixin, SqliteBase):
+class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, SqliteBase):
     """A store in one SQLite file (or in memory). Open it with ``chachaml.use_store(path)``.
 
     This class holds run lifecycle, logging and run reads; queries, artifacts and the model
     registry live in their mixins (``_sqlite_query``, ``_sqlite_artifacts``), deleting and
-    archiving in ``_sqlite_lifecycle``, alerts and pipelines in ``_sqlite_automation``.
+    archiving in ``_sqlite_lifecycle``, alerts and pipelines in ``_sqlite_automation``, copies
+    with their ids and times in ``_sqlite_restore`` (whose mixin brings the artifacts one).
     """
 
     # -- run lifecycle -------------------------------------------------------------------------
@@ -484,6 +485,12 @@ class SqliteStore(ArtifactsMixin, AutomationMixin, QueryMixin, LifecycleMixin, S
         return [Experiment(name=n, description=d, owner=o, created=c, run_count=k) for n, d, o, c, k in rows]
 
 
-def open_sqlite(path: str | None, *, is_dead: Liveness | None = None) -> SqliteStore:
-    """The ``sqlite`` factory of the scheme registry: a file path, or None for ``:memory:``."""
-    return SqliteStore(path, is_dead=is_dead)
+def open_sqlite(
+    path: str | None, *, is_dead: Liveness | None = None, artifacts: str | None = None
+) -> SqliteStore:
+    """The ``sqlite`` factory of the scheme registry: a file path, or None for ``:memory:``.
+
+    ``artifacts`` (a folder, ``file://`` or ``s3://bucket/prefix``) puts the artifact bytes
+    there instead of in the folder next to the database (docs/adr/0011).
+    """
+    return SqliteStore(path, is_dead=is_dead, artifacts=artifacts)
