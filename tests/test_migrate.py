@@ -111,7 +111,7 @@ def make_source(path: Path, *, big: bytes = b"") -> dict[str, str]:
 
 def migrate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chachaml.migrate", *args],
+        [sys.executable, "-m", "chachaml", "migrate", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -195,7 +195,7 @@ def test_killed_mid_copy_then_rerun_gives_the_same_destination_as_one_go(tmp_pat
     read_end, write_end = os.pipe()
     fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
     child = subprocess.Popen(
-        [sys.executable, "-m", "chachaml.migrate", str(src), str(killed)],
+        [sys.executable, "-m", "chachaml", "migrate", str(src), str(killed)],
         stdout=subprocess.DEVNULL,
         stderr=write_end,
     )
@@ -232,7 +232,7 @@ def test_progress_is_a_bar_on_a_terminal_lines_otherwise_and_nothing_when_quiet(
     )
     main, replica = pty.openpty()  # stderr on a terminal
     child = subprocess.Popen(
-        [sys.executable, "-m", "chachaml.migrate", str(src), str(tmp_path / "b.db")],
+        [sys.executable, "-m", "chachaml", "migrate", str(src), str(tmp_path / "b.db")],
         stdout=subprocess.PIPE,
         stderr=replica,
     )
