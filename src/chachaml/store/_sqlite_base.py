@@ -52,7 +52,7 @@ _FOLD = (
     SELECT run_id, key, step, value, is_nan, timestamp,
            min(value) OVER w AS mn, max(value) OVER w AS mx, count(*) OVER w AS n,
            row_number() OVER (PARTITION BY run_id, key ORDER BY step DESC, rowid DESC) AS rn
-    FROM metrics WHERE rowid > ?1 AND rowid <= ?2
+    FROM metrics WHERE rowid > ? AND rowid <= ?
     WINDOW w AS (PARTITION BY run_id, key)
 ) WHERE rn = 1"""
     + _SUMMARY_MERGE

@@ -41,26 +41,29 @@ from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 # step default is read under the same write lock, so two writers never pick the same step.
 # VALUES, not INSERT ... SELECT: a SELECT that reads the table it inserts into makes SQLite
 # stage the row in a temporary table first, which cost ~15 µs per call (benchmarks/README.md).
-# The step: as given (?3), else one past the highest step of this key in this run, else 0
+# The step: as given, else one past the highest step of this key in this run, else 0
 # (the rule is chachaml.rules.next_step; here it is spelled in SQL to run inside the insert).
 # At the largest 64-bit step there is no next one: SQLite's step + 1 would silently become a
 # float, so it gives NULL instead (the third term is 0 only when the key has no point at all),
 # the NOT NULL constraint refuses the row and _refuse_step_overflow names the cause (issue 7).
+# Placeholders are plain ``?`` with the values repeated in text order, not numbered ``?1``:
+# Python 3.12 warns when numbered (named) placeholders are bound to a sequence, and 3.14 refuses.
+# A dict for named placeholders would cost a lookup per parameter on the hot path.
 _STEP = (
-    f"COALESCE(?3, (SELECT CASE WHEN step < {MAX_STEP} THEN step + 1 END FROM metrics "
-    "WHERE run_id = ?1 AND key = ?2 ORDER BY step DESC LIMIT 1), "
-    "(SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM metrics WHERE run_id = ?1 AND key = ?2)))"
+    f"COALESCE(?, (SELECT CASE WHEN step < {MAX_STEP} THEN step + 1 END FROM metrics "
+    "WHERE run_id = ? AND key = ? ORDER BY step DESC LIMIT 1), "
+    "(SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM metrics WHERE run_id = ? AND key = ?)))"
 )
 _INSERT_METRIC = f"""
 INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
-VALUES (?1, ?2,
-        CASE WHEN EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'running') THEN {_STEP} END,
-        ?4, ?5, ?6)
+VALUES (?, ?,
+        CASE WHEN EXISTS (SELECT 1 FROM runs WHERE id = ? AND status = 'running') THEN {_STEP} END,
+        ?, ?, ?)
 """
 # The same inside a write transaction that checked the run's status already.
 _INSERT_METRIC_NEXT = f"""
 INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
-VALUES (?1, ?2, {_STEP}, ?4, ?5, ?6)
+VALUES (?, ?, {_STEP}, ?, ?, ?)
 """
 _SQL_STEPS = 64  # up to this many points per batch, steps are resolved by _INSERT_METRIC_NEXT
 _INSERT_METRIC_STEP = (
@@ -189,7 +192,10 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         with self._lock:
             conn = self._write()
             try:
-                conn.execute(_INSERT_METRIC, (run_id, key, step, value, ts, 1 if value != value else 0))
+                conn.execute(
+                    _INSERT_METRIC,
+                    (run_id, key, run_id, step, run_id, key, run_id, key, value, ts, 1 if value != value else 0),
+                )
                 return
             except sqlite3.IntegrityError as exc:  # the guard refused: the run is not running
                 refused = exc
@@ -261,7 +267,7 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
             try:
                 conn.executemany(
                     _INSERT_METRIC_NEXT,
-                    [(run_id, k, s, v, ts, 1 if v != v else 0) for k, v, s, ts in metrics],
+                    [(run_id, k, s, run_id, k, run_id, k, v, ts, 1 if v != v else 0) for k, v, s, ts in metrics],
                 )
             except sqlite3.IntegrityError:  # the run is running (checked): no next step?
                 _refuse_step_overflow(conn, run_id, [k for k, _, s, _ in metrics if s is None])
