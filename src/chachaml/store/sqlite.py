@@ -192,10 +192,9 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         with self._lock:
             conn = self._write()
             try:
-                conn.execute(
-                    _INSERT_METRIC,
-                    (run_id, key, run_id, step, run_id, key, run_id, key, value, ts, 1 if value != value else 0),
-                )
+                nan = 1 if value != value else 0  # an int: a bool would cost sqlite3's adapter lookup
+                args = (run_id, key, run_id, step, run_id, key, run_id, key, value, ts, nan)
+                conn.execute(_INSERT_METRIC, args)
                 return
             except sqlite3.IntegrityError as exc:  # the guard refused: the run is not running
                 refused = exc
@@ -267,7 +266,10 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
             try:
                 conn.executemany(
                     _INSERT_METRIC_NEXT,
-                    [(run_id, k, s, run_id, k, run_id, k, v, ts, 1 if v != v else 0) for k, v, s, ts in metrics],
+                    [
+                        (run_id, k, s, run_id, k, run_id, k, v, ts, 1 if v != v else 0)
+                        for k, v, s, ts in metrics
+                    ],
                 )
             except sqlite3.IntegrityError:  # the run is running (checked): no next step?
                 _refuse_step_overflow(conn, run_id, [k for k, _, s, _ in metrics if s is None])
