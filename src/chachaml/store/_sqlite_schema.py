@@ -170,6 +170,24 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX metric_summary_by_key_min ON metric_summary (key, min)",
         ],
     ),
+    # 5: query plans at scale (issue 9, docs/adr/0011). A param's JSON value indexed per key,
+    # so a range (`params.lr < 0.05`) can enumerate its runs instead of testing every run; the
+    # default listing (not archived, newest first) as one index, so paging deep (offset 50,000)
+    # skips rows inside the index. Run.env's package list stored once per distinct list:
+    # `env_packages` keyed by the sha256 of its JSON, the run row keeps the digest (the data
+    # step, `_sqlite_env.split_legacy_packages`, moves older rows' inline lists there).
+    (
+        5,
+        [
+            "CREATE INDEX params_by_key_value ON params (key, json_extract(value, '$'))",
+            "CREATE INDEX runs_by_archived_start ON runs (archived, start_time)",
+            """CREATE TABLE env_packages (
+            digest   TEXT PRIMARY KEY,
+            packages TEXT NOT NULL
+        ) WITHOUT ROWID""",
+            "ALTER TABLE runs ADD COLUMN env_packages TEXT",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -28,6 +28,7 @@ from chachaml.rules import (
 )
 from chachaml.store._sqlite_artifacts import ArtifactsMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
+from chachaml.store._sqlite_env import EnvReader, encode_env, store_packages
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
 from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
@@ -71,7 +72,8 @@ _INSERT_METRIC_STEP = (
 )
 
 _RUN_COLS = (
-    "id, experiment, name, status, start_time, end_time, parent_id, created_by, note, error, env, archived"
+    "id, experiment, name, status, start_time, end_time, parent_id, created_by, note, error, env, archived, "
+    "env_packages"
 )
 
 
@@ -94,6 +96,14 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
     archiving in ``_sqlite_lifecycle``.
     """
 
+    @property
+    def _env_reader(self) -> EnvReader:
+        """Package lists decoded so far, by digest (``_sqlite_env``); made on first use."""
+        reader: EnvReader | None = self.__dict__.get("_envs")
+        if reader is None:
+            reader = self.__dict__["_envs"] = EnvReader()
+        return reader
+
     # -- run lifecycle -------------------------------------------------------------------------
     def create_run(self, new: NewRun) -> Run:
         with self._tx() as conn:
@@ -109,11 +119,12 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                 "INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)",
                 (new.experiment, new.start_time),
             )
+            env, digest, packages = encode_env(new.env)
             try:  # a taken id fails on the primary key (no lookup first: one statement less)
                 conn.execute(
                     "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, "
-                    "created_by, env, host, pid, proc_start, heartbeat) "
-                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "created_by, env, env_packages, host, pid, proc_start, heartbeat) "
+                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         new.id,
                         new.experiment,
@@ -121,7 +132,8 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                         new.start_time,
                         new.parent_id,
                         new.created_by,
-                        json.dumps(dict(new.env), default=str),
+                        env,
+                        digest,
                         new.owner.host,
                         new.owner.pid,
                         new.owner.proc_start,
@@ -135,6 +147,7 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                     f"a run with id {new.id!r} already exists; resume it with "
                     f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
                 ) from None
+            store_packages(conn, digest, packages)
             if new.tags:
                 conn.executemany(
                     "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
@@ -373,21 +386,23 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
             return self._assemble(conn, rows)[0]
 
     def find_runs(self, flt: RunFilter) -> list[Run]:
-        where, args, order = self._compile_filter(flt)  # a bad query raises even before the file exists
+        self._compile_filter(flt)  # a bad query raises even before the file exists
         with self._reading() as conn:
             if conn is None:
                 return []
-            sql = f"SELECT {_RUN_COLS} FROM runs WHERE {where} ORDER BY {order}"
-            if flt.limit is not None:
-                sql += " LIMIT ? OFFSET ?"
-                args.extend([flt.limit, flt.offset])
-            elif flt.offset:
-                sql += " LIMIT -1 OFFSET ?"
-                args.append(flt.offset)
-            return self._assemble(conn, self._select(conn, sql, args))  # read-only (_sqlite_query)
+            ids = self._page_ids(conn, flt)  # read-only, planned (_sqlite_query)
+            found: dict[str, Any] = {}
+            for chunk in chunks(ids):
+                for row in conn.execute(
+                    f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({marks(len(chunk))})", chunk
+                ):
+                    found[row[0]] = row
+            return self._assemble(conn, [found[i] for i in ids])
 
     def _assemble(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Run]:
         ids = [r[0] for r in rows]
+        envs = self._env_reader
+        envs.load(conn, [r[12] for r in rows])
         params: dict[str, dict[str, Any]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
@@ -436,7 +451,7 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                 created_by=r[7],
                 note=r[8],
                 error=None if r[9] is None else json.loads(r[9]),
-                env={} if r[10] is None else json.loads(r[10]),
+                env=envs.env(r[10], r[12]),
                 archived=bool(r[11]),
                 params=params[r[0]],
                 metrics=metrics[r[0]],
