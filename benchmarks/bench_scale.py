@@ -2,7 +2,7 @@
 
     python benchmarks/bench_scale.py                      # N = 10,000 and 100,000
     python benchmarks/bench_scale.py --runs 10000         # one N
-    python benchmarks/bench_scale.py --quick              # N = 2,000, a few reps: a smoke run
+    python benchmarks/bench_scale.py --quick              # N = 2,000, 100k-point history, 3 reps
 
 Data shape (the same for every N, generated with plain SQL in one transaction, then cached):
 N runs x 10 params (bench_query's) x 20 metric keys with a ``metric_summary`` row each (the
@@ -57,7 +57,7 @@ def _packages(rng: random.Random, n: int) -> dict[str, str]:
     return {name: f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}" for name in names}
 
 
-def generate(path: str, runs: int, point_runs: int) -> dict[str, Any]:
+def generate(path: str, runs: int, point_runs: int, long_points: int = LONG_POINTS) -> dict[str, Any]:
     """Write the database described in the module doc at ``path`` (schema version 4)."""
     from chachaml.store._sqlite_schema import MIGRATIONS
 
@@ -172,10 +172,10 @@ def generate(path: str, runs: int, point_runs: int) -> dict[str, Any]:
         insert_point,
         (
             (long_id, "long", s, math.exp(-s / 2e5) + lrng.gauss(0, 0.01), T0 + s, 0)
-            for s in range(LONG_POINTS)
+            for s in range(long_points)
         ),
     )
-    summary_rows.append((long_id, "long", LONG_POINTS - 1, None, 0, T0, None, None, LONG_POINTS))
+    summary_rows.append((long_id, "long", long_points - 1, None, 0, T0, None, None, long_points))
     conn.executemany(
         "INSERT INTO metric_summary (run_id, key, last_step, last_value, last_is_nan, last_timestamp, "
         "min, max, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -198,7 +198,8 @@ def generate(path: str, runs: int, point_runs: int) -> dict[str, Any]:
     return {
         "runs": runs,
         "point_runs": len({r[0] for r in point_rows}),
-        "points": len(point_rows) + LONG_POINTS,
+        "points": len(point_rows) + long_points,
+        "long_points": long_points,
         "long_run": long_id,
         "seconds": round(time.perf_counter() - t, 1),
     }
@@ -292,7 +293,8 @@ def measure(
 
     def history_floor() -> Any:
         return conn.execute(
-            "SELECT step, value, is_nan, timestamp FROM metrics WHERE run_id = ? AND key = 'long' ORDER BY step",
+            "SELECT step, value, is_nan, timestamp FROM metrics "
+            "WHERE run_id = ? AND key = 'long' ORDER BY step",
             (long_id,),
         ).fetchall()
 
@@ -301,16 +303,9 @@ def measure(
         conn.close()
         return results
     got_h = client.metric_history(long_id, "long")
-    ms, floor_ms = warm_pair(lambda: client.metric_history(long_id, "long"), history_floor, max(3, reps // 3))
-    results.append(
-        (
-            f"metric_history of {LONG_POINTS:,} points (store read)",
-            ms,
-            floor_ms,
-            HISTORY_TARGET_MS,
-            f"{len(got_h):,} points",
-        )
-    )
+    timing = warm_pair(lambda: client.metric_history(long_id, "long"), history_floor, max(3, reps // 3))
+    label = f"metric_history of {info.get('long_points', LONG_POINTS):,} points (store read)"
+    results.append((label, *timing, HISTORY_TARGET_MS, f"{len(got_h):,} points"))
     client.close()
     conn.close()
     return results
@@ -321,6 +316,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, nargs="+", default=[10_000, 100_000], help="N, one or more")
     ap.add_argument("--point-runs", type=int, default=None, help="runs with real points (default 1%% of N)")
     ap.add_argument("--reps", type=int, default=15, help="timed repetitions per figure (default 15)")
+    ap.add_argument("--long-points", type=int, default=LONG_POINTS, help="points of the long history")
     ap.add_argument("--no-history", action="store_true", help="skip the 1M-point history figure")
     ap.add_argument("--quick", action="store_true", help="N=2,000 and 3 reps: a smoke run")
     ap.add_argument(
@@ -331,20 +327,26 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.runs, args.reps = [2_000], 3
+        if args.long_points == LONG_POINTS:
+            args.long_points = 100_000
     os.makedirs(args.cache_dir, exist_ok=True)
     print(
-        f"chachaml {chachaml.__version__}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"{platform.machine()} {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+        f"chachaml {chachaml.__version__}, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, {platform.machine()} {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.2f}"
     )
     table: dict[str, dict[int, float]] = {}
     for n in args.runs:
         point_runs = args.point_runs if args.point_runs is not None else max(1, n // 100)
-        base = os.path.join(args.cache_dir, f"scale-{n}runs-{point_runs}pointruns-v4.db")
+        shape = f"{n}runs-{point_runs}pointruns" + (
+            "" if args.long_points == LONG_POINTS else f"-{args.long_points}long"
+        )
+        base = os.path.join(args.cache_dir, f"scale-{shape}-v4.db")
         if not os.path.exists(base + ".json"):
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(base + suffix):
                     os.remove(base + suffix)
-            info = generate(base, n, point_runs)
+            info = generate(base, n, point_runs, args.long_points)
             with open(base + ".json", "w") as fh:
                 json.dump(info, fh)
         with open(base + ".json") as fh:
@@ -360,7 +362,8 @@ def main() -> int:
         migrate_s = time.perf_counter() - t
         print(
             f"\nN={n:,} runs x 10 params x {len(KEYS)} summarised keys; {info['point_runs']:,} runs with "
-            f"{len(KEYS)} keys x {STEPS} steps of points, 1 run with {LONG_POINTS:,} points: "
+            f"{len(KEYS)} keys x {STEPS} steps of points, 1 run with "
+            f"{info.get('long_points', LONG_POINTS):,} points: "
             f"{info['points']:,} points, {os.path.getsize(work) / 1e6:.0f} MB "
             f"(generated in {info['seconds']} s; opened and migrated from version 4 in {migrate_s:.2f} s)"
         )
