@@ -231,3 +231,27 @@ def test_a_v4_database_gains_the_indexes_the_plans_use(tmp_path: Path) -> None:
     conn.close()
     assert {"params_by_key_value", "runs_by_archived_start"} <= indexes
     assert "params_by_key_value" in plan
+
+
+def test_a_run_deleted_between_the_ids_and_the_page_is_left_out(tmp_path: Path) -> None:
+    """Another process may delete a run after the page's ids were read: the page skips it."""
+    path = tmp_path / "runs.db"
+    store = SqliteStore(str(path))
+    for i in range(3):
+        store.create_run(NewRun(id=f"{i:032x}", experiment="e", start_time=T0 + i, owner=owner()))
+    store.find_runs(RunFilter(limit=1))  # open the connection
+    other = sqlite3.connect(path, isolation_level=None)
+
+    def delete_before_the_page_loads(sql: str) -> None:
+        if sql.startswith("SELECT id, experiment"):
+            other.execute("DELETE FROM runs WHERE id = ?", (f"{1:032x}",))
+
+    assert store._conn is not None
+    store._conn.set_trace_callback(delete_before_the_page_loads)
+    try:
+        page = store.find_runs(RunFilter())
+    finally:
+        store._conn.set_trace_callback(None)
+        other.close()
+        store.close()
+    assert [r.id for r in page] == [f"{2:032x}", f"{0:032x}"]

@@ -397,7 +397,8 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                     f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({marks(len(chunk))})", chunk
                 ):
                     found[row[0]] = row
-            return self._assemble(conn, [found[i] for i in ids])
+            # (a run another process deleted between the two statements is left out)
+            return self._assemble(conn, [found[i] for i in ids if i in found])
 
     def _assemble(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Run]:
         ids = [r[0] for r in rows]
