@@ -168,13 +168,15 @@ def test_all_three_plans_are_exercised(store: SqliteStore) -> None:
     assert conn is not None
     conn.set_trace_callback(statements.append)
     try:
-        store.find_runs(RunFilter(where="params.lr < 0.05 and metrics.acc.max > 0.5"))  # no limit: drive
+        store.find_runs(RunFilter(where="params.lr < 0.05 and metrics.acc.max > 0.5"))  # drive, both
+        store.find_runs(RunFilter(where="params.lr < 0.05"))  # drive by one range
         store.find_runs(RunFilter(order_by="metrics.acc desc", limit=3))  # metric walk
         store.find_runs(RunFilter(where="params.lr > -1", limit=2))  # broad range, small page: walk
     finally:
         conn.set_trace_callback(None)
     pages = [s for s in statements if s.startswith("SELECT runs.id")]
-    assert any("CROSS JOIN runs ON runs.id = d.run_id" in s for s in pages)
+    assert any("FROM params d CROSS JOIN runs ON runs.id = d.run_id" in s for s in pages)
+    assert any(" INTERSECT " in s and "CROSS JOIN runs ON runs.id = d.run_id" in s for s in pages)
     assert any("FROM metric_summary o CROSS JOIN runs" in s for s in pages)
     assert any(s.startswith("SELECT runs.id FROM runs WHERE") and "NOT EXISTS" not in s for s in pages)
 

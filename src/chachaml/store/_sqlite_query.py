@@ -151,15 +151,22 @@ class QueryMixin(SqliteBase):
         keys = parse_order_by(flt_order) if flt_order is not None else []
         lead = keys[0].field if keys else None
         metric_walk = lead is not None and lead.kind == "metric" and lead.agg in INDEXED_AGGREGATES
-        drive = None
+        drive: list[IndexRange] = []
         if flt_where is not None:
-            drive = self._driving_range(conn, index_ranges(flt_where), limit, offset)
-        if drive is not None:
-            table, conds, rargs = _range_sql(drive)
+            drive = self._driving_ranges(conn, index_ranges(flt_where), limit, offset)
+        if drive:
+            parts = [_range_sql(r) for r in drive]
+            rargs = [a for _, _, part_args in parts for a in part_args]
+            if len(parts) == 1:
+                table, conds, _ = parts[0]
+                source, test = f"{table} d", f"{conds} AND "
+            else:  # the runs in every range: each is necessary, so their intersection is too
+                union = " INTERSECT ".join(f"SELECT d.run_id FROM {t} d WHERE {c}" for t, c, _ in parts)
+                source, test = f"({union}) d", ""
             page, pargs = _paging(limit, offset)
             sql = (
-                f"SELECT runs.id FROM {table} d CROSS JOIN runs ON runs.id = d.run_id "
-                f"WHERE {conds} AND {where} ORDER BY {order}{page}"
+                f"SELECT runs.id FROM {source} CROSS JOIN runs ON runs.id = d.run_id "
+                f"WHERE {test}{where} ORDER BY {order}{page}"
             )
             return [r[0] for r in self._select(conn, sql, [*rargs, *args, *pargs])]
         if not metric_walk:
@@ -168,38 +175,40 @@ class QueryMixin(SqliteBase):
             return [r[0] for r in self._select(conn, sql, [*args, *pargs])]
         return self._metric_walk(conn, flt, keys, limit, offset)
 
-    def _driving_range(
+    def _driving_ranges(
         self, conn: sqlite3.Connection, ranges: list[IndexRange], limit: int | None, offset: int
-    ) -> IndexRange | None:
-        """The index range to drive the plan from, or None when walking visits fewer runs.
+    ) -> list[IndexRange]:
+        """The index ranges to drive the plan from (the runs in all of them), or none when
+        walking in order visits fewer runs.
 
-        Each range's size is counted from its index, up to ``PROBE_CAP`` rows. A walk in
-        order visits about (offset + limit) / selectivity runs before the page is full, the
-        selectivity estimated as the product of the ranges' fractions of all runs (assumed
-        independent); a range no larger than the page's end is taken at once.
+        Each range's size is counted from its index, up to ``PROBE_CAP`` rows; the ranges under
+        the cap drive together. A walk in order visits about (offset + limit) / selectivity
+        runs before the page is full, the selectivity estimated as the product of the ranges'
+        fractions of all runs (assumed independent); driving is chosen when the smallest range
+        is smaller than that, and at once when it is no larger than offset + limit.
         """
         if not ranges:
-            return None
+            return []
         total = conn.execute("SELECT max(rowid) FROM runs").fetchone()[0] or 0
         if total == 0:
-            return None
+            return []
         need = total if limit is None else min(total, offset + limit)
-        best: tuple[int, IndexRange] | None = None
+        counted: list[tuple[int, IndexRange]] = []
         selectivity = 1.0
         for r in ranges:
             table, conds, rargs = _range_sql(r)
-            cap = PROBE_CAP
             sql = f"SELECT count(*) FROM (SELECT 1 FROM {table} d WHERE {conds} LIMIT ?)"
-            n = self._select(conn, sql, [*rargs, cap])[0][0]
-            if n < cap and (best is None or n < best[0]):
-                best = (n, r)
-                if n <= need:  # a walk visits at least `need` runs: no plan beats this one
-                    return r
+            n = self._select(conn, sql, [*rargs, PROBE_CAP])[0][0]
+            if limit is not None and n <= need:  # a walk visits at least `need` runs
+                return [r]
+            if n < PROBE_CAP:
+                counted.append((n, r))
             selectivity *= max(n, 1) / total
-        if best is None:
-            return None
+        if not counted:
+            return []
+        counted.sort(key=lambda pair: pair[0])
         walk = total if limit is None else min(total, need / selectivity)
-        return best[1] if best[0] < walk else None
+        return [r for _, r in counted] if counted[0][0] < walk else []
 
     def _metric_walk(
         self, conn: sqlite3.Connection, flt: RunFilter, keys: list[Any], limit: int | None, offset: int
