@@ -14,7 +14,7 @@ import pytest
 
 import chachaml
 from chachaml.errors import SchemaVersionError, StoreError
-from chachaml.store._sqlite_schema import LATEST, MIGRATIONS, RESERVED
+from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
 from chachaml.store.base import RunFilter
 
 RUN_A = "a" * 32
@@ -91,10 +91,8 @@ def _pragma(db: Path, name: str) -> object:
 
 
 def test_migrations_are_numbered_one_to_latest_in_order() -> None:
-    # A reserved number is one another branch's migration takes (merged in its place).
     numbers = [number for number, _ in MIGRATIONS]
-    assert numbers == sorted(numbers) and not RESERVED & set(numbers)
-    assert sorted([*numbers, *RESERVED]) == list(range(1, LATEST + 1))
+    assert numbers == list(range(1, LATEST + 1))
 
 
 @pytest.mark.parametrize("version", [number for number, _ in MIGRATIONS if number < LATEST])

@@ -10,7 +10,9 @@ Everything that differs between engines is a method of the dialect (``Dialect``)
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from chachaml.query import (
@@ -23,13 +25,14 @@ from chachaml.query import (
     Node,
     Not,
     Or,
+    OrderKey,
     Value,
     is_wide_int,
     parse_order_by,
     parse_where,
 )
 
-__all__ = ["Dialect", "compile_order", "compile_where"]
+__all__ = ["Dialect", "IndexRange", "compile_order", "compile_order_keys", "compile_where", "index_ranges"]
 
 
 class Dialect(Protocol):
@@ -237,10 +240,94 @@ def compile_where(query: str | Node, dialect: Dialect) -> tuple[str, list[Any]]:
 
 def compile_order(text: str, dialect: Dialect) -> tuple[str, list[Any]]:
     """An ``ORDER BY`` list (without the keywords) for an ``order_by=`` string, NULLs last."""
+    return compile_order_keys(parse_order_by(text), dialect)
+
+
+def compile_order_keys(keys: Sequence[OrderKey], dialect: Dialect) -> tuple[str, list[Any]]:
+    """The ``ORDER BY`` list of parsed order keys (empty SQL for no keys), NULLs last."""
     comp = _Compiler(dialect)
     terms, args = [], []
-    for key in parse_order_by(text):
+    for key in keys:
         expr, a = comp.scalar(key.field)
         terms.append(dialect.order_term(expr, key.descending))
         args.extend(a)
     return ", ".join(terms), args
+
+
+# -- index ranges: what a planner may enumerate instead of testing every run ---------------------
+#: Metric aggregates with an index on (key, aggregate) in the SQL stores.
+INDEXED_AGGREGATES = frozenset({"last", "min", "max"})
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRange:
+    """Runs whose ``kind`` value of ``key`` lies between ``lo`` and ``hi`` (each optional).
+
+    A *necessary* condition of a query: every run the query matches is in the range (the
+    query's own test still decides), so a planner may enumerate the range from an index
+    instead of testing every run. ``kind`` is ``param`` (the JSON value: numbers, or a text
+    equality) or a metric aggregate column (``last``/``min``/``max`` of ``metric_summary``).
+    """
+
+    kind: str
+    key: str
+    lo: Any = None
+    lo_strict: bool = False
+    hi: Any = None
+    hi_strict: bool = False
+
+
+def _conjuncts(node: Node) -> list[Node]:
+    if isinstance(node, And):
+        return [c for o in node.operands for c in _conjuncts(o)]
+    return [node]
+
+
+def _range_of(n: Node) -> tuple[tuple[str, str, str], IndexRange] | None:
+    """The range a top-level condition implies, under a (field, value class) group, or None."""
+    if not isinstance(n, Compare) or n.op == "!=" or n.field.kind not in ("param", "metric"):
+        return None
+    v, f = n.value, n.field
+    if isinstance(v, bool) or is_wide_int(v):
+        return None  # booleans and exact wide integers are matched on their JSON text
+    if isinstance(v, str):
+        if f.kind != "param" or n.op != "=":
+            return None
+        cls = "text"
+    elif isinstance(v, int | float) and not math.isnan(v):
+        cls = "number"
+    else:
+        return None
+    if f.kind == "metric" and f.agg not in INDEXED_AGGREGATES:
+        return None
+    kind = "param" if f.kind == "param" else f.agg
+    lo = v if n.op in ("=", ">", ">=") else None
+    hi = v if n.op in ("=", "<", "<=") else None
+    return (kind, f.key, cls), IndexRange(kind, f.key, lo, n.op == ">", hi, n.op == "<")
+
+
+def _tighter(a: IndexRange, b: IndexRange) -> IndexRange:
+    """The intersection of two ranges of the same field and value class."""
+    lo, lo_strict = a.lo, a.lo_strict
+    if b.lo is not None and (lo is None or b.lo > lo or (b.lo == lo and b.lo_strict)):
+        lo, lo_strict = b.lo, b.lo_strict
+    hi, hi_strict = a.hi, a.hi_strict
+    if b.hi is not None and (hi is None or b.hi < hi or (b.hi == hi and b.hi_strict)):
+        hi, hi_strict = b.hi, b.hi_strict
+    return IndexRange(a.kind, a.key, lo, lo_strict, hi, hi_strict)
+
+
+def index_ranges(query: str | Node) -> list[IndexRange]:
+    """The index ranges a ``where=`` query implies: one per field, from its top-level ``and``.
+
+    Conditions under ``or`` or ``not`` imply nothing (a run may match without them); two
+    conditions on one field (``params.lr >= 0.001 and params.lr < 0.01``) make one range.
+    """
+    node = parse_where(query) if isinstance(query, str) else query
+    found: dict[tuple[str, str, str], IndexRange] = {}
+    for c in _conjuncts(node):
+        got = _range_of(c)
+        if got is not None:
+            group, rng = got
+            found[group] = _tighter(found[group], rng) if group in found else rng
+    return list(found.values())

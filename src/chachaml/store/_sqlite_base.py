@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 from chachaml._process import Liveness, is_dead_here, now_ms
 from chachaml._process import state as _process
 from chachaml.errors import InvalidValueError, RunNotFoundError, RunStateError, SchemaVersionError, StoreError
+from chachaml.store._sqlite_env import split_legacy_packages
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
 
 T = TypeVar("T")
@@ -52,7 +53,7 @@ _FOLD = (
     SELECT run_id, key, step, value, is_nan, timestamp,
            min(value) OVER w AS mn, max(value) OVER w AS mx, count(*) OVER w AS n,
            row_number() OVER (PARTITION BY run_id, key ORDER BY step DESC, rowid DESC) AS rn
-    FROM metrics WHERE rowid > ?1 AND rowid <= ?2
+    FROM metrics WHERE rowid > ? AND rowid <= ?
     WINDOW w AS (PARTITION BY run_id, key)
 ) WHERE rn = 1"""
     + _SUMMARY_MERGE
@@ -514,6 +515,8 @@ def _migrate(conn: sqlite3.Connection, uri: str) -> None:
             if number > current:
                 for stmt in statements:
                     conn.execute(stmt)
+                if number == 5:  # data moves in Python: SQLite has no sha256 (_sqlite_env)
+                    split_legacy_packages(conn)
                 conn.execute(f"PRAGMA user_version = {int(number)}")
         conn.execute("COMMIT")
     except BaseException:

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from chachaml.query import parse_order_by
 from chachaml.rules import validate_query
 from chachaml.store import _sql_compile
+from chachaml.store._sql_compile import INDEXED_AGGREGATES, IndexRange, index_ranges
 from chachaml.store._sqlite_base import SqliteBase
 from chachaml.store._sqlite_dialect import SQLITE
 from chachaml.store.base import RunFilter
@@ -28,6 +30,35 @@ if TYPE_CHECKING:
 DEFAULT_ORDER = "runs.start_time DESC, runs.rowid DESC"  # newest first, ties in insertion order
 _READABLE = frozenset({"runs", "params", "tags", "metric_summary", "metrics"})
 _ALLOWED_FUNCTIONS = SQLITE.allowed_functions | {"min", "max", "count"}
+#: Index-range probes count at most this many rows (inside covering indexes, ~0.05 µs a row);
+#: a range this big never drives a plan.
+PROBE_CAP = 20_000
+#: SQL of an index range's value in its table (alias ``d``); the indexes are schema migrations 4-5.
+_RANGE_VALUE = {
+    "param": ("params", "json_extract(d.value, '$')"),
+    "last": ("metric_summary", "d.last_value"),
+    "min": ("metric_summary", "d.min"),
+    "max": ("metric_summary", "d.max"),
+}
+
+
+def _range_sql(r: IndexRange) -> tuple[str, str, list[Any]]:
+    """(table, conditions over alias ``d``, args) enumerating an index range by its index."""
+    table, expr = _RANGE_VALUE[r.kind]
+    conds, args = ["d.key = ?"], [r.key]
+    if r.lo is not None:
+        conds.append(f"{expr} {'>' if r.lo_strict else '>='} ?")
+        args.append(r.lo)
+    if r.hi is not None:
+        conds.append(f"{expr} {'<' if r.hi_strict else '<='} ?")
+        args.append(r.hi)
+    return table, " AND ".join(conds), args
+
+
+def _paging(limit: int | None, offset: int) -> tuple[str, list[Any]]:
+    if limit is not None:
+        return " LIMIT ? OFFSET ?", [limit, offset]
+    return (" LIMIT -1 OFFSET ?", [offset]) if offset else ("", [])
 
 
 def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None) -> int:
@@ -97,6 +128,129 @@ class QueryMixin(SqliteBase):
         """Run one SELECT that may carry a compiled user query, read-only (see the module doc)."""
         with self._read_only(conn):
             return conn.execute(sql, args).fetchall()
+
+    def _page_ids(self, conn: sqlite3.Connection, flt: RunFilter) -> list[str]:
+        """The ids of the matching runs on the requested page, in order (docs/adr/0018).
+
+        One of three plans, all returning exactly what ``SELECT ... WHERE <query> ORDER BY
+        <order> LIMIT ... OFFSET ...`` over every run would:
+
+        - **drive**: enumerate the most selective index range the query implies
+          (``_sql_compile.index_ranges``: a param range, a metric aggregate range), test each
+          of those runs, sort them. Chosen when the range holds fewer runs than the walk would
+          visit (counted by a capped probe of the index).
+        - **metric walk**: for ``order_by`` led by a metric's last/min/max, walk its
+          ``metric_summary`` index in order, test each run, stop at the page's end; then the
+          runs without a value (missing key, NaN), which sort last.
+        - **walk**: the query as written; SQLite walks the order's index (newest first:
+          ``runs_by_archived_start``) and stops at the page's end.
+        """
+        where, args, order = self._compile_filter(flt)
+        flt_where, flt_order = validate_query(flt.where, flt.order_by)
+        limit, offset = flt.limit, flt.offset
+        keys = parse_order_by(flt_order) if flt_order is not None else []
+        lead = keys[0].field if keys else None
+        metric_walk = lead is not None and lead.kind == "metric" and lead.agg in INDEXED_AGGREGATES
+        drive: list[IndexRange] = []
+        if flt_where is not None:
+            drive = self._driving_ranges(conn, index_ranges(flt_where), limit, offset)
+        if drive:
+            parts = [_range_sql(r) for r in drive]
+            rargs = [a for _, _, part_args in parts for a in part_args]
+            if len(parts) == 1:
+                table, conds, _ = parts[0]
+                source, test = f"{table} d", f"{conds} AND "
+            else:  # the runs in every range: each is necessary, so their intersection is too
+                union = " INTERSECT ".join(f"SELECT d.run_id FROM {t} d WHERE {c}" for t, c, _ in parts)
+                source, test = f"({union}) d", ""
+            page, pargs = _paging(limit, offset)
+            sql = (
+                f"SELECT runs.id FROM {source} CROSS JOIN runs ON runs.id = d.run_id "
+                f"WHERE {test}{where} ORDER BY {order}{page}"
+            )
+            return [r[0] for r in self._select(conn, sql, [*rargs, *args, *pargs])]
+        if not metric_walk:
+            page, pargs = _paging(limit, offset)
+            sql = f"SELECT runs.id FROM runs WHERE {where} ORDER BY {order}{page}"
+            return [r[0] for r in self._select(conn, sql, [*args, *pargs])]
+        return self._metric_walk(conn, flt, keys, limit, offset)
+
+    def _driving_ranges(
+        self, conn: sqlite3.Connection, ranges: list[IndexRange], limit: int | None, offset: int
+    ) -> list[IndexRange]:
+        """The index ranges to drive the plan from (the runs in all of them), or none when
+        walking in order visits fewer runs.
+
+        Each range's size is counted from its index, up to ``PROBE_CAP`` rows; the ranges under
+        the cap drive together. A walk in order visits about (offset + limit) / selectivity
+        runs before the page is full, the selectivity estimated as the product of the ranges'
+        fractions of all runs (assumed independent); driving is chosen when the smallest range
+        is smaller than that, and at once when it is no larger than offset + limit.
+        """
+        if not ranges:
+            return []
+        total = conn.execute("SELECT max(rowid) FROM runs").fetchone()[0] or 0
+        if total == 0:
+            return []
+        need = total if limit is None else min(total, offset + limit)
+        counted: list[tuple[int, IndexRange]] = []
+        selectivity = 1.0
+        for r in ranges:
+            table, conds, rargs = _range_sql(r)
+            sql = f"SELECT count(*) FROM (SELECT 1 FROM {table} d WHERE {conds} LIMIT ?)"
+            n = self._select(conn, sql, [*rargs, PROBE_CAP])[0][0]
+            if limit is not None and n <= need:  # a walk visits at least `need` runs
+                return [r]
+            if n < PROBE_CAP:
+                counted.append((n, r))
+            selectivity *= max(n, 1) / total
+        if not counted:
+            return []
+        counted.sort(key=lambda pair: pair[0])
+        walk = total if limit is None else min(total, need / selectivity)
+        return [r for _, r in counted] if counted[0][0] < walk else []
+
+    def _metric_walk(
+        self, conn: sqlite3.Connection, flt: RunFilter, keys: list[Any], limit: int | None, offset: int
+    ) -> list[str]:
+        """The page ordered by a metric aggregate: runs holding a value in index order, then
+        the runs without one (they sort last), each group tie-broken like the full ``ORDER BY``."""
+        lead = keys[0]
+        col = _RANGE_VALUE[lead.field.agg][1].replace("d.", "o.")
+        where, args, _ = self._compile_filter(dataclasses.replace(flt, order_by=None))
+        rest, rargs = _sql_compile.compile_order_keys(keys[1:], SQLITE)
+        tail = f"{rest}, {DEFAULT_ORDER}" if rest else DEFAULT_ORDER
+        valued = (
+            f"FROM metric_summary o CROSS JOIN runs ON runs.id = o.run_id "
+            f"WHERE o.key = ? AND {col} IS NOT NULL AND {where}"
+        )
+        page, pargs = _paging(limit, offset)
+        direction = "DESC" if lead.descending else "ASC"  # no NULLS LAST: valued rows only, in index order
+        ids = [
+            r[0]
+            for r in self._select(
+                conn,
+                f"SELECT runs.id {valued} ORDER BY {col} {direction}, {tail}{page}",
+                [lead.field.key, *args, *rargs, *pargs],
+            )
+        ]
+        if limit is not None and len(ids) == limit:
+            return ids
+        skip = 0
+        if not ids and offset:  # the page starts past every valued run: skip the rest of the offset
+            valued_count = self._select(conn, f"SELECT count(*) {valued}", [lead.field.key, *args])[0][0]
+            skip = max(0, offset - valued_count)
+        page, pargs = _paging(None if limit is None else limit - len(ids), skip)
+        ids += [
+            r[0]
+            for r in self._select(
+                conn,
+                f"SELECT runs.id FROM runs WHERE {where} AND NOT EXISTS (SELECT 1 FROM metric_summary o "
+                f"WHERE o.run_id = runs.id AND o.key = ? AND {col} IS NOT NULL) ORDER BY {tail}{page}",
+                [*args, lead.field.key, *rargs, *pargs],
+            )
+        ]
+        return ids
 
     def best_run(self, flt: RunFilter, key: str, mode: str) -> Run | None:
         """The matching run holding the highest (``max``) or lowest (``min``) value of ``key``.

@@ -4,9 +4,6 @@ Each migration runs in one ``BEGIN IMMEDIATE`` transaction together with the ver
 several processes opening a fresh database at once serialise here and each migration is applied
 exactly once (the version is re-read inside the transaction). Never edit a released migration:
 append a new one. ``docs/schema.md`` documents the resulting tables.
-
-Numbers only grow; a number may be ``RESERVED`` for a migration another branch is adding (the
-runner applies those above a database's version in order, so a gap is harmless).
 """
 
 from __future__ import annotations
@@ -173,6 +170,26 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX metric_summary_by_key_min ON metric_summary (key, min)",
         ],
     ),
+    # 5: query plans at scale (issue 9, docs/adr/0018). A param's JSON value indexed per key,
+    # so a range (`params.lr < 0.05`) can enumerate its runs instead of testing every run; the
+    # default listing (not archived, newest first) as one index, so paging deep (offset 50,000)
+    # skips rows inside the index. Run.env's package list stored once per distinct list:
+    # `env_packages` keyed by the sha256 of its JSON, the run row keeps the digest (the data
+    # step, `_sqlite_env.split_legacy_packages`, moves older rows' inline lists there).
+    (
+        5,
+        [
+            # `value` too: then the index covers a range's probe and the drive's join (SQLite
+            # before 3.41 does not read an indexed expression back from the index: 30x slower)
+            "CREATE INDEX params_by_key_value ON params (key, json_extract(value, '$'), value)",
+            "CREATE INDEX runs_by_archived_start ON runs (archived, start_time)",
+            """CREATE TABLE env_packages (
+            digest   TEXT PRIMARY KEY,
+            packages TEXT NOT NULL
+        ) WITHOUT ROWID""",
+            "ALTER TABLE runs ADD COLUMN env_packages TEXT",
+        ],
+    ),
     # 6: alerts and pipelines (issue 11, SPEC section 11; docs/adr/0013). An event is unique per
     # (alert, alert version, run): "each run fires an alert at most once" holds for concurrent
     # checkers too (INSERT ... ON CONFLICT DO NOTHING). since_point is the newest metric rowid
@@ -231,9 +248,5 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
 ]
-
-#: Numbers kept for migrations that other branches add (merged in their place, in order):
-#: 5 is issue 9's query indexes (branch h9-perf).
-RESERVED = frozenset({5})
 
 LATEST = MIGRATIONS[-1][0]

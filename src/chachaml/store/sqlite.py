@@ -28,6 +28,7 @@ from chachaml.rules import (
 )
 from chachaml.store._sqlite_automation import AutomationMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
+from chachaml.store._sqlite_env import EnvReader, encode_env, store_packages
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
 from chachaml.store._sqlite_restore import RestoreMixin
@@ -42,26 +43,29 @@ from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 # step default is read under the same write lock, so two writers never pick the same step.
 # VALUES, not INSERT ... SELECT: a SELECT that reads the table it inserts into makes SQLite
 # stage the row in a temporary table first, which cost ~15 µs per call (benchmarks/README.md).
-# The step: as given (?3), else one past the highest step of this key in this run, else 0
+# The step: as given, else one past the highest step of this key in this run, else 0
 # (the rule is chachaml.rules.next_step; here it is spelled in SQL to run inside the insert).
 # At the largest 64-bit step there is no next one: SQLite's step + 1 would silently become a
 # float, so it gives NULL instead (the third term is 0 only when the key has no point at all),
 # the NOT NULL constraint refuses the row and _refuse_step_overflow names the cause (issue 7).
+# Placeholders are plain ``?`` with the values repeated in text order, not numbered ``?1``:
+# Python 3.12 warns when numbered (named) placeholders are bound to a sequence, and 3.14 refuses.
+# A dict for named placeholders would cost a lookup per parameter on the hot path.
 _STEP = (
-    f"COALESCE(?3, (SELECT CASE WHEN step < {MAX_STEP} THEN step + 1 END FROM metrics "
-    "WHERE run_id = ?1 AND key = ?2 ORDER BY step DESC LIMIT 1), "
-    "(SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM metrics WHERE run_id = ?1 AND key = ?2)))"
+    f"COALESCE(?, (SELECT CASE WHEN step < {MAX_STEP} THEN step + 1 END FROM metrics "
+    "WHERE run_id = ? AND key = ? ORDER BY step DESC LIMIT 1), "
+    "(SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM metrics WHERE run_id = ? AND key = ?)))"
 )
 _INSERT_METRIC = f"""
 INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
-VALUES (?1, ?2,
-        CASE WHEN EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'running') THEN {_STEP} END,
-        ?4, ?5, ?6)
+VALUES (?, ?,
+        CASE WHEN EXISTS (SELECT 1 FROM runs WHERE id = ? AND status = 'running') THEN {_STEP} END,
+        ?, ?, ?)
 """
 # The same inside a write transaction that checked the run's status already.
 _INSERT_METRIC_NEXT = f"""
 INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
-VALUES (?1, ?2, {_STEP}, ?4, ?5, ?6)
+VALUES (?, ?, {_STEP}, ?, ?, ?)
 """
 _SQL_STEPS = 64  # up to this many points per batch, steps are resolved by _INSERT_METRIC_NEXT
 _INSERT_METRIC_STEP = (
@@ -69,7 +73,8 @@ _INSERT_METRIC_STEP = (
 )
 
 _RUN_COLS = (
-    "id, experiment, name, status, start_time, end_time, parent_id, created_by, note, error, env, archived"
+    "id, experiment, name, status, start_time, end_time, parent_id, created_by, note, error, env, archived, "
+    "env_packages"
 )
 
 
@@ -93,6 +98,14 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
     with their ids and times in ``_sqlite_restore`` (whose mixin brings the artifacts one).
     """
 
+    @property
+    def _env_reader(self) -> EnvReader:
+        """Package lists decoded so far, by digest (``_sqlite_env``); made on first use."""
+        reader: EnvReader | None = self.__dict__.get("_envs")
+        if reader is None:
+            reader = self.__dict__["_envs"] = EnvReader()
+        return reader
+
     # -- run lifecycle -------------------------------------------------------------------------
     def create_run(self, new: NewRun) -> Run:
         with self._tx() as conn:
@@ -108,11 +121,12 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                 "INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)",
                 (new.experiment, new.start_time),
             )
+            env, digest, packages = encode_env(new.env)
             try:  # a taken id fails on the primary key (no lookup first: one statement less)
                 conn.execute(
                     "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, "
-                    "created_by, env, host, pid, proc_start, heartbeat) "
-                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "created_by, env, env_packages, host, pid, proc_start, heartbeat) "
+                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         new.id,
                         new.experiment,
@@ -120,7 +134,8 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                         new.start_time,
                         new.parent_id,
                         new.created_by,
-                        json.dumps(dict(new.env), default=str),
+                        env,
+                        digest,
                         new.owner.host,
                         new.owner.pid,
                         new.owner.proc_start,
@@ -134,6 +149,7 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                     f"a run with id {new.id!r} already exists; resume it with "
                     f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
                 ) from None
+            store_packages(conn, digest, packages)
             if new.tags:
                 conn.executemany(
                     "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
@@ -191,7 +207,9 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
         with self._lock:
             conn = self._write()
             try:
-                conn.execute(_INSERT_METRIC, (run_id, key, step, value, ts, 1 if value != value else 0))
+                nan = 1 if value != value else 0  # an int: a bool would cost sqlite3's adapter lookup
+                args = (run_id, key, run_id, step, run_id, key, run_id, key, value, ts, nan)
+                conn.execute(_INSERT_METRIC, args)
                 return
             except sqlite3.IntegrityError as exc:  # the guard refused: the run is not running
                 refused = exc
@@ -263,7 +281,10 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
             try:
                 conn.executemany(
                     _INSERT_METRIC_NEXT,
-                    [(run_id, k, s, v, ts, 1 if v != v else 0) for k, v, s, ts in metrics],
+                    [
+                        (run_id, k, s, run_id, k, run_id, k, v, ts, 1 if v != v else 0)
+                        for k, v, s, ts in metrics
+                    ],
                 )
             except sqlite3.IntegrityError:  # the run is running (checked): no next step?
                 _refuse_step_overflow(conn, run_id, [k for k, _, s, _ in metrics if s is None])
@@ -367,21 +388,24 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
             return self._assemble(conn, rows)[0]
 
     def find_runs(self, flt: RunFilter) -> list[Run]:
-        where, args, order = self._compile_filter(flt)  # a bad query raises even before the file exists
+        self._compile_filter(flt)  # a bad query raises even before the file exists
         with self._reading() as conn:
             if conn is None:
                 return []
-            sql = f"SELECT {_RUN_COLS} FROM runs WHERE {where} ORDER BY {order}"
-            if flt.limit is not None:
-                sql += " LIMIT ? OFFSET ?"
-                args.extend([flt.limit, flt.offset])
-            elif flt.offset:
-                sql += " LIMIT -1 OFFSET ?"
-                args.append(flt.offset)
-            return self._assemble(conn, self._select(conn, sql, args))  # read-only (_sqlite_query)
+            ids = self._page_ids(conn, flt)  # read-only, planned (_sqlite_query)
+            found: dict[str, Any] = {}
+            for chunk in chunks(ids):
+                for row in conn.execute(
+                    f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({marks(len(chunk))})", chunk
+                ):
+                    found[row[0]] = row
+            # (a run another process deleted between the two statements is left out)
+            return self._assemble(conn, [found[i] for i in ids if i in found])
 
     def _assemble(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Run]:
         ids = [r[0] for r in rows]
+        envs = self._env_reader
+        envs.load(conn, [r[12] for r in rows])
         params: dict[str, dict[str, Any]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
@@ -430,7 +454,7 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                 created_by=r[7],
                 note=r[8],
                 error=None if r[9] is None else json.loads(r[9]),
-                env={} if r[10] is None else json.loads(r[10]),
+                env=envs.env(r[10], r[12]),
                 archived=bool(r[11]),
                 params=params[r[0]],
                 metrics=metrics[r[0]],
