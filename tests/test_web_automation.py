@@ -71,6 +71,11 @@ def test_alerts_and_their_history(served: tuple[Server, str]) -> None:
     assert listed == {**alert.to_dict(), "condition": "loss > 2"}
     assert srv.request("GET", "/alerts.json").json()["alerts"] == [listed]
     assert srv.request("GET", "/api/v1/alerts/hot/history").json() == {"alert": "hot", "events": []}
+    c.add_alert("team/hot", "loss", ">", 2.0)  # a name with "/" is one alert, not a path
+    assert srv.request("GET", "/api/v1/alerts/team%2Fhot/history").json() == {
+        "alert": "team/hot",
+        "events": [],
+    }
     unknown = srv.request("GET", "/api/v1/alerts/cold/history")
     assert unknown.status == 404 and "cold" in unknown.error["message"]
 

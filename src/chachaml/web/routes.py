@@ -33,7 +33,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/api/v1/pipelines", "list_pipelines"),
     ("GET", "/api/v1/pipelines/{pipeline_id}", "get_pipeline"),
     ("GET", "/api/v1/alerts", "list_alerts"),
-    ("GET", "/api/v1/alerts/{name}/history", "alert_history"),
+    ("GET", "/api/v1/alerts/{name:path}/history", "alert_history"),
     ("GET", "/api/v1/models", "list_models"),
     ("GET", "/api/v1/models/{name}", "get_model"),
     ("PUT", "/api/v1/models/{name}/description", "set_model_description"),
