@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chachaml
+from chachaml._downsample import downsample_indices
 from chachaml.client import Client
 from chachaml.web.app import create_app
-from chachaml._downsample import downsample_indices
 
 
 def call(

@@ -87,13 +87,17 @@ def test_every_write_endpoint_has_a_curl_example() -> None:
 
 def test_the_curl_examples_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = str(tmp_path / "docs.db")
-    with chachaml.with_store(db), chachaml.with_run("old") as old:
-        pass
+    with chachaml.with_store(db):
+        with chachaml.with_run("old") as old:
+            pass
+        chachaml.run_pipeline("train", [("load", lambda _: 1), ("fit", lambda x: x)])
+        chachaml.add_alert("hot", "loss", ">", 2.0)
+        pipeline = chachaml.pipelines()[0].id
     srv = Server(db).start()
     try:
         base = f"http://{srv.host}:{srv.port}"
         run = srv.request("POST", "/api/v1/runs", {"name": "docs"}).json()
-        variables = {"$URL": base, "$RUN": run["id"], "$OLD_RUN": old.id}
+        variables = {"$URL": base, "$RUN": run["id"], "$OLD_RUN": old.id, "$PIPELINE": pipeline}
         monkeypatch.chdir(tmp_path)
         for command in commands():
             for name, value in variables.items():

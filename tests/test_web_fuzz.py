@@ -25,7 +25,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance 
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = 15  # per operation (31 operations): about 20 s
+EXAMPLES = 15  # per operation (35 operations): about 20 s
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +37,15 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
             chachaml.log_metric("loss", 0.5)
             chachaml.log_artifact("model.txt", "w")
         chachaml.register_model("m", artifact="model.txt", run_id=done.id)
+        chachaml.run_pipeline("pipe", [("a", lambda _: 1), ("b", lambda x: x)], experiment="fz")
+        chachaml.add_alert("m", "loss", ">", 0.1)  # named like the model: both lookups get hit
+        chachaml.check_alerts()
+        pipeline_id = chachaml.pipelines()[0].id
     srv = Server(path).start()
     # A running run for the writes: started over the API, so it belongs to the server process.
     live = srv.request("POST", "/api/v1/runs", {"name": "live", "experiment": "fz"}).json()
-    yield srv, {"finished": done.id, "live": live["id"]}
+    ids = {"finished": done.id, "live": live["id"], "pipeline": pipeline_id}
+    yield srv, ids
     assert srv.stop() == 0
     with chachaml.with_store(path):
         assert chachaml.get_run(done.id).params == {"lr": 0.1}  # fuzzing never changed a logged param
@@ -68,6 +73,8 @@ def _real_ids(case: Any, ids: dict[str, str]) -> None:
             params["run_id"] = ids["live"]
         elif pick == 1:
             params["run_id"] = ids["finished"][:8]
+    if "pipeline_id" in params and zlib.crc32(str(params["pipeline_id"]).encode()) % 2 == 0:
+        params["pipeline_id"] = ids["pipeline"][:6]
     if params.get("name") is not None and zlib.crc32(str(params["name"]).encode()) % 3 == 0:
         params["name"] = "m"
 

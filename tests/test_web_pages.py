@@ -16,6 +16,9 @@ PAGES = {
     "/experiments": "experiments",
     "/models": "models",
     "/models/clf": "model",
+    "/pipelines": "pipelines",
+    "/pipelines/abc123": "pipeline",
+    "/alerts": "alerts",
 }
 
 
@@ -35,7 +38,10 @@ def test_every_static_file_a_page_names_ships_in_the_package() -> None:
         assert static.joinpath(name).is_file(), name
 
 
-@pytest.mark.parametrize("path", ["/nope", "/runs", "/runs/a/b", "/models/a/b", "/static", "/api/v1/x"])
+@pytest.mark.parametrize(
+    "path",
+    ["/nope", "/runs", "/runs/a/b", "/models/a/b", "/pipelines/a/b", "/alerts/x", "/static", "/api/v1/x"],
+)
 def test_an_unknown_path_has_no_page(path: str) -> None:
     assert render(path, {}) is None
 
@@ -52,3 +58,14 @@ def test_the_title_names_the_run_model_or_comparison() -> None:
     assert "<title>Run abcdef12 · chachaml</title>" in (render("/runs/abcdef1234567", {}) or "")
     assert "<title>Model clf · chachaml</title>" in (render("/models/clf", {}) or "")
     assert "<title>Compare 3 runs · chachaml</title>" in (render("/compare", {"ids": "a,b,c"}) or "")
+
+
+def test_the_nav_links_pipelines_and_alerts_and_marks_the_section() -> None:
+    for path, active in (("/pipelines", "Pipelines"), ("/pipelines/abc", "Pipelines"), ("/alerts", "Alerts")):
+        page = render(path, {})
+        assert page is not None
+        assert '<a href="/pipelines"' in page and '<a href="/alerts"' in page
+        assert f"class=active>{active}</a>" in page
+    pipeline = render("/pipelines/%3Ci%3E", {})
+    assert pipeline is not None and 'data-id="&lt;i&gt;"' in pipeline and "<i>" not in pipeline
+    assert "<title>Pipeline &lt;i&gt; · chachaml</title>" in pipeline

@@ -276,6 +276,40 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_progress(p: Any) -> tuple[str, str]:
+    """``"done/total"`` and the step to look at: the failed or killed one, else the running one."""
+    done = sum(s.status == "completed" for s in p.steps)
+    current = next((s for s in p.steps if s.status in ("failed", "killed")), None)
+    current = current or next((s for s in p.steps if s.status == "running"), None)
+    return f"{done}/{len(p.steps)}", "" if current is None else f"{current.name} ({current.status})"
+
+
+def cmd_pipelines(args: argparse.Namespace) -> int:
+    """``chachaml pipelines [ID]``: the pipelines, newest first, or one pipeline's steps."""
+    with _client(args) as c:
+        if args.pipeline is None:
+            found = c.pipelines(name=args.name, limit=args.limit)
+        else:
+            one = c.get_pipeline(args.pipeline)
+    if args.pipeline is None:
+        if args.json:
+            _print_json([p.to_dict() for p in found])
+            return 0
+        ids = short_ids(p.id for p in found)
+        rows = [[ids.get(p.id), p.name, p.status, *_pipeline_progress(p), _when(p.created)] for p in found]
+        print(table(["id", "name", "status", "steps", "current", "started"], rows, shrink=(1, 4)))
+        return 0
+    if args.json:
+        _print_json(one.to_dict())
+        return 0
+    done, _ = _pipeline_progress(one)
+    started = _when(one.created)
+    print(f"pipeline {cell(one.name)} ({one.id}): {one.status}, {done} steps done, started {started}")
+    rows = [[i, s.name, s.status, s.run_id or ""] for i, s in enumerate(one.steps, 1)]
+    print(table(["#", "step", "status", "run"], rows, shrink=(1,)))
+    return 0
+
+
 # -- writes -----------------------------------------------------------------------------------
 def _version(text: str) -> int:
     try:
@@ -450,6 +484,10 @@ def _parser() -> argparse.ArgumentParser:
     add("experiments", cmd_experiments, "list experiments")
     p = add("models", cmd_models, "list registered models, or one model's versions")
     p.add_argument("name", metavar="NAME", nargs="?", help="a model name")
+    p = add("pipelines", cmd_pipelines, "list pipelines, newest first, or one pipeline's steps")
+    p.add_argument("pipeline", metavar="ID", nargs="?", help="a pipeline id or a unique prefix")
+    p.add_argument("--name", help="only pipelines with this name")
+    p.add_argument("--limit", "-n", type=int, help="at most this many pipelines")
     p = add("promote", cmd_promote, "move a model version to a stage")
     p.add_argument("name", metavar="NAME")
     p.add_argument("version", metavar="VERSION")

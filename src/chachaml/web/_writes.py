@@ -12,13 +12,15 @@ from __future__ import annotations
 import collections
 import math
 import mimetypes
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from chachaml._values import check_key, metric_value, params_items, step_value, timestamp_value
-from chachaml.errors import InvalidValueError
+from chachaml.errors import ChachamlError, InvalidValueError
 from chachaml.rules import check_artifact_name, check_tags
 from chachaml.web._http import Request, Response, json_response
 
@@ -204,6 +206,7 @@ def log_batch(app: Any, req: Request) -> Response:
     run = c.get_run(req.params["run_id"])
     if batch_id is None:
         _apply(c, run.id, params, points, tags, overwrite)
+        _check_alerts(c, run.id, points)
         return json_response({"applied": True, "batch_id": None})
     if not 0 < len(batch_id) <= 200:
         raise InvalidValueError("batch_id must be 1 to 200 characters, e.g. a uuid4 hex")
@@ -211,7 +214,24 @@ def log_batch(app: Any, req: Request) -> Response:
         applied = fresh()
         if applied:
             _apply(c, run.id, params, points, tags, overwrite)
+    if applied:
+        _check_alerts(c, run.id, points)
     return json_response({"applied": applied, "batch_id": batch_id})
+
+
+def _check_alerts(c: Any, run_id: str, points: list[Any]) -> None:
+    """Fire the alerts the batch's points cross (SPEC 11: a server checks as points arrive).
+
+    Only the batch's run is checked, and webhooks are not waited for (``wait=0``), so a batch
+    costs a few queries more, never a webhook's latency. The points are stored by now: a failed
+    check is logged here and the batch still succeeds, else a client would retry a stored batch.
+    """
+    if not points:
+        return
+    try:
+        c.check_alerts(run_ids=[run_id], wait=0)
+    except ChachamlError:
+        traceback.print_exc(file=sys.stderr)
 
 
 def _apply(

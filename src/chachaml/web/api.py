@@ -12,6 +12,7 @@ import csv
 import io
 from typing import Any
 
+from chachaml._downsample import downsample_indices
 from chachaml.entities import Run
 from chachaml.errors import ArtifactNotFoundError, InvalidValueError
 from chachaml.web._http import Request, Response, chunks, json_response
@@ -36,7 +37,6 @@ from chachaml.web._writes import (
     set_note,
     set_tag,
 )
-from chachaml._downsample import downsample_indices
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -188,6 +188,33 @@ def get_model(app: Any, req: Request) -> Response:
     return json_response(body)
 
 
+def list_pipelines(app: Any, req: Request) -> Response:
+    """``GET /api/v1/pipelines``: pipelines, newest first (``?name``, ``?limit``)."""
+    limit = req.integer("limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+    found = app.client.pipelines(name=req.text("name"), limit=limit)
+    return json_response({"pipelines": [p.to_dict() for p in found]})
+
+
+def get_pipeline(app: Any, req: Request) -> Response:
+    """``GET /api/v1/pipelines/{id}``: one pipeline (an id prefix works) with its steps."""
+    return json_response(app.client.get_pipeline(req.params["pipeline_id"]).to_dict())
+
+
+def list_alerts(app: Any, req: Request) -> Response:
+    """``GET /api/v1/alerts``: every alert, by name, with its ``condition`` as text."""
+    return json_response({"alerts": [{**a.to_dict(), "condition": a.condition} for a in app.client.alerts()]})
+
+
+def alert_history(app: Any, req: Request) -> Response:
+    """``GET /api/v1/alerts/{name}/history``: the alert's events, oldest first (``?limit``: the
+    newest that many)."""
+    limit = req.integer("limit", None, low=1, high=MAX_LIMIT)
+    events = app.client.alert_history(req.params["name"])
+    if limit is not None:
+        events = events[-limit:]
+    return json_response({"alert": req.params["name"], "events": [e.to_dict() for e in events]})
+
+
 def export(app: Any, req: Request) -> Response:
     """``GET /api/v1/export``: ``export_runs`` as JSON (default) or CSV."""
     fmt = req.text("format") or "json"
@@ -213,6 +240,7 @@ def records_csv(records: list[dict[str, Any]]) -> str:
 
 __all__ = [
     "BatchLog",
+    "alert_history",
     "archive",
     "compare",
     "create_experiment",
@@ -226,10 +254,13 @@ __all__ = [
     "gc",
     "get_artifact",
     "get_model",
+    "get_pipeline",
     "get_run",
+    "list_alerts",
     "list_artifacts",
     "list_experiments",
     "list_models",
+    "list_pipelines",
     "list_runs",
     "log_batch",
     "log_dataset",

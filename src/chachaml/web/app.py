@@ -56,6 +56,9 @@ _TWINS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/experiments\.json$"), "/api/v1/experiments"),
     (re.compile(r"^/models\.json$"), "/api/v1/models"),
     (re.compile(r"^/models/(?P<id>[^/]+)\.json$"), "/api/v1/models/{id}"),
+    (re.compile(r"^/pipelines\.json$"), "/api/v1/pipelines"),
+    (re.compile(r"^/pipelines/(?P<id>[^/]+)\.json$"), "/api/v1/pipelines/{id}"),
+    (re.compile(r"^/alerts\.json$"), "/api/v1/alerts"),
 ]
 
 

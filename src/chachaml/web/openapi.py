@@ -78,6 +78,23 @@ _OPS: dict[str, tuple[str, list[dict[str, Any]], Any, int]] = {
         200,
     ),
     "list_experiments": ("All experiments with their run counts", [], None, 200),
+    "list_pipelines": (
+        "Pipelines, newest first, with their steps",
+        [
+            _q("name", _STR, "only pipelines with this name"),
+            _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size"),
+        ],
+        None,
+        200,
+    ),
+    "get_pipeline": ("One pipeline (an id prefix works) with its steps in order", [], None, 200),
+    "list_alerts": ("Every alert, by name", [], None, 200),
+    "alert_history": (
+        "The events of one alert, oldest first, with their webhook deliveries",
+        [_q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "only the newest this many")],
+        None,
+        200,
+    ),
     "list_models": ("All registered models", [], None, 200),
     "get_model": ("A model with its versions, aliases and history", [], None, 200),
     "export": (
@@ -222,6 +239,8 @@ def _obj(required: list[str], **props: Any) -> dict[str, Any]:
 _NUMBER = {"type": ["number", "string"]}  # "NaN", "Infinity", "-Infinity" as strings
 _NULL_INT = {"type": ["integer", "null"]}
 _NULL_NUMBER = {"type": ["number", "string", "null"]}
+_STEP_STATUS = {"type": "string", "enum": ["pending", "running", "completed", "failed", "killed", "skipped"]}
+_OP = {"type": "string", "enum": [">", ">=", "<", "<="]}
 _SCHEMAS: dict[str, Any] = {
     "Error": _ERROR,
     "Run": _obj(
@@ -265,6 +284,45 @@ _SCHEMAS: dict[str, Any] = {
         aliases={"type": "array", "items": _STR},
     ),
     "Model": _obj(["name", "aliases"], name=_STR, latest_version=_NULL_INT, aliases=_OBJ),
+    "PipelineStep": _obj(["name", "status", "run_id"], name=_STR, status=_STEP_STATUS, run_id=_NULLABLE_STR),
+    "Pipeline": _obj(
+        ["id", "name", "status", "steps", "created", "updated"],
+        id=_STR,
+        name=_STR,
+        status=_STATUS,
+        steps={"type": "array", "items": _ref("PipelineStep")},
+        created=_INT,
+        updated=_INT,
+    ),
+    "Alert": _obj(
+        ["name", "metric", "op", "threshold", "experiment", "webhook", "created", "updated", "version"],
+        name=_STR,
+        metric=_STR,
+        op=_OP,
+        threshold=_NUMBER,
+        experiment=_NULLABLE_STR,
+        webhook=_NULLABLE_STR,
+        created=_INT,
+        updated=_INT,
+        version=_INT,
+        condition=_STR,
+    ),
+    "AlertEvent": _obj(
+        ["id", "alert", "run_id", "metric", "value", "step", "op", "threshold", "fired", "delivery"],
+        id=_INT,
+        alert=_STR,
+        run_id=_STR,
+        metric=_STR,
+        value=_NUMBER,
+        step=_INT,
+        op=_OP,
+        threshold=_NUMBER,
+        fired=_INT,
+        webhook=_NULLABLE_STR,
+        delivery={"type": ["string", "null"], "enum": [None, "pending", "delivered", "failed"]},
+        attempts=_INT,
+        error=_NULLABLE_STR,
+    ),
 }
 _RUN_DETAIL = {
     "allOf": [
@@ -325,6 +383,12 @@ _RESPONSES: dict[str, Any] = {
             ),
         ]
     },
+    "list_pipelines": _obj(["pipelines"], pipelines={"type": "array", "items": _ref("Pipeline")}),
+    "get_pipeline": _ref("Pipeline"),
+    "list_alerts": _obj(["alerts"], alerts={"type": "array", "items": _ref("Alert")}),
+    "alert_history": _obj(
+        ["alert", "events"], alert=_STR, events={"type": "array", "items": _ref("AlertEvent")}
+    ),
     "register_model": _ref("ModelVersion"),
     "promote": _ref("ModelVersion"),
     "set_alias": _ref("ModelVersion"),

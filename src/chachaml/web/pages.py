@@ -15,7 +15,13 @@ from urllib.parse import unquote
 
 __all__ = ["render"]
 
-_NAV = (("/", "Runs"), ("/experiments", "Experiments"), ("/models", "Models"))
+_NAV = (
+    ("/", "Runs"),
+    ("/experiments", "Experiments"),
+    ("/models", "Models"),
+    ("/pipelines", "Pipelines"),
+    ("/alerts", "Alerts"),
+)
 
 # path pattern -> (module under /static, page title, name of the captured value)
 _ROUTES: tuple[tuple[re.Pattern[str], str, str], ...] = (
@@ -25,13 +31,16 @@ _ROUTES: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"/experiments/?"), "experiments", "Experiments"),
     (re.compile(r"/models/?"), "models", "Models"),
     (re.compile(r"/models/(?P<name>[^/]+)/?"), "model", "Model"),
+    (re.compile(r"/pipelines/?"), "pipelines", "Pipelines"),
+    (re.compile(r"/pipelines/(?P<id>[^/]+)/?"), "pipeline", "Pipeline"),
+    (re.compile(r"/alerts/?"), "alerts", "Alerts"),
 )
 
 
 def _shell(page: str, title: str, data: dict[str, str]) -> str:
     esc = html.escape
     attrs = "".join(f' data-{k}="{esc(v, quote=True)}"' for k, v in data.items())
-    section = {"run": "runs", "compare": "runs", "model": "models"}.get(page, page)
+    section = {"run": "runs", "compare": "runs", "model": "models", "pipeline": "pipelines"}.get(page, page)
     nav = "".join(
         f'<a href="{href}"{" class=active" if label.lower() == section else ""}>{label}</a>'
         for href, label in _NAV
@@ -59,7 +68,8 @@ def render(path: str, query: dict[str, str]) -> str | None:
 
     Args:
         path: the request path (``/``, ``/runs/<id>``, ``/compare``, ``/experiments``,
-            ``/models``, ``/models/<name>``), percent-encoded or not.
+            ``/models``, ``/models/<name>``, ``/pipelines``, ``/pipelines/<id>``, ``/alerts``),
+            percent-encoded or not.
         query: the query parameters; the pages read their state from the URL in the browser,
             so only the title uses them.
 
@@ -75,6 +85,8 @@ def render(path: str, query: dict[str, str]) -> str | None:
             title = f"Run {data['id'][:8]}"
         elif page == "model":
             title = f"Model {data['name']}"
+        elif page == "pipeline":
+            title = f"Pipeline {data['id'][:8]}"
         elif page == "compare" and query.get("ids"):
             title = f"Compare {len(query['ids'].split(','))} runs"
         return _shell(page, title, data)
