@@ -445,6 +445,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.add_argument("--read-only", action="store_true", help="refuse every write")
     p.add_argument("--verbose", "-v", action="store_true", help="log every request")
+    from chachaml._cli_team import add_commands
+
+    add_commands(add)  # server, sync
     return parser
 
 

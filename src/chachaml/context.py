@@ -130,18 +130,26 @@ if hasattr(os, "register_at_fork"):
 
 
 # -- stores -------------------------------------------------------------------------------------
-def _open(target: Any) -> Store:
+def _open(target: Any, **options: Any) -> Store:
     from chachaml.store import is_store, open_store, store_path
 
     if is_store(target):
         return target  # type: ignore[no-any-return]
     path = store_path(target)
     if path is None:
-        return open_store(target)
+        if isinstance(target, str) and target.startswith(("http://", "https://")):
+            # One remote store (one spool and sender) per server URL and token in this process.
+            key = f"{target.rstrip('/')} {options.get('token')}"
+            with _lock:
+                store = _opened.get(key)
+                if store is None or store.closed:
+                    store = _opened[key] = open_store(target, **options)
+                return store
+        return open_store(target, **options)
     with _lock:
         store = _opened.get(path)
         if store is None or store.closed:
-            store = _opened[path] = open_store(path)
+            store = _opened[path] = open_store(path, **options)
         return store
 
 
@@ -149,16 +157,18 @@ def _default_target() -> str:
     return os.environ.get("CHACHAML_STORE") or "chachaml.db"
 
 
-def use_store(target: Any = None) -> Store:
+def use_store(target: Any = None, **options: Any) -> Store:
     """Make ``target`` the current store and return it.
 
-    ``target`` is a path to a SQLite file, ``":memory:"``, a URI (``sqlite:///...``) or a
-    ``Store``; ``None`` means ``$CHACHAML_STORE`` or ``./chachaml.db``. At top level this sets
+    ``target`` is a path to a SQLite file, ``":memory:"``, a URI (``sqlite:///...``, a server's
+    ``http(s)://host:port``) or a ``Store``; ``None`` means ``$CHACHAML_STORE`` or
+    ``./chachaml.db``. ``options`` go to the backend (a server: ``token=``, else
+    ``$CHACHAML_TOKEN``). At top level this sets
     the process default (calling it twice with the same path returns the same store); inside a
     ``with_store`` block it rebinds that block's store only, so code under a test fixture cannot
     escape it. Opening creates nothing on disk: the file appears on the first write.
     """
-    store = _open(_default_target() if target is None else target)
+    store = _open(_default_target() if target is None else target, **options)
     if _store_cv.get() is not None:
         _store_cv.set(store)
     else:
