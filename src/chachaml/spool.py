@@ -50,9 +50,12 @@ _WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 COMPACT_BYTES = 8 * 1024 * 1024  # start a fresh file once everything is acked and it is this big
 
 
-def spool_folder(destination: str) -> Path:
-    """The folder holding every journal for ``destination`` (a server URL) on this machine."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+def spool_folder(destination: str, root: str | None = None) -> Path:
+    """The folder holding every journal for ``destination`` (a server URL) on this machine,
+    under ``root`` (default ``$XDG_STATE_HOME``, else ``~/.local/state``)."""
+    base = (
+        root or os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    )
     digest = hashlib.sha256(destination.rstrip("/").encode("utf-8")).hexdigest()[:16]
     return Path(base) / "chachaml" / digest
 

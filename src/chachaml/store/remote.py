@@ -50,9 +50,11 @@ __all__ = ["RemoteStore", "open_remote"]
 FLUSH_TIMEOUT_S = float(os.environ.get("CHACHAML_FLUSH_TIMEOUT", "600"))
 
 
-def open_remote(target: str, *, token: str | None = None, **options: Any) -> RemoteStore:
+def open_remote(
+    target: str, *, token: str | None = None, spool_root: str | None = None, **options: Any
+) -> RemoteStore:
     """The ``http``/``https`` factory of ``chachaml.store.SCHEMES``."""
-    return RemoteStore(target, token=token)
+    return RemoteStore(target, token=token, spool_root=spool_root)
 
 
 class RemoteStore:
@@ -62,14 +64,17 @@ class RemoteStore:
         url: ``http(s)://host:port``.
         token: the bearer token (default ``$CHACHAML_TOKEN``).
         adopt: send the spools that dead processes left for this server (default True).
+        spool_root: the state folder (default ``$XDG_STATE_HOME``, else ``~/.local/state``).
     """
 
-    def __init__(self, url: str, *, token: str | None = None, adopt: bool = True) -> None:
+    def __init__(
+        self, url: str, *, token: str | None = None, adopt: bool = True, spool_root: str | None = None
+    ) -> None:
         self.uri = url.rstrip("/")
         self._http = HttpClient(self.uri, token if token is not None else os.environ.get("CHACHAML_TOKEN"))
         self._closed = False
         self._running: set[str] = set()  # runs this store started or resumed: their points spool
-        self._folder = spool_folder(self.uri)
+        self._folder = spool_folder(self.uri, spool_root)
         self._spool: Spool | None = None
         self._adopted: list[Spool] = list(adopt_dead(self._folder)) if adopt else []
         self._cond = threading.Condition()

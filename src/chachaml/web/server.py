@@ -205,7 +205,7 @@ class TeamApp:
         upload = method == "PUT" and (
             "/artifacts/" in path or path.startswith(_store_rpc.PREFIX + "artifact/")
         )
-        limit = self.max_upload if upload else max(MAX_JSON, _store_rpc.MAX_RPC_BYTES)
+        limit = self.max_upload if upload else MAX_JSON
         if length > limit:
             return _json(413, "InvalidValueError", f"the body is {length} bytes; the limit is {limit}",
                          {"Connection": "close"})  # fmt: skip
