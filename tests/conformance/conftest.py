@@ -60,8 +60,9 @@ def _postgres(tmp_path: Path) -> Backend:  # pragma: no cover - enabled by an en
 
 def _remote(tmp_path: Path) -> Backend:
     """A remote store talking to a real HTTP server (in a thread) over a temp SQLite file."""
-    from chachaml.store.remote import RemoteStore
     from tests._teamserver import InProcessServer
+
+    from chachaml.store.remote import RemoteStore
 
     server = InProcessServer(str(tmp_path / "server.db"))
     made = Backend("remote", RemoteStore(server.url, spool_root=str(tmp_path / "state")))
