@@ -252,6 +252,29 @@ def _bearer(environ: dict[str, Any]) -> str | None:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DRAIN_S = 30.0  # how long a stopping server lets requests in flight finish
+
+
+def _drain_waitress(server: Any) -> None:
+    """Stop listening, let every request already started (being received, run or answered)
+    finish, close idle keep-alive connections, then stop the worker threads."""
+    import time as _time
+
+    server.accepting = False
+    server.del_channel()
+    server.socket.close()
+    end = _time.monotonic() + DRAIN_S
+    while _time.monotonic() < end:
+        busy = False
+        for ch in list(server.active_channels.values()):
+            if ch.requests or getattr(ch, "request", None) is not None or ch.total_outbufs_len:
+                busy = True
+            else:
+                ch.handle_close()  # idle keep-alive: nothing of a request is lost
+        if not busy:
+            break
+        server.asyncore.loop(timeout=0.05, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
+    server.task_dispatcher.shutdown(timeout=DRAIN_S)
 
 
 def serve_team(
@@ -279,44 +302,57 @@ def serve_team(
     stop = threading.Event()
 
     def _stop(signum: int, frame: Any) -> None:
-        stop.set()
-        raise SystemExit(0)
+        stop.set()  # only a flag: raising here could cut a request's parsing in half
 
-    if engine == "waitress":
-        from chachaml._optional import require
-
-        waitress_server = require("waitress.server", "server")
-        server = waitress_server.create_server(
-            app, host=host, port=port, threads=threads, ident="chachaml",
-            max_request_body_size=max_upload, clear_untrusted_proxy_headers=True,
-        )  # fmt: skip
-        eff_host = getattr(server, "effective_host", host)
-        eff_port = getattr(server, "effective_port", port)
-        shown = f"[{eff_host}]" if ":" in str(eff_host) else eff_host
-        print(f"chachaml UI at http://{shown}:{eff_port}/", file=stream, flush=True)
-        old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            server.run()  # SystemExit from the handler: waitress stops its loop and drains its threads
-        except SystemExit:
-            pass
-        finally:
-            server.close()
-            for s, h in old.items():
-                signal.signal(s, h)
-    else:
-        from chachaml.web.serve import make_server, url_of
-
-        std = make_server(app, host, port)
-        std.daemon_threads = False  # type: ignore[attr-defined]  # graceful: wait for requests
-        print(f"chachaml UI at {url_of(std)}", file=stream, flush=True)
-        old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            std.serve_forever(poll_interval=0.2)
-        except SystemExit:
-            pass
-        finally:
-            std.server_close()  # joins the request threads (non-daemon)
-            for s, h in old.items():
-                signal.signal(s, h)
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if engine == "waitress":
+            _run_waitress(app, host, port, threads, max_upload, stream, stop)
+        else:
+            _run_stdlib(app, host, port, stream, stop)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
     if on_stop is not None:
         on_stop()
+
+
+def _run_waitress(
+    app: Callable[..., Any], host: str, port: int, threads: int, max_upload: int, stream: IO[str],
+    stop: threading.Event,
+) -> None:  # fmt: skip
+    from chachaml._optional import require
+
+    waitress_server = require("waitress.server", "server")
+    server = waitress_server.create_server(
+        app, host=host, port=port, threads=threads, ident="chachaml",
+        max_request_body_size=max_upload, clear_untrusted_proxy_headers=True,
+    )  # fmt: skip
+    eff_host = getattr(server, "effective_host", host)
+    eff_port = getattr(server, "effective_port", port)
+    shown = f"[{eff_host}]" if ":" in str(eff_host) else eff_host
+    print(f"chachaml UI at http://{shown}:{eff_port}/", file=stream, flush=True)
+    try:
+        while not stop.is_set():  # select wakes on the signal (EINTR) and rechecks the flag
+            server.asyncore.loop(timeout=0.2, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
+    finally:
+        _drain_waitress(server)
+
+
+def _run_stdlib(
+    app: Callable[..., Any], host: str, port: int, stream: IO[str], stop: threading.Event
+) -> None:
+    from chachaml.web.serve import make_server, url_of
+
+    std = make_server(app, host, port)
+    std.daemon_threads = False  # type: ignore[attr-defined]  # server_close joins requests in flight
+    print(f"chachaml UI at {url_of(std)}", file=stream, flush=True)
+    loop = threading.Thread(target=std.serve_forever, kwargs={"poll_interval": 0.2}, name="chachaml-serve")
+    loop.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        std.shutdown()
+        loop.join()
+        std.server_close()
