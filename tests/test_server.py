@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests._teamserver import ServerProcess, request, write_tokens
 
 from chachaml.client import Client
-from tests._teamserver import ServerProcess, request, write_tokens
 
 pytestmark = pytest.mark.slow
 
