@@ -125,3 +125,71 @@ def request(url: str, method: str = "GET", body: Any = None, token: str | None =
         return resp.status, json.loads(raw)
     except ValueError:
         return resp.status, raw
+
+
+class ReplyDropper:
+    """A real TCP proxy to a server that loses the reply of the first ``log_batch`` it sees
+    (the server applied it; the client never hears so), then turns connections away until
+    ``resume()``: the network failure that makes a sender resend a batch."""
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+
+        self.upstream_port = upstream_port
+        self.dropped = threading.Event()
+        self._resume = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self.sock.close()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self._closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.dropped.is_set() and not self._resume.is_set():
+                client.close()  # the "network" is down
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()
+                continue
+            armed = threading.Event()
+            threading.Thread(target=self._up, args=(client, upstream, armed), daemon=True).start()
+            threading.Thread(target=self._down, args=(upstream, client, armed), daemon=True).start()
+
+    def _up(self, client: Any, upstream: Any, armed: threading.Event) -> None:
+        try:
+            while data := client.recv(1 << 16):
+                if not self.dropped.is_set() and b"POST /api/v1/store/log_batch" in data:
+                    armed.set()
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+
+    def _down(self, upstream: Any, client: Any, armed: threading.Event) -> None:
+        try:
+            while data := upstream.recv(1 << 16):
+                if armed.is_set() and not self.dropped.is_set():
+                    self.dropped.set()  # the reply of an applied batch: lost
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            upstream.close()

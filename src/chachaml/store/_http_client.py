@@ -53,6 +53,8 @@ class HttpClient:
         self.token = token
         self.timeout = timeout
         self._local = threading.local()
+        self._all: set[http.client.HTTPConnection] = set()  # every thread's, to close at the end
+        self._all_lock = threading.Lock()
 
     # -- connections --------------------------------------------------------------------------
     def _new(self) -> http.client.HTTPConnection:
@@ -63,6 +65,8 @@ class HttpClient:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._new()
+            with self._all_lock:
+                self._all.add(conn)
         return conn
 
     def _drop(self) -> None:
@@ -70,6 +74,8 @@ class HttpClient:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with self._all_lock:
+                self._all.discard(conn)
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         out = {"Accept": "application/json", "User-Agent": "chachaml-remote"}
@@ -180,5 +186,15 @@ class HttpClient:
         return resp
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close every thread's connection (a request blocked in another thread fails at once)."""
+        import socket
+
         self._drop()
+        with self._all_lock:
+            conns, self._all = list(self._all), set()
+        for conn in conns:
+            if conn.sock is not None:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

@@ -48,6 +48,8 @@ __all__ = ["RemoteStore", "open_remote"]
 
 #: How long ``flush()`` (and so ``end_run`` and every read) waits for an unreachable server.
 FLUSH_TIMEOUT_S = float(os.environ.get("CHACHAML_FLUSH_TIMEOUT", "600"))
+#: How long the sender waits for the reply to one batch before resending it (same id).
+SEND_TIMEOUT_S = float(os.environ.get("CHACHAML_SEND_TIMEOUT", "10"))
 
 
 def open_remote(
@@ -71,7 +73,11 @@ class RemoteStore:
         self, url: str, *, token: str | None = None, adopt: bool = True, spool_root: str | None = None
     ) -> None:
         self.uri = url.rstrip("/")
-        self._http = HttpClient(self.uri, token if token is not None else os.environ.get("CHACHAML_TOKEN"))
+        token = token if token is not None else os.environ.get("CHACHAML_TOKEN")
+        self._http = HttpClient(self.uri, token)
+        # The sender's own client, with a short timeout: a batch whose reply never comes (a
+        # half-open connection) is resent with its id rather than waited on for a minute.
+        self._sender_http = HttpClient(self.uri, token, timeout=SEND_TIMEOUT_S)
         self._closed = False
         self._running: set[str] = set()  # runs this store started or resumed: their points spool
         self._folder = spool_folder(self.uri, spool_root)
@@ -136,7 +142,7 @@ class RemoteStore:
             "batch_id": group.batch_id,
         }
         try:
-            self._http.call("log_batch", args, idempotent=True)
+            self._sender_http.call("log_batch", args, idempotent=True)
         except AccessError as exc:
             self._fatal = exc
             raise Unreachable(str(exc)) from exc
@@ -231,6 +237,7 @@ class RemoteStore:
                 spool.sync()
                 spool.close()
             self._http.close()
+            self._sender_http.close()
 
     def __repr__(self) -> str:
         return f"<RemoteStore {self.uri}>"
