@@ -96,9 +96,11 @@ INTERFACE = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Any:
-    with Client(tmp_path / "client.db") as c:
+@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A client over each backend (tests/conformance/conftest.py lists the same ones)."""
+    target = tmp_path / "client.db" if request.param == "sqlite-file" else ":memory:"
+    with Client(target) as c:
         yield c
 
 
