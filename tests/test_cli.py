@@ -206,6 +206,12 @@ def test_export_to_stdout_and_to_a_file(store: dict[str, Any]) -> None:
     assert len(json.loads(target.read_text())) == 3
 
 
+def test_export_to_a_folder_that_does_not_exist_is_an_error(store: dict[str, Any]) -> None:
+    target = store["cwd"] / "no" / "such" / "out.csv"
+    r = cli("export", "-o", str(target), "--store", str(store["path"]), cwd=store["cwd"])
+    assert r.returncode == 1 and str(target) in r.stderr and "Traceback" not in r.stderr
+
+
 def test_experiments_models_promote_and_alias(store: dict[str, Any]) -> None:
     s = str(store["path"])
     exps = json.loads(cli("experiments", "--json", "--store", s, cwd=store["cwd"]).stdout)
@@ -326,6 +332,18 @@ def test_ui_prints_its_url_first_opens_a_browser_and_stops_on_ctrl_c(
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_ui_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("ui", "--port", str(port), "--no-browser", cwd=tmp_path)
+    assert r.returncode == 1 and f"127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
 
 
 def test_ui_over_a_missing_file_creates_nothing_until_a_write(tmp_path: Path) -> None:

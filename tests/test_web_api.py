@@ -164,6 +164,19 @@ def test_metric_history_after_step_is_incremental(server: Server, data: dict[str
     assert [p["step"] for p in doc["points"]] == [996, 997, 998, 999]
 
 
+def test_a_zoomed_window_is_fetched_alone_and_downsampled(server: Server, data: dict[str, Any]) -> None:
+    doc = server.request(
+        "GET", f"/api/v1/runs/{data['a']}/metrics/loss?after_step=400&before_step=800"
+    ).json()
+    assert [p["step"] for p in doc["points"]] == list(range(401, 800))
+    small = server.request(
+        "GET", f"/api/v1/runs/{data['a']}/metrics/loss?after_step=400&before_step=800&max_points=20"
+    ).json()
+    steps = [p["step"] for p in small["points"]]
+    assert small["count"] == 399 and len(steps) <= 20 and steps[0] == 401 and steps[-1] == 799
+    assert 500 in steps and 700 in steps
+
+
 def test_a_metric_key_with_a_slash(server: Server, data: dict[str, Any]) -> None:
     doc = server.request("GET", f"/api/v1/runs/{data['a']}/metrics/system%2Fcpu").json()
     assert doc["key"] == "system/cpu" and doc["points"][0]["value"] == 12.5
@@ -586,3 +599,38 @@ def test_a_read_only_server_refuses_every_write(data: dict[str, Any]) -> None:
         assert srv.stop() == 0
     with chachaml.with_store(data["path"]):
         assert chachaml.runs(name="nope") == chachaml.runs(name="nope")[:0]
+
+
+def test_concurrent_readers_and_writers_get_no_errors_and_lose_nothing(
+    server: Server, data: dict[str, Any]
+) -> None:
+    import threading
+
+    runs = [_new_run(server, name=f"conc-{i}") for i in range(6)]
+    failures: list[Any] = []
+
+    def write(run_id: str) -> None:
+        for b in range(15):
+            points = [{"key": "x", "value": float(b * 10 + i), "step": b * 10 + i} for i in range(10)]
+            r = server.request(
+                "POST", f"/api/v1/runs/{run_id}/batch", {"batch_id": f"{run_id}-{b}", "metrics": points}
+            )
+            if r.status != 200:
+                failures.append((r.status, r.body[:200]))
+
+    def read() -> None:
+        for _ in range(15):
+            r = server.request("GET", "/api/v1/runs?limit=50")
+            if r.status != 200:
+                failures.append((r.status, r.body[:200]))
+
+    threads = [threading.Thread(target=write, args=(r["id"],)) for r in runs]
+    threads += [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert failures == []
+    for r in runs:
+        history = server.request("GET", f"/api/v1/runs/{r['id']}/metrics/x").json()
+        assert [p["step"] for p in history["points"]] == list(range(150))

@@ -21,7 +21,7 @@ import chachaml
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.checks import not_a_server_error, response_schema_conformance  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +85,7 @@ def test_no_input_gives_a_5xx_and_every_error_is_json(
     srv, ids = fuzz_server
     _real_ids(case, ids)
     response = case.call(base_url=f"http://{srv.host}:{srv.port}")
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
     if response.status_code >= 400:
         assert response.headers.get("Content-Type", [""])[0].startswith("application/json") or (
             response.headers.get("content-type", [""])[0].startswith("application/json")

@@ -16,20 +16,16 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import Any
 
 from chachaml import _display
 from chachaml._cli_text import cell, short_ids, table
-from chachaml.errors import ChachamlError, InvalidValueError
+from chachaml.errors import ChachamlError, InvalidValueError, NotFoundError
 
 __all__ = ["main"]
 
 _STATUSES = ("running", "completed", "failed", "killed")
 _STAGES = ("none", "staging", "production", "archived")
-
-
-class StoreMissingError(ChachamlError):
-    """A read named a database file that does not exist (reads never create one)."""
 
 
 def _target(args: argparse.Namespace) -> str:
@@ -43,15 +39,11 @@ def _client(args: argparse.Namespace, *, must_exist: bool = True) -> Any:
     target = _target(args)
     path = store_path(target)
     if must_exist and path is not None and not os.path.exists(path):
-        raise StoreMissingError(
+        raise NotFoundError(
             f"no chachaml store at {path}; pass --store PATH (or set CHACHAML_STORE) "
             "to name the database your runs are in"
         )
     return Client(target)
-
-
-def _out(args: argparse.Namespace) -> IO[str]:
-    return sys.stdout
 
 
 def _print_json(value: Any) -> None:
@@ -74,6 +66,7 @@ def _run_filters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    """``chachaml runs``: the runs table, or ``--json`` / ``--csv``."""
     with _client(args) as c:
         found = c.runs(**_run_filters(args))
     if args.json:
@@ -128,6 +121,7 @@ def _section(title: str, rows: Sequence[Sequence[Any]], headers: Sequence[str]) 
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """``chachaml show RUN``: everything about one run."""
     with _client(args) as c:
         body = show_object(c, args.run)
     if args.json:
@@ -182,6 +176,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """``chachaml compare RUN RUN...``: params and metrics side by side."""
     with _client(args) as c:
         cmp = c.compare_runs(args.runs)
     if args.json:
@@ -200,6 +195,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``chachaml export``: ``export_runs`` as CSV or JSON, to stdout or ``-o PATH``."""
     with _client(args) as c:
         records = c.export_runs(**_run_filters(args))
     if args.format == "json":
@@ -213,13 +209,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
-        with open(args.output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise InvalidValueError(f"cannot write {args.output!r}: {exc.strerror or exc}") from exc
         print(f"wrote {len(records)} runs to {args.output}", file=sys.stderr)
     return 0
 
 
 def cmd_experiments(args: argparse.Namespace) -> int:
+    """``chachaml experiments``: the experiments with their run counts."""
     with _client(args) as c:
         exps = c.experiments()
     if args.json:
@@ -231,6 +231,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """``chachaml models [NAME]``: the models, or one model's versions, stages and aliases."""
     with _client(args) as c:
         if args.name is None:
             models = c.models()
@@ -284,6 +285,7 @@ def _version(text: str) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    """``chachaml promote NAME VERSION STAGE``."""
     with _client(args) as c:
         mv = c.promote(args.name, _version(args.version), args.stage)
     if args.json:
@@ -294,6 +296,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_alias(args: argparse.Namespace) -> int:
+    """``chachaml alias NAME ALIAS VERSION``."""
     with _client(args) as c:
         mv = c.set_alias(args.name, args.alias, _version(args.version))
     if args.json:
@@ -312,6 +315,7 @@ def _confirm(question: str) -> bool:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    """``chachaml delete RUN...``: asks on a terminal, refuses without ``--yes`` otherwise."""
     with _client(args) as c:
         runs = [c.get_run(ref) for ref in args.runs]  # every id resolves before anything is deleted
         if not args.yes:
@@ -333,6 +337,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
+    """``chachaml archive --older-than-days N``."""
     with _client(args) as c:
         from chachaml.web._writes import check_days
 
@@ -345,6 +350,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    """``chachaml gc [--dry-run]``: remove artifact files no run references."""
     with _client(args) as c:
         report = c.gc_artifacts(dry_run=args.dry_run)
     if args.json:
@@ -362,6 +368,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    """``chachaml ui``: serve the web UI and the API until Ctrl-C."""
     from chachaml.web.app import create_app
     from chachaml.web.serve import serve
 
@@ -369,6 +376,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
     try:
         app = create_app(client, read_only=args.read_only)
         serve(app, host=args.host, port=args.port, open_browser=not args.no_browser, verbose=args.verbose)
+    except OSError as exc:  # the port is taken, the address is not this machine's, ...
+        raise InvalidValueError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
+            "choose another --port (--port 0 takes a free one) or --host"
+        ) from exc
     finally:
         client.close()
     return 0

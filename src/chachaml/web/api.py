@@ -64,12 +64,14 @@ def _run_filters(req: Request) -> dict[str, Any]:
 
 # -- reads ------------------------------------------------------------------------------------
 def openapi(app: Any, req: Request) -> Response:
+    """``GET /api/v1/openapi.json``: the OpenAPI 3.1 document."""
     from chachaml.web.openapi import document
 
     return json_response(document())
 
 
 def list_runs(app: Any, req: Request) -> Response:
+    """``GET /api/v1/runs``: one page of runs and the offset of the next (None at the end)."""
     limit = req.integer("limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
     offset = req.integer("offset", 0)
     assert limit is not None and offset is not None
@@ -81,6 +83,7 @@ def list_runs(app: Any, req: Request) -> Response:
 
 
 def get_run(app: Any, req: Request) -> Response:
+    """``GET /api/v1/runs/{id}``: a run object plus ``artifacts`` and ``children`` (ids)."""
     c = app.client
     run = c.get_run(req.params["run_id"])
     body = run_object(run)
@@ -90,14 +93,20 @@ def get_run(app: Any, req: Request) -> Response:
 
 
 def metric_summaries(app: Any, req: Request) -> Response:
+    """``GET /api/v1/runs/{id}/metrics``: last, min, max, count, last_step per key."""
     return json_response(app.client.metric_summaries(req.params["run_id"]))
 
 
 def metric_history(app: Any, req: Request) -> Response:
+    """``GET /api/v1/runs/{id}/metrics/{key}``: the points between ``after_step`` and
+    ``before_step`` (both exclusive, both optional), downsampled to ``max_points``."""
     after = req.integer("after_step", None, low=-(2**63))
+    before = req.integer("before_step", None, low=-(2**63))
     max_points = req.integer("max_points", None, low=2, high=MAX_POINTS)
     key = req.params["key"]
     points = app.client.metric_history(req.params["run_id"], key, after_step=after)
+    if before is not None:  # a zoomed chart asks for its window only, at full resolution
+        points = [p for p in points if p.step < before]
     total = len(points)
     if max_points is not None and total > max_points:
         keep = downsample_indices([p.value for p in points], max_points)
@@ -113,12 +122,14 @@ def metric_history(app: Any, req: Request) -> Response:
 
 
 def list_artifacts(app: Any, req: Request) -> Response:
+    """``GET /api/v1/runs/{id}/artifacts``: the artifacts' metadata."""
     return json_response(
         {"artifacts": [a.to_dict() for a in app.client.list_artifacts(req.params["run_id"])]}
     )
 
 
 def get_artifact(app: Any, req: Request) -> Response:
+    """``GET /api/v1/runs/{id}/artifacts/{name}``: the bytes, streamed, ETag = sha256."""
     c = app.client
     name = req.params["name"]
     run = c.get_run(req.params["run_id"])
@@ -147,6 +158,7 @@ def get_artifact(app: Any, req: Request) -> Response:
 
 
 def compare(app: Any, req: Request) -> Response:
+    """``GET /api/v1/compare?ids=a,b``: ``compare_runs``."""
     ids = [i.strip() for i in (req.text("ids") or "").split(",") if i.strip()]
     if not ids:
         raise InvalidValueError("compare needs run ids: /api/v1/compare?ids=<id>,<id>")
@@ -156,14 +168,17 @@ def compare(app: Any, req: Request) -> Response:
 
 
 def list_experiments(app: Any, req: Request) -> Response:
+    """``GET /api/v1/experiments``."""
     return json_response({"experiments": [e.to_dict() for e in app.client.experiments()]})
 
 
 def list_models(app: Any, req: Request) -> Response:
+    """``GET /api/v1/models``."""
     return json_response({"models": [m.to_dict() for m in app.client.models()]})
 
 
 def get_model(app: Any, req: Request) -> Response:
+    """``GET /api/v1/models/{name}``: the model with its versions and history."""
     c = app.client
     name = req.params["name"]
     model = c.model(name)
@@ -174,6 +189,7 @@ def get_model(app: Any, req: Request) -> Response:
 
 
 def export(app: Any, req: Request) -> Response:
+    """``GET /api/v1/export``: ``export_runs`` as JSON (default) or CSV."""
     fmt = req.text("format") or "json"
     if fmt not in ("json", "csv"):
         raise InvalidValueError(f"format={fmt!r} is not json or csv")

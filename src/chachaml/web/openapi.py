@@ -53,6 +53,7 @@ _OPS: dict[str, tuple[str, list[dict[str, Any]], Any, int]] = {
         "The points of one metric, optionally after a step and downsampled",
         [
             _q("after_step", _INT, "only points with a higher step (incremental fetch)"),
+            _q("before_step", _INT, "only points with a lower step (a zoomed window)"),
             _q(
                 "max_points",
                 {"type": "integer", "minimum": 2, "maximum": 100000},
@@ -210,6 +211,139 @@ _ERROR = {
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: list[str], **props: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": props}
+
+
+_NUMBER = {"type": ["number", "string"]}  # "NaN", "Infinity", "-Infinity" as strings
+_NULL_INT = {"type": ["integer", "null"]}
+_NULL_NUMBER = {"type": ["number", "string", "null"]}
+_SCHEMAS: dict[str, Any] = {
+    "Error": _ERROR,
+    "Run": _obj(
+        ["id", "experiment", "status", "start_time", "params", "metrics", "tags"],
+        id=_STR,
+        experiment=_STR,
+        name=_NULLABLE_STR,
+        status=_STATUS,
+        start_time=_INT,
+        end_time=_NULL_INT,
+        duration=_NULL_INT,
+        parent_id=_NULLABLE_STR,
+        created_by=_NULLABLE_STR,
+        params=_OBJ,
+        metrics={"type": "object", "additionalProperties": _NUMBER},
+        tags={"type": "object", "additionalProperties": _STR},
+        note=_NULLABLE_STR,
+        error={"type": ["object", "null"]},
+        env=_OBJ,
+        datasets={"type": "array", "items": _OBJ},
+        archived=_BOOL,
+    ),
+    "Artifact": _obj(
+        ["run_id", "name", "size", "sha256", "content_type", "format"],
+        run_id=_STR,
+        name=_STR,
+        size=_INT,
+        sha256=_STR,
+        content_type=_STR,
+        format=_STR,
+        created=_INT,
+    ),
+    "Experiment": _obj(["name", "run_count"], name=_STR, description=_NULLABLE_STR, run_count=_INT),
+    "ModelVersion": _obj(
+        ["model", "version", "run_id", "artifact", "stage", "aliases"],
+        model=_STR,
+        version=_INT,
+        run_id=_STR,
+        artifact=_STR,
+        stage=_STAGE,
+        aliases={"type": "array", "items": _STR},
+    ),
+    "Model": _obj(["name", "aliases"], name=_STR, latest_version=_NULL_INT, aliases=_OBJ),
+}
+_RUN_DETAIL = {
+    "allOf": [
+        _ref("Run"),
+        _obj(
+            ["artifacts", "children"],
+            artifacts={"type": "array", "items": _ref("Artifact")},
+            children={"type": "array", "items": _STR},
+        ),
+    ]
+}
+_SUMMARY = _obj(
+    ["last", "min", "max", "count", "last_step"],
+    last=_NULL_NUMBER,
+    min=_NULL_NUMBER,
+    max=_NULL_NUMBER,
+    count=_INT,
+    last_step=_NULL_INT,
+)
+_SPLIT = _obj(["same", "differ", "partial"], same=_OBJ, differ=_OBJ, partial=_OBJ)
+# handler -> the JSON schema of its success response (others: any JSON).
+_RESPONSES: dict[str, Any] = {
+    "list_runs": _obj(
+        ["runs", "next_offset"], runs={"type": "array", "items": _ref("Run")}, next_offset=_NULL_INT
+    ),
+    "get_run": _RUN_DETAIL,
+    "create_run": _ref("Run"),
+    "end_run": _ref("Run"),
+    "metric_summaries": {"type": "object", "additionalProperties": _SUMMARY},
+    "metric_history": _obj(
+        ["key", "points", "count", "downsampled"],
+        key=_STR,
+        points={
+            "type": "array",
+            "items": _obj(["step", "value", "timestamp"], step=_INT, value=_NUMBER, timestamp=_INT),
+        },
+        count=_INT,
+        downsampled=_BOOL,
+    ),
+    "list_artifacts": _obj(["artifacts"], artifacts={"type": "array", "items": _ref("Artifact")}),
+    "put_artifact": _ref("Artifact"),
+    "compare": _obj(
+        ["run_ids", "params", "metrics"],
+        run_ids={"type": "array", "items": _STR},
+        params=_SPLIT,
+        metrics=_SPLIT,
+    ),
+    "list_experiments": _obj(["experiments"], experiments={"type": "array", "items": _ref("Experiment")}),
+    "create_experiment": _ref("Experiment"),
+    "list_models": _obj(["models"], models={"type": "array", "items": _ref("Model")}),
+    "get_model": {
+        "allOf": [
+            _ref("Model"),
+            _obj(
+                ["versions", "history"],
+                versions={"type": "array", "items": _ref("ModelVersion")},
+                history={"type": "array", "items": _OBJ},
+            ),
+        ]
+    },
+    "register_model": _ref("ModelVersion"),
+    "promote": _ref("ModelVersion"),
+    "set_alias": _ref("ModelVersion"),
+    "log_batch": _obj(["applied", "batch_id"], applied=_BOOL, batch_id=_NULLABLE_STR),
+}
+
+
+def _success(handler: str) -> dict[str, Any]:
+    if handler == "get_artifact":
+        return {"description": "the artifact's bytes", "content": {"*/*": {"schema": {"type": "string"}}}}
+    if handler == "export":
+        return {
+            "description": "flat records",
+            "content": {"application/json": {"schema": {"type": "array"}}, "text/csv": {"schema": _STR}},
+        }
+    schema = _RESPONSES.get(handler, {})
+    return {"description": "success", "content": {"application/json": {"schema": schema}}}
+
+
 def _operation(method: str, path: str, handler: str) -> dict[str, Any]:
     summary, query, body, ok = _OPS[handler]
     params = [
@@ -219,7 +353,7 @@ def _operation(method: str, path: str, handler: str) -> dict[str, Any]:
     errors = {
         str(s): {
             "description": d,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            "content": {"application/json": {"schema": _ERROR_REF}},
         }
         for s, d in (
             (400, "invalid value or query"),
@@ -233,7 +367,7 @@ def _operation(method: str, path: str, handler: str) -> dict[str, Any]:
         "operationId": handler,
         "summary": summary,
         "parameters": params + query,
-        "responses": {str(ok): {"description": "success"}, **errors},
+        "responses": {str(ok): _success(handler), **errors},
     }
     if body == "raw":
         op["requestBody"] = {
@@ -269,5 +403,5 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": {"Error": _ERROR}},
+        "components": {"schemas": _SCHEMAS},
     }
