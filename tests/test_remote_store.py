@@ -223,7 +223,7 @@ def test_a_refused_token_is_an_error_never_a_silent_drop(tmp_path: Path, tokens:
     state = str(tmp_path / "state")
     try:
         bad = Client(RemoteStore(srv.url, token="wrong-token-0123456789", spool_root=state))
-        with pytest.raises(AccessError, match="401.*CHACHAML_TOKEN"):
+        with pytest.raises(AccessError, match=r"401.*CHACHAML_TOKEN"):
             bad.start_run("x")
         reader = Client(RemoteStore(srv.url, token="reader-token-0123456789abcdef", spool_root=state))
         with pytest.raises(AccessError, match="403"):

@@ -3,6 +3,7 @@ per thread, bearer token, JSON in and out, errors back as ``ChachamlError`` (ADR
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -194,7 +195,5 @@ class HttpClient:
             conns, self._all = list(self._all), set()
         for conn in conns:
             if conn.sock is not None:
-                try:
+                with contextlib.suppress(OSError):
                     conn.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
