@@ -200,3 +200,13 @@ def test_the_ui_asks_for_a_token(server: ServerProcess) -> None:
     assert status == 401 and b"token" in body and b"localStorage" in body
     status, _ = request(server.url + "/api/v1/runs", headers={"Cookie": f"chachaml_token={BOB}"})
     assert status == 200
+
+
+def test_openapi_describes_the_team_endpoints(server: ServerProcess) -> None:
+    status, doc = request(server.url + "/api/v1/openapi.json", token=BOB)
+    assert status == 200
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert doc["paths"]["/api/v1/health"]["get"]["security"] == []
+    assert "log_batch" in doc["paths"]["/api/v1/store/{method}"]["post"]["description"]
+    assert "put" in doc["paths"]["/api/v1/store/artifact/{run_id}/{name}"]
+    assert "/api/v1/runs" in doc["paths"]  # the application's own routes are still there

@@ -50,6 +50,9 @@ __all__ = ["RemoteStore", "open_remote"]
 FLUSH_TIMEOUT_S = float(os.environ.get("CHACHAML_FLUSH_TIMEOUT", "600"))
 #: How long the sender waits for the reply to one batch before resending it (same id).
 SEND_TIMEOUT_S = float(os.environ.get("CHACHAML_SEND_TIMEOUT", "10"))
+#: How long the sender lets points gather before a send (unless someone waits for them): fewer,
+#: larger batches -- one HTTP request and one transaction carry many points.
+LINGER_S = 0.05
 
 
 def open_remote(
@@ -86,6 +89,7 @@ class RemoteStore:
         self._cond = threading.Condition()
         self._wake = False
         self._fatal: ChachamlError | None = None  # a refused token: sending stops
+        self._urgent = threading.Event()  # someone waits (flush, a read, close): send at once
         self._sender: threading.Thread | None = None
         atexit.register(_close_at_exit, weakref.ref(self))
         if any(s.pending for s in self._adopted):
@@ -116,6 +120,7 @@ class RemoteStore:
                 self._wake = False
             if self._fatal is not None:
                 continue  # a refused token: keep the points, send nothing until closed
+            self._urgent.wait(LINGER_S)
             try:
                 self._send_all()
                 delay = 0.05
@@ -185,6 +190,7 @@ class RemoteStore:
         if not self._pending():
             return
         deadline = time.monotonic() + (FLUSH_TIMEOUT_S if timeout is None else timeout)
+        self._urgent.set()
         self._kick()
         with self._cond:
             while self._pending() and self._fatal is None:
@@ -196,6 +202,7 @@ class RemoteStore:
                         f"using this server or by `chachaml sync --store {self.uri}`"
                     )
                 self._cond.wait(min(left, 0.5))
+        self._urgent.clear()
         self._raise_problems()
 
     def _spooled(self, run_id: str, points: Sequence[MetricIn]) -> None:

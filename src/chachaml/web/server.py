@@ -164,7 +164,9 @@ class TeamApp:
         try:
             resp = self._gate(environ, seen)
             if resp is None:
-                if environ.get("PATH_INFO", "").startswith(_store_rpc.PREFIX):
+                if environ.get("PATH_INFO", "") == "/api/v1/openapi.json":
+                    resp = Response(dumps(openapi_document()), content_type="application/json")
+                elif environ.get("PATH_INFO", "").startswith(_store_rpc.PREFIX):
                     req = Request(environ)
                     resp = _store_rpc.handle(self.app.client.store, req, seen.get("user"), status_of)
                     req.drain()
@@ -230,6 +232,66 @@ class TeamApp:
                 self.access_log.flush()
             except (OSError, ValueError):
                 pass  # a closed log must not fail requests
+
+
+_ARGS = {"args": {"type": "object"}}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The application's OpenAPI document plus what the team server adds: bearer tokens, the
+    health endpoint and the store endpoint of the remote store (``_store_rpc``)."""
+    from chachaml.web.openapi import document
+
+    doc = document()
+    err = {"description": "an error", "content": {"application/json": {"schema": {"type": "object"}}}}
+    doc["components"].setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a token of the server's tokens file; read tokens get 403 on every write",
+    }
+    doc["security"] = [{"bearer": []}]
+    doc["paths"]["/api/v1/health"] = {
+        "get": {
+            "operationId": "health",
+            "summary": "liveness for load balancers (no token needed)",
+            "security": [],
+            "responses": {"200": {"description": '{"status": "ok"}'}},
+        }
+    }
+    doc["paths"]["/api/v1/store/{method}"] = {
+        "post": {
+            "operationId": "store_call",
+            "summary": "one call of the store contract (the remote store's endpoint; ADR-0015)",
+            "description": "Body {\"args\": {...keyword arguments}}; answer {\"result\": ...}. Methods: "
+            + ", ".join(sorted(_store_rpc.METHODS))
+            + ". Numbers may be the tokens NaN and Infinity. log_batch takes batch_id: a repeat writes "
+            "nothing and answers false.",
+            "parameters": [{"name": "method", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object", "properties": _ARGS}}},
+            },
+            "responses": {"200": {"description": '{"result": ...}'}, "400": err, "401": err, "403": err,
+                          "404": err, "409": err},
+        }
+    }  # fmt: skip
+    doc["paths"]["/api/v1/store/artifact/{run_id}/{name}"] = {
+        "put": {
+            "operationId": "store_log_artifact",
+            "summary": "stream an artifact's bytes (raw body) as the store's log_artifact",
+            "parameters": [
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in ("run_id", "name")
+            ]
+            + [
+                {"name": n, "in": "query", "schema": {"type": "string"}}
+                for n in ("format", "content_type", "created", "overwrite")
+            ],
+            "requestBody": {"required": True, "content": {"application/octet-stream": {}}},
+            "responses": {"201": {"description": '{"result": artifact}'}, "400": err, "409": err, "413": err},
+        }
+    }
+    return doc
 
 
 def _bearer(environ: dict[str, Any]) -> str | None:
