@@ -37,7 +37,13 @@ def cmd_server(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.artifacts:
         options["artifacts"] = args.artifacts
-    store = open_store(target, **options)
+    try:
+        store = open_store(target, **options)
+    except TypeError as exc:  # a backend without an artifact location option
+        raise InvalidValueError(
+            f"--artifacts {args.artifacts!r} is not supported by the store {target!r} in this "
+            f"chachaml ({exc}); leave --artifacts out to keep artifacts beside the store"
+        ) from None
     client = Client(AttributedStore(store))
     log = None if args.access_log == "-" else sys.stderr
     if args.access_log not in (None, "-"):

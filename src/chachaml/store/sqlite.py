@@ -496,8 +496,8 @@ def _seen_batch(conn: sqlite3.Connection, run_id: str, batch_id: str) -> bool:
     """Record ``batch_id`` as applied to the run in this transaction; True if it was already.
 
     The table is made on first use (``IF NOT EXISTS``) rather than by a schema migration, so
-    databases that never see a remote client are unchanged; rows go with their run's deletion
-    only when the run is deleted through ``delete_run`` (a stray row is harmless).
+    databases that never see a remote client are unchanged. Rows outlive a deleted run; that is
+    harmless (ids are uuids and the run id is part of the key).
     """
     conn.execute(
         "CREATE TABLE IF NOT EXISTS applied_batches (run_id TEXT NOT NULL, batch_id TEXT NOT NULL, "

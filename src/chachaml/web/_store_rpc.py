@@ -82,13 +82,17 @@ def _params(value: Any, name: str) -> dict[str, str] | None:
 
 def _metrics(value: Any, name: str) -> list[tuple[str, float, int | None, int]]:
     out = []
+    keys: dict[str, str] = {}  # a batch repeats a few keys thousands of times: check each once
     for p in _is(list)(value, name):
         if not isinstance(p, list) or len(p) != 4:
             raise InvalidValueError(f"{name} holds [key, value, step, timestamp] lists, got {p!r:.80}")
         k, v, s, t = p
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise InvalidValueError(f"metric value {v!r:.80} is not a number")
-        out.append((check_key(S(k, "metric key"), "metric key"), float(v), N_(s, "step"), N(t, "timestamp")))
+        key = keys.get(k) if isinstance(k, str) else None
+        if key is None:
+            key = keys[k] = check_key(S(k, "metric key"), "metric key")
+        out.append((key, float(v), N_(s, "step"), N(t, "timestamp")))
     return out
 
 
