@@ -81,18 +81,23 @@ def _params(value: Any, name: str) -> dict[str, str] | None:
 
 
 def _metrics(value: Any, name: str) -> list[tuple[str, float, int | None, int]]:
+    """``[[key, value, step|null, ts], ...]`` checked point by point: the ingest hot path, so
+    plain ``type`` tests (a bool is not an int here) and each distinct key checked once."""
     out = []
-    keys: dict[str, str] = {}  # a batch repeats a few keys thousands of times: check each once
+    keys: dict[str, str] = {}
     for p in _is(list)(value, name):
-        if not isinstance(p, list) or len(p) != 4:
+        if type(p) is not list or len(p) != 4:
             raise InvalidValueError(f"{name} holds [key, value, step, timestamp] lists, got {p!r:.80}")
         k, v, s, t = p
-        if isinstance(v, bool) or not isinstance(v, int | float):
+        tv = type(v)
+        if tv is not float and tv is not int:
             raise InvalidValueError(f"metric value {v!r:.80} is not a number")
-        key = keys.get(k) if isinstance(k, str) else None
+        if (s is not None and type(s) is not int) or type(t) is not int:
+            raise InvalidValueError(f"step {s!r:.40} and timestamp {t!r:.40} must be integers")
+        key = keys.get(k) if type(k) is str else None
         if key is None:
             key = keys[k] = check_key(S(k, "metric key"), "metric key")
-        out.append((key, float(v), N_(s, "step"), N(t, "timestamp")))
+        out.append((key, float(v), s, t))
     return out
 
 
