@@ -59,7 +59,7 @@ def per_call(n: int, rounds: int, url: str, local: str) -> None:
     for r in range(rounds):
         for side in ("remote", "local") if r % 2 == 0 else ("local", "remote"):
             with chachaml.with_store(url if side == "remote" else local):
-                run = chachaml.start_run(f"bench-{side}-{r}")
+                chachaml.start_run(f"bench-{side}-{r}")
                 t0 = time.perf_counter()
                 for i in range(n):
                     chachaml.log_metric("loss", 1.0 / (i + 1))
@@ -138,7 +138,7 @@ def server_ingest(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(clients)
     ]
     server_s = _spans(procs)
@@ -155,12 +155,11 @@ def server_ingest(
     rate_server, rate_direct = total / server_s, total / direct_s
     share = rate_server / rate_direct
     print(
-        f"server ingest, {clients} senders    : {rate_server:10,.0f} points/s ({total:,} points in batches of {batch:,})"
+        f"server ingest, {clients} senders   : {rate_server:10,.0f} points/s ({total:,}, batches of {batch:,})"
     )
     print(f"same batches straight to store : {rate_direct:10,.0f} points/s")
-    print(
-        f"  server / direct              : {share:8.2f}    target >= 0.33  {'OK' if share >= 1 / 3 else 'MISSED'}"
-    )
+    verdict = "OK" if share >= 1 / 3 else "MISSED"
+    print(f"  server / direct              : {share:8.2f}    target >= 0.33  {verdict}")
 
 
 def ingest(clients: int, points: int, url: str, env: dict[str, str], direct_db: str) -> None:
@@ -171,7 +170,7 @@ def ingest(clients: int, points: int, url: str, env: dict[str, str], direct_db: 
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(clients)
     ]
     server_s = _spans(procs)
