@@ -154,9 +154,8 @@ def server_ingest(
         direct_s = time.perf_counter() - t0
     rate_server, rate_direct = total / server_s, total / direct_s
     share = rate_server / rate_direct
-    print(
-        f"server ingest, {clients} senders   : {rate_server:10,.0f} points/s ({total:,}, batches of {batch:,})"
-    )
+    head = f"server ingest, {clients} senders"
+    print(f"{head:31}: {rate_server:10,.0f} points/s ({total:,}, batches of {batch:,})")
     print(f"same batches straight to store : {rate_direct:10,.0f} points/s")
     verdict = "OK" if share >= 1 / 3 else "MISSED"
     print(f"  server / direct              : {share:8.2f}    target >= 0.33  {verdict}")
