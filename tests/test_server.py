@@ -133,15 +133,18 @@ def test_access_log_is_json_lines(tmp_path: Path) -> None:
     assert all({"ts", "remote", "user", "ms"} <= set(r) for r in recs)
 
 
+@pytest.mark.parametrize("engine", ["waitress", "stdlib"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_graceful_shutdown_finishes_the_request_in_flight(tmp_path: Path, sig: int) -> None:
+def test_graceful_shutdown_finishes_the_request_in_flight(tmp_path: Path, sig: int, engine: str) -> None:
     """A large upload in flight when the signal comes is completed and answered, then exit 0."""
-    srv = ServerProcess(str(tmp_path / "s.db")).start()
+    srv = ServerProcess(str(tmp_path / "s.db"), ["--wsgi", engine]).start()
     _, made = request(srv.url + "/api/v1/runs", "POST", {"name": "a"})
     import http.client
 
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
-    size = 8 << 20
+    # Each half is far larger than the loopback socket buffers, so sending the first half
+    # returns only once the server is reading this request: it is in flight when the signal comes.
+    size = 64 << 20
     conn.putrequest("PUT", f"/api/v1/runs/{made['id']}/artifacts/big.bin")
     conn.putheader("Content-Type", "application/octet-stream")
     conn.putheader("Content-Length", str(size))
