@@ -273,3 +273,31 @@ def test_sixteen_clients_ten_thousand_points_each(tmp_path: Path, tokens: Path) 
 
     statuses = [json.loads(line)["status"] for line in log.read_text().splitlines()]
     assert statuses and all(s < 500 for s in statuses)
+
+
+FORK = """
+import os, sys, chachaml as c
+c.use_store(sys.argv[1])
+run = c.start_run("parent")
+c.log_metric("x", 1.0)
+pid = os.fork()
+if pid == 0:                      # the child logs to its own run through its own spool
+    child = c.start_run("child")
+    c.log_metric("x", 2.0)
+    c.end_run()
+    os._exit(0)
+c.log_metric("x", 3.0)
+assert os.waitpid(pid, 0)[1] == 0
+c.end_run()
+print(run.id)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_child_gets_its_own_spool(server: ServerProcess, tmp_path: Path) -> None:
+    run_id = _finish(_python(FORK, _env(tmp_path), server.url)).strip()
+    assert _points(server.store, run_id) == [(0, 1.0), (1, 3.0)]
+    with Client(server.store) as c:
+        (child,) = c.runs(name="child")
+        assert child.status == "completed"
+        assert [(m.step, m.value) for m in c.metric_history(child.id, "x")] == [(0, 2.0)]

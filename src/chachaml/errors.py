@@ -14,6 +14,7 @@
     │   ├── ArtifactNotFoundError
     │   └── ModelNotFoundError
     ├── StoreError                  the database failed (chained ``from`` the driver error)
+    │   ├── AccessError             a tracking server refused the token (401 / 403)
     │   └── SchemaVersionError      the database was written by a newer chachaml
     └── MissingDependencyError (ImportError)   an optional package is not installed
 

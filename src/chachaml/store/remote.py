@@ -92,6 +92,9 @@ class RemoteStore:
         self._urgent = threading.Event()  # someone waits (flush, a read, close): send at once
         self._sender: threading.Thread | None = None
         atexit.register(_close_at_exit, weakref.ref(self))
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _after_fork(ref))
         if any(s.pending for s in self._adopted):
             self._kick()
 
@@ -458,6 +461,22 @@ class RemoteStore:
 
     def model_history(self, name: str) -> list[ModelEvent]:
         return [ModelEvent.from_dict(e) for e in self._call("model_history", name=name)]
+
+
+def _after_fork(ref: weakref.ref[RemoteStore]) -> None:
+    """A forked child starts its own spool, sender and connections; the parent's spool and the
+    spools it adopted stay the parent's (sharing a journal would interleave two writers)."""
+    store = ref()
+    if store is None:
+        return
+    store._spool = None
+    store._adopted = []
+    store._sender = None
+    store._cond = threading.Condition()
+    store._urgent = threading.Event()
+    store._wake = False
+    store._http = HttpClient(store.uri, store._http.token)
+    store._sender_http = HttpClient(store.uri, store._http.token, timeout=SEND_TIMEOUT_S)
 
 
 def _close_at_exit(ref: weakref.ref[RemoteStore]) -> None:
