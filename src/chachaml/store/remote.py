@@ -118,8 +118,8 @@ class RemoteStore:
                     self._cond.wait(1.0)
                     if self._pending() and self._fatal is None:
                         break
-                if self._closed and not self._pending():
-                    return
+                if self._closed:
+                    return  # close() waited already; what is left stays in the spool for adoption
                 self._wake = False
             if self._fatal is not None:
                 continue  # a refused token: keep the points, send nothing until closed
