@@ -199,7 +199,9 @@ def test_a_batch_whose_reply_was_lost_is_applied_once_across_a_server_restart(
     srv = ServerProcess(db, ["--tokens", str(tokens)]).start()
     proxy = ReplyDropper(srv.port)
     n = 5000
-    client = _python(RUN_THROUGH, _env(tmp_path), proxy.url, str(n))
+    env = _env(tmp_path)
+    env["CHACHAML_SEND_TIMEOUT"] = "2"  # a reply that never comes is given up on sooner
+    client = _python(RUN_THROUGH, env, proxy.url, str(n))
     try:
         assert client.stdout is not None
         run_id = client.stdout.readline().strip()
