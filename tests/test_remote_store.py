@@ -303,3 +303,38 @@ def test_a_forked_child_gets_its_own_spool(server: ServerProcess, tmp_path: Path
         (child,) = c.runs(name="child")
         assert child.status == "completed"
         assert [(m.step, m.value) for m in c.metric_history(child.id, "x")] == [(0, 2.0)]
+
+
+EXIT_WHILE_DOWN = """
+import sys, chachaml as c
+c.use_store(sys.argv[1])
+run = c.start_run("r")
+print(run.id, flush=True)
+sys.stdin.readline()            # the test stops the server here
+for i in range(100):
+    c.log_metric("x", float(i))
+"""  # then the process exits with its run open and the points unsent
+
+
+def test_exit_with_the_server_down_says_so_and_keeps_the_spool(tmp_path: Path, tokens: Path) -> None:
+    db = str(tmp_path / "team.db")
+    srv = ServerProcess(db, ["--tokens", str(tokens)]).start()
+    env = _env(tmp_path)
+    env["CHACHAML_FLUSH_TIMEOUT"] = "3"
+    env["CHACHAML_SERVER_WAIT"] = "1"
+    client = _python(EXIT_WHILE_DOWN, env, srv.url)
+    assert client.stdout is not None
+    run_id = client.stdout.readline().strip()
+    srv.stop()
+    out, err = client.communicate("\n", timeout=START_TIMEOUT_S * 2)
+    assert client.returncode == 0, err
+    assert "waiting for" in err and "chachaml sync" in err
+    assert len(list((tmp_path / "state").rglob("*.spool"))) == 1
+    srv = ServerProcess(db, ["--tokens", str(tokens)], port=srv.port).start()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "chachaml", "sync", "--store", srv.url],
+                              capture_output=True, text=True, env=_env(tmp_path), timeout=START_TIMEOUT_S)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        srv.stop()
+    assert _points(db, run_id) == [(i, float(i)) for i in range(100)]

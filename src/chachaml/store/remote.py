@@ -236,7 +236,19 @@ class RemoteStore:
             return
         try:
             if self._fatal is None:
-                self.flush()
+                try:
+                    self.flush(timeout=min(2.0, FLUSH_TIMEOUT_S))
+                except StoreError as slow:
+                    if isinstance(slow, AccessError) or not self._pending():
+                        raise
+                    print(
+                        f"chachaml: waiting for {self.uri} to take {self._pending()} metric point(s), "
+                        f"up to {FLUSH_TIMEOUT_S:.0f} s (CHACHAML_FLUSH_TIMEOUT); Ctrl-C leaves them "
+                        f"in the spool for the next process or `chachaml sync`",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    self.flush()
         except ChachamlError as exc:
             print(f"chachaml: {exc}", file=sys.stderr)
         finally:
