@@ -326,14 +326,16 @@ def test_exit_with_the_server_down_says_so_and_keeps_the_spool(tmp_path: Path, t
     assert client.stdout is not None
     run_id = client.stdout.readline().strip()
     srv.stop()
-    out, err = client.communicate("\n", timeout=START_TIMEOUT_S * 2)
+    _, err = client.communicate("\n", timeout=START_TIMEOUT_S * 2)
     assert client.returncode == 0, err
     assert "waiting for" in err and "chachaml sync" in err
     assert len(list((tmp_path / "state").rglob("*.spool"))) == 1
     srv = ServerProcess(db, ["--tokens", str(tokens)], port=srv.port).start()
     try:
-        proc = subprocess.run([sys.executable, "-m", "chachaml", "sync", "--store", srv.url],
-                              capture_output=True, text=True, env=_env(tmp_path), timeout=START_TIMEOUT_S)  # fmt: skip
+        sync = [sys.executable, "-m", "chachaml", "sync", "--store", srv.url]
+        proc = subprocess.run(
+            sync, capture_output=True, text=True, env=_env(tmp_path), timeout=START_TIMEOUT_S
+        )
         assert proc.returncode == 0, proc.stderr
     finally:
         srv.stop()
