@@ -155,8 +155,13 @@ def test_unknown_and_not_yet_available_schemes_say_so() -> None:
         Client("ftp://host/x")
     with pytest.raises(errors.MissingDependencyError, match="PostgreSQL backend is not part"):
         Client("postgresql://u@host/db")
-    with pytest.raises(StoreError, match="remote store"):
-        Client("https://tracking.example/")
+    # The remote store exists now (issue 10): the URL opens one, without touching the network.
+    from chachaml.store.remote import RemoteStore
+
+    with Client("https://tracking.example/", token="t" * 20) as remote:
+        assert isinstance(remote.store, RemoteStore) and remote.store.uri == "https://tracking.example"
+    with pytest.raises(StoreError, match="not a server URL"):
+        Client("http:///no-host")
 
 
 # -- the verbs ----------------------------------------------------------------------------------------

@@ -77,10 +77,15 @@ class _Batch:
 
 
 def flush() -> None:
-    """Write what ``batched()`` has buffered so far (a no-op outside ``batched()``)."""
+    """Write what ``batched()`` has buffered so far; over a remote store, also wait until the
+    server has every point logged so far (SPEC 10)."""
     batch = context._batch_cv.get()
     if batch is not None:
         batch.flush()
+    store = context._store_cv.get() or context._process_store
+    wait = getattr(store, "flush", None)
+    if wait is not None:
+        wait()
 
 
 @contextmanager

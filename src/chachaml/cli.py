@@ -516,6 +516,9 @@ def _parser() -> argparse.ArgumentParser:
     from chachaml.migrate import add_arguments as migrate_arguments
 
     migrate_arguments(p)
+    from chachaml._cli_team import add_commands
+
+    add_commands(add)  # server, sync
     return parser
 
 

@@ -130,15 +130,19 @@ if hasattr(os, "register_at_fork"):
 
 
 # -- stores -------------------------------------------------------------------------------------
-def _open(target: Any, artifacts: Any = None) -> Store:
+def _open(target: Any, artifacts: Any = None, **options: Any) -> Store:
     from chachaml.store import is_store, open_store, store_path
 
     if is_store(target):
         return target  # type: ignore[no-any-return]
-    options = {} if artifacts is None else {"artifacts": os.fspath(artifacts)}
+    if artifacts is not None:
+        options["artifacts"] = os.fspath(artifacts)
     path = store_path(target)
-    key = path if path is None or not options else f"{path}\0{options['artifacts']}"
-    if path is None and "://" in str(target) and not str(target).endswith(":memory:"):
+    key = path if path is None or "artifacts" not in options else f"{path}\0{options['artifacts']}"
+    if path is None and isinstance(target, str) and target.startswith(("http://", "https://")):
+        # One remote store (one spool and sender) per server URL and token in this process.
+        key = f"{target.rstrip('/')} {options.get('token')}"
+    elif path is None and "://" in str(target) and not str(target).endswith(":memory:"):
         # A server URI is opened once per process too (a re-run cell reuses its connections).
         key = f"{target}\0{options.get('artifacts', '')}"
     if key is None:
@@ -154,18 +158,20 @@ def _default_target() -> str:
     return os.environ.get("CHACHAML_STORE") or "chachaml.db"
 
 
-def use_store(target: Any = None, *, artifacts: Any = None) -> Store:
+def use_store(target: Any = None, *, artifacts: Any = None, **options: Any) -> Store:
     """Make ``target`` the current store and return it.
 
-    ``target`` is a path to a SQLite file, ``":memory:"``, a URI (``sqlite:///...``) or a
-    ``Store``; ``None`` means ``$CHACHAML_STORE`` or ``./chachaml.db``. At top level this sets
+    ``target`` is a path to a SQLite file, ``":memory:"``, a URI (``sqlite:///...``, a server's
+    ``http(s)://host:port``) or a ``Store``; ``None`` means ``$CHACHAML_STORE`` or
+    ``./chachaml.db``. ``options`` go to the backend (a server: ``token=``, else
+    ``$CHACHAML_TOKEN``). At top level this sets
     the process default (calling it twice with the same path returns the same store); inside a
     ``with_store`` block it rebinds that block's store only, so code under a test fixture cannot
     escape it. Opening creates nothing on disk: the file appears on the first write.
-    ``artifacts`` is where a store that is not a SQLite file keeps artifact bytes (a folder;
-    else ``$CHACHAML_ARTIFACTS``, else ``./chachaml-artifacts/``).
+    ``artifacts`` is where the artifact bytes go (a folder or ``s3://bucket/prefix``; for a
+    store that is not a SQLite file, else ``$CHACHAML_ARTIFACTS``, else ``./chachaml-artifacts/``).
     """
-    store = _open(_default_target() if target is None else target, artifacts)
+    store = _open(_default_target() if target is None else target, artifacts, **options)
     if _store_cv.get() is not None:
         _store_cv.set(store)
     else:
@@ -250,9 +256,11 @@ class with_store:
     ``Store`` object passed in is left open.
     """
 
-    def __init__(self, target: Any, *, artifacts: Any = None) -> None:
+    def __init__(self, target: Any, *, artifacts: Any = None, **options: Any) -> None:
         self._target = target
-        self._options = {} if artifacts is None else {"artifacts": os.fspath(artifacts)}
+        self._options = dict(options)  # a server's token=, ...
+        if artifacts is not None:
+            self._options["artifacts"] = os.fspath(artifacts)
         self._entered: list[tuple[Any, Any, Store, bool]] = []
 
     def __enter__(self) -> Store:

@@ -14,6 +14,7 @@
     │   ├── ArtifactNotFoundError
     │   └── ModelNotFoundError
     ├── StoreError                  the database failed (chained ``from`` the driver error)
+    │   ├── AccessError             a tracking server refused the token (401 / 403)
     │   └── SchemaVersionError      the database was written by a newer chachaml
     └── MissingDependencyError (ImportError)   an optional package is not installed
 
@@ -27,6 +28,7 @@ again as the same class with the same attributes (``QueryError.query`` and ``.po
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
     "ArtifactNotFoundError",
     "ChachamlError",
     "ConflictError",
@@ -119,6 +121,10 @@ class StoreError(ChachamlError):
     """The storage backend failed; the driver's error is chained as ``__cause__``."""
 
 
+class AccessError(StoreError):
+    """A tracking server refused the token: missing or unknown (401), or it may not write (403)."""
+
+
 class SchemaVersionError(StoreError):
     """The database was written by a newer chachaml with a schema this one cannot read."""
 
@@ -186,6 +192,7 @@ _CLASSES: dict[str, type[ChachamlError]] = {
         ArtifactNotFoundError,
         ModelNotFoundError,
         StoreError,
+        AccessError,
         SchemaVersionError,
         MissingDependencyError,
     )

@@ -16,8 +16,8 @@ Adding a backend is adding one factory here, nothing else:
   that backend lands it must hand each test an empty database (e.g. a fresh schema per test,
   dropped in ``Backend.close``). Until then the param fails loudly with
   ``MissingDependencyError``, which is the truth.
-* An HTTP tracking server: start it on a store in ``tmp_path`` and return a client store
-  pointing at it, the same way (``CHACHAML_TEST_SERVER=1`` would be the switch).
+* ``remote``: a tracking server (``chachaml.web.server.TeamApp`` on a real HTTP server in a
+  thread) over a SQLite file in ``tmp_path``, and a ``RemoteStore`` pointing at it.
 """
 
 from __future__ import annotations
@@ -81,10 +81,23 @@ def _postgres(tmp_path: Path) -> Backend:  # pragma: no cover - enabled by an en
     return Backend("postgres", open_store(os.environ["CHACHAML_TEST_POSTGRES_URL"]))
 
 
+def _remote(tmp_path: Path) -> Backend:
+    """A remote store talking to a real HTTP server (in a thread) over a temp SQLite file."""
+    from tests._teamserver import InProcessServer
+
+    from chachaml.store.remote import RemoteStore
+
+    server = InProcessServer(str(tmp_path / "server.db"))
+    made = Backend("remote", RemoteStore(server.url, spool_root=str(tmp_path / "state")))
+    made.cleanups.append(server.close)
+    return made
+
+
 BACKENDS: list[tuple[str, Callable[[Path], Backend]]] = [
     ("sqlite-file", _sqlite_file),
     ("sqlite-memory", _sqlite_memory),
     ("sqlite-s3", _sqlite_s3),
+    ("remote", _remote),
 ]
 if os.environ.get("CHACHAML_TEST_POSTGRES_URL"):  # pragma: no cover
     BACKENDS.append(("postgres", _postgres))

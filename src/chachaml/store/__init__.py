@@ -6,8 +6,8 @@ A target is a path (``str`` / ``PathLike``) to a SQLite file, ``":memory:"``, a 
 * ``sqlite`` (``sqlite:///relative.db``, ``sqlite:////absolute.db``): ``chachaml.store.sqlite``.
 * ``postgresql`` / ``postgres``: not part of this release yet; opening one raises
   ``MissingDependencyError`` saying so.
-* ``http`` / ``https`` (a tracking server): not part of this release yet; opening one raises
-  ``StoreError`` saying so.
+* ``http`` / ``https`` (a tracking server): ``chachaml.store.remote`` (``token=`` option, else
+  ``$CHACHAML_TOKEN``).
 
 A new backend registers itself with ``register_scheme("name", "package.module:factory")``; the
 factory takes the target text and keyword options (``is_dead=`` for liveness) and returns a
@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from chachaml.errors import InvalidValueError, MissingDependencyError, StoreError
+from chachaml.errors import InvalidValueError, MissingDependencyError
 from chachaml.store.base import LocalArtifacts, Store
 
 __all__ = [
@@ -42,8 +42,8 @@ SCHEMES: dict[str, Factory | str] = {
     "sqlite": "chachaml.store.sqlite:open_sqlite",
     "postgresql": "chachaml.store:_postgres_not_yet",
     "postgres": "chachaml.store:_postgres_not_yet",
-    "http": "chachaml.store:_remote_not_yet",
-    "https": "chachaml.store:_remote_not_yet",
+    "http": "chachaml.store.remote:open_remote",
+    "https": "chachaml.store.remote:open_remote",
 }
 
 
@@ -135,11 +135,4 @@ def _postgres_not_yet(target: str, **options: Any) -> Store:
     raise MissingDependencyError(
         f"{target.split('@')[-1]!r}: the PostgreSQL backend is not part of this chachaml "
         "release yet; use a SQLite file for now (chachaml.use_store('runs.db'))"
-    )
-
-
-def _remote_not_yet(target: str, **options: Any) -> Store:
-    raise StoreError(
-        f"{target!r}: the remote store (a chachaml tracking server over HTTP) is not part of "
-        "this chachaml release yet; use a SQLite file for now (chachaml.use_store('runs.db'))"
     )

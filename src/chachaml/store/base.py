@@ -157,8 +157,13 @@ class RunStore(Protocol):
         metrics: Sequence[MetricIn] = (),
         tags: Mapping[str, str] | None = None,
         overwrite: bool = False,
-    ) -> None:
+        batch_id: str | None = None,
+    ) -> bool:
         """Write params (JSON text), metric points and tags in one transaction.
+
+        ``batch_id`` (optional) makes the write idempotent: a batch id already applied to this
+        run writes nothing and returns False (a sender resending after a lost reply or a
+        server restart); it is recorded durably in the same transaction. Returns True otherwise.
 
         Params and metrics need a running run (``RunStateError`` otherwise; ``RunNotFoundError``
         for an unknown run); tags only need the run to exist. A param whose stored value differs

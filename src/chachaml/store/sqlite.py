@@ -227,12 +227,15 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
         metrics: Sequence[MetricIn] = (),
         tags: Mapping[str, str] | None = None,
         overwrite: bool = False,
-    ) -> None:
-        if len(metrics) == 1 and not params and not tags:
+        batch_id: str | None = None,
+    ) -> bool:
+        if len(metrics) == 1 and not params and not tags and batch_id is None:
             self.log_metric(run_id, *metrics[0])
-            return
+            return True
         with self._tx() as conn:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if batch_id is not None and row is not None and _seen_batch(conn, run_id, batch_id):
+                return False  # a resent batch (docs/adr/0017): applied once, in its own transaction
             if row is None or (row[0] != "running" and (params or metrics)):
                 self._raise_not_running(conn, run_id, "log params or metrics to")
             if params:
@@ -245,6 +248,7 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                     "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
                     [(run_id, k, v) for k, v in tags.items()],
                 )
+        return True
 
     def _write_params(
         self, conn: sqlite3.Connection, run_id: str, params: Mapping[str, str], overwrite: bool
@@ -515,6 +519,23 @@ def open_sqlite(
     """The ``sqlite`` factory of the scheme registry: a file path, or None for ``:memory:``.
 
     ``artifacts`` (a folder, ``file://`` or ``s3://bucket/prefix``) puts the artifact bytes
-    there instead of in the folder next to the database (docs/adr/0011).
+    there instead of in the folder next to the database (docs/adr/0017).
     """
     return SqliteStore(path, is_dead=is_dead, artifacts=artifacts)
+
+
+def _seen_batch(conn: sqlite3.Connection, run_id: str, batch_id: str) -> bool:
+    """Record ``batch_id`` as applied to the run in this transaction; True if it was already.
+
+    The table is made on first use (``IF NOT EXISTS``) rather than by a schema migration, so
+    databases that never see a remote client are unchanged. Rows outlive a deleted run; that is
+    harmless (ids are uuids and the run id is part of the key).
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS applied_batches (run_id TEXT NOT NULL, batch_id TEXT NOT NULL, "
+        "PRIMARY KEY (run_id, batch_id)) WITHOUT ROWID"
+    )
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO applied_batches (run_id, batch_id) VALUES (?, ?)", (run_id, batch_id)
+    )
+    return cur.rowcount == 0

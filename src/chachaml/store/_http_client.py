@@ -1,0 +1,199 @@
+"""A small HTTP client for the remote store: stdlib ``http.client``, one keep-alive connection
+per thread, bearer token, JSON in and out, errors back as ``ChachamlError`` (ADR-0011)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import threading
+import time
+from typing import Any, BinaryIO
+from urllib.parse import quote, urlencode, urlsplit
+
+from chachaml.errors import AccessError, ChachamlError, StoreError, error_from_dict
+
+__all__ = ["HttpClient", "Unreachable"]
+
+#: How long a call waits for a server that refuses connections (restarting) before failing.
+WAIT_S = float(os.environ.get("CHACHAML_SERVER_WAIT", "30"))
+
+
+class Unreachable(StoreError):
+    """The server could not be reached (connection refused, reset or timed out)."""
+
+
+_RETRYABLE = (
+    ConnectionError,
+    http.client.RemoteDisconnected,
+    http.client.BadStatusLine,
+    TimeoutError,
+    OSError,
+)
+
+
+class HttpClient:
+    """Calls to one chachaml server.
+
+    Args:
+        url: ``http://host:port`` or ``https://host:port`` (a path prefix is kept).
+        token: the bearer token, or None for a server without tokens.
+        timeout: seconds a single request may take.
+    """
+
+    def __init__(self, url: str, token: str | None, timeout: float = 60.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise StoreError(f"{url!r} is not a server URL; use e.g. http://127.0.0.1:5000")
+        self.url = url.rstrip("/")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.prefix = parts.path.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: set[http.client.HTTPConnection] = set()  # every thread's, to close at the end
+        self._all_lock = threading.Lock()
+
+    # -- connections --------------------------------------------------------------------------
+    def _new(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        return cls(self.host, self.port, timeout=self.timeout)
+
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._new()
+            with self._all_lock:
+                self._all.add(conn)
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._all_lock:
+                self._all.discard(conn)
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        out = {"Accept": "application/json", "User-Agent": "chachaml-remote"}
+        if self.token:
+            out["Authorization"] = f"Bearer {self.token}"
+        out.update(extra or {})
+        return out
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | BinaryIO | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        safe_retry: bool = True,
+        wait_s: float | None = None,
+    ) -> tuple[int, bytes]:
+        """One request; returns (status, body).
+
+        A connection refused (nothing was sent) is retried until ``wait_s`` (a server
+        restarting); any other transport failure is retried once on a fresh connection when
+        ``safe_retry`` (the request is a read or idempotent), else raised as ``Unreachable``.
+        """
+        deadline = time.monotonic() + (WAIT_S if wait_s is None else wait_s)
+        delay = 0.05
+        fresh_retry = True
+        while True:
+            conn = self._conn()
+            try:
+                conn.request(method, self.prefix + path, body=body, headers=self.headers(headers))
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.getheader("Connection", "").lower() == "close":
+                    self._drop()
+                return resp.status, data
+            except ConnectionRefusedError as exc:
+                self._drop()
+                if time.monotonic() >= deadline:
+                    raise Unreachable(self._down(exc)) from exc
+                time.sleep(delay)  # a server restarting: poll until it answers or the deadline
+                delay = min(delay * 2, 1.0)
+            except _RETRYABLE as exc:
+                self._drop()
+                if not (safe_retry and fresh_retry) or not isinstance(body, bytes | None):
+                    raise Unreachable(self._down(exc)) from exc
+                fresh_retry = False  # a keep-alive connection the server closed: once more
+
+    def _down(self, exc: BaseException) -> str:
+        return (
+            f"cannot reach the chachaml server at {self.url} ({type(exc).__name__}: {exc}); "
+            "check that `chachaml server` runs there"
+        )
+
+    def error(self, status: int, data: bytes) -> ChachamlError:
+        """The error a non-2xx answer carries."""
+        try:
+            err = json.loads(data.decode("utf-8"))["error"]
+            exc = error_from_dict(err)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            exc = StoreError(f"the server at {self.url} answered {status}: {data[:200]!r}")
+        if status == 401:
+            return AccessError(
+                f"the server at {self.url} refused the token (401: {exc}); pass a valid one with "
+                "use_store(url, token=...) or set CHACHAML_TOKEN"
+            )
+        if status == 403 and "token" in str(exc).lower():
+            return AccessError(f"the server at {self.url} refused the write (403): {exc}")
+        return exc
+
+    def call(self, method: str, args: dict[str, Any], *, idempotent: bool = True) -> Any:
+        """``POST /api/v1/store/<method>`` with ``args``; the result, or the error raised."""
+        body = json.dumps({"args": args}, default=str).encode("utf-8")
+        status, data = self.request(
+            "POST",
+            f"/api/v1/store/{method}",
+            body,
+            {"Content-Type": "application/json"},
+            safe_retry=idempotent,
+        )
+        if status >= 300:
+            raise self.error(status, data)
+        return json.loads(data.decode("utf-8"))["result"]
+
+    def upload(self, run_id: str, name: str, data: bytes | BinaryIO, size: int, query: dict[str, Any]) -> Any:
+        """Stream an artifact's bytes to the server (``PUT``); the artifact dict it stored."""
+        path = f"/api/v1/store/artifact/{quote(run_id, safe='')}/{quote(name, safe='/')}?{urlencode(query)}"
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        status, out = self.request("PUT", path, data, headers, safe_retry=isinstance(data, bytes))
+        if status >= 300:
+            raise self.error(status, out)
+        return json.loads(out.decode("utf-8"))["result"]
+
+    def download(self, run_id: str, name: str) -> BinaryIO:
+        """The bytes of an artifact as a stream (its own connection; closing it closes that)."""
+        conn = self._new()
+        path = f"/api/v1/runs/{quote(run_id, safe='')}/artifacts/{quote(name, safe='/')}"
+        try:
+            conn.request("GET", self.prefix + path, headers=self.headers())
+            resp = conn.getresponse()
+        except _RETRYABLE as exc:
+            conn.close()
+            raise Unreachable(self._down(exc)) from exc
+        if resp.status >= 300:
+            data = resp.read()
+            conn.close()
+            raise self.error(resp.status, data)
+        return resp
+
+    def close(self) -> None:
+        """Close every thread's connection (a request blocked in another thread fails at once)."""
+        import socket
+
+        self._drop()
+        with self._all_lock:
+            conns, self._all = list(self._all), set()
+        for conn in conns:
+            if conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
