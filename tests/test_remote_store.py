@@ -102,6 +102,51 @@ def math_is_nan(x: float) -> bool:
     return x != x
 
 
+AUTOMATION = """
+import sys, chachaml as c
+c.use_store(sys.argv[1])
+alert = c.add_alert("high-loss", "loss", ">", 2, experiment="team")
+assert c.add_alert("high-loss", "loss", ">", 2, experiment="team").version == 1  # same: no change
+assert [a.name for a in c.alerts()] == ["high-loss"]
+with c.with_run("hot", experiment="team") as hot:
+    c.log_metric("loss", 5.0, step=0)
+with c.with_run("cool", experiment="team"):
+    c.log_metric("loss", 1.0, step=0)
+fired = c.check_alerts(wait=0)
+assert [(e.alert, e.run_id, e.value) for e in fired] == [("high-loss", hot.id, 5.0)], fired
+assert c.check_alerts(wait=0) == []  # a run fires an alert version once
+assert [e.run_id for e in c.alert_history("high-loss")] == [hot.id]
+
+def boom(prev):
+    raise ValueError("boom")
+
+try:
+    c.run_pipeline("train", [("prep", lambda _: 3), ("fit", boom)], experiment="team")
+except ValueError:
+    pass
+(failed,) = c.pipelines(name="train")
+assert failed.status == "failed" and [s.status for s in failed.steps] == ["completed", "failed"]
+assert c.resume_pipeline(failed.id[:8], steps=[("prep", lambda _: 3), ("fit", lambda x: x * 2)]) == 6
+done = c.get_pipeline(failed.id)
+assert done.status == "completed" and [s.status for s in done.steps] == ["completed", "completed"]
+c.remove_alert("high-loss")
+assert c.alerts() == []
+print(hot.id, done.id)
+"""
+
+
+def test_alerts_and_pipelines_through_use_store(server: ServerProcess, tmp_path: Path) -> None:
+    hot_id, pipeline_id = _finish(_python(AUTOMATION, _env(tmp_path), server.url)).split()
+    with Client(server.store) as c:  # what the server's own store holds
+        assert c.alerts() == []
+        pipeline = c.get_pipeline(pipeline_id)
+        assert pipeline.status == "completed" and [s.name for s in pipeline.steps] == ["prep", "fit"]
+        assert c.get_run(pipeline_id).status == "completed"
+        assert c.get_run(hot_id).created_by == "ann"
+        steps = c.runs(parent_id=pipeline_id)
+        assert sorted(r.status for r in steps) == ["completed", "completed", "failed"]
+
+
 LOG_AND_WAIT = """
 import sys, chachaml as c
 from chachaml.store.remote import RemoteStore

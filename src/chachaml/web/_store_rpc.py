@@ -56,7 +56,12 @@ def _is(kind: type | tuple[type, ...], optional: bool = False) -> Callable[[Any,
 
 
 S, S_, N, N_, B = _is(str), _is(str, True), _is(int), _is(int, True), _is(bool)
-D_, F = _is(dict, True), _is((int, float))
+D_ = _is(dict, True)
+
+
+def F(value: Any, name: str) -> float:
+    """A number (int or float, never a bool), as a float."""
+    return float(_is((int, float))(value, name))
 
 
 def _owner(value: Any, name: str) -> Owner:
@@ -232,7 +237,7 @@ def _point(value: Any, name: str) -> AlertPoint:
     return AlertPoint(run_id=S(d.get("run_id"), f"{name}.run_id"),
                       experiment=S(d.get("experiment"), f"{name}.experiment"),
                       step=N(d.get("step"), f"{name}.step"),
-                      value=float(F(d.get("value"), f"{name}.value")),
+                      value=F(d.get("value"), f"{name}.value"),
                       timestamp=N(d.get("timestamp"), f"{name}.timestamp"))  # fmt: skip
 
 
