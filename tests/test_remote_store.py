@@ -385,3 +385,22 @@ def test_exit_with_the_server_down_says_so_and_keeps_the_spool(tmp_path: Path, t
     finally:
         srv.stop()
     assert _points(db, run_id) == [(i, float(i)) for i in range(100)]
+
+
+def test_a_run_too_large_for_one_request_is_refused_by_name_before_sending(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    from chachaml.entities import Metric, Run
+    from chachaml.errors import StoreError
+    from chachaml.store.remote import RemoteStore
+
+    run = Run(id="c" * 32, experiment="big", status="completed", start_time=1, end_time=2)
+    points = (Metric("loss", 0.123456789, i, 1_700_000_000_000 + i) for i in range(600_000))
+    store = RemoteStore(server.url, token=TOKEN, adopt=False, spool_root=str(tmp_path / "state"))
+    try:
+        with pytest.raises(StoreError, match=r"run cccccccc has 600000 metric points.*--store"):
+            store.restore_run(run, points)
+        assert store.restore_run(run, [Metric("loss", 1.0, 0, 1)]) is True  # nothing was written
+        assert [m.step for m in store.metric_history(run.id, "loss")] == [0]
+    finally:
+        store.close()

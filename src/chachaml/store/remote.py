@@ -43,7 +43,7 @@ from chachaml.entities import (
     ModelVersion,
     Run,
 )
-from chachaml.errors import AccessError, ChachamlError, RunStateError, StoreError
+from chachaml.errors import AccessError, ChachamlError, InvalidValueError, RunStateError, StoreError
 from chachaml.spool import Group, Spool, adopt_dead, new_spool, spool_folder
 from chachaml.store._http_client import HttpClient, Unreachable
 from chachaml.store.base import AlertPoint, MetricIn, NewRun, Owner, RunFilter
@@ -494,8 +494,16 @@ class RemoteStore:
     # -- copies from another store (chachaml migrate) -----------------------------------------------
     def restore_run(self, run: Run, metrics: Iterable[Metric]) -> bool:
         points = [[m.key, m.value, m.step, m.timestamp] for m in metrics]  # all read before sending
-        # Not retried on a lost reply: a resend would answer False for the run the first wrote.
-        return bool(self._call("restore_run", idempotent=False, run=run.to_dict(), metrics=points))
+        try:  # not retried on a lost reply: a resend would answer False for the run the first wrote
+            return bool(self._call("restore_run", idempotent=False, run=run.to_dict(), metrics=points))
+        except InvalidValueError as exc:
+            if "bytes of JSON" not in str(exc):
+                raise
+            raise StoreError(
+                f"run {run.id[:8]} has {len(points)} metric points, too many to copy in one request "
+                f"({exc}); copy it into the server's store directly: `chachaml migrate SOURCE "
+                "<the server's --store>`"
+            ) from exc
 
     def restore_model(self, model: Model, history: Sequence[ModelEvent]) -> bool:
         found = self._call("restore_model", idempotent=False, model=model.to_dict(),
