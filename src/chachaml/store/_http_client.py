@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from chachaml.errors import AccessError, ChachamlError, InvalidValueError, StoreError, error_from_dict
 
-__all__ = ["HttpClient", "Unreachable"]
+__all__ = ["HttpClient", "Unreachable", "sized_body"]
 
 #: How long a call waits for a server that refuses connections (restarting) before failing.
 WAIT_S = float(os.environ.get("CHACHAML_SERVER_WAIT", "30"))
@@ -205,3 +205,24 @@ class HttpClient:
             if conn.sock is not None:
                 with contextlib.suppress(OSError):
                     conn.sock.shutdown(socket.SHUT_RDWR)
+
+
+def sized_body(data: bytes | BinaryIO) -> tuple[bytes | BinaryIO, int, Any]:
+    """The body, its size and a temporary file to close (a stream whose size is unknown is
+    copied to disk first, never into memory)."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        raw = bytes(data)
+        return raw, len(raw), None
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        start = data.tell()
+        end = data.seek(0, os.SEEK_END)
+        data.seek(start)
+        return data, end - start, None
+    import shutil
+    import tempfile
+
+    temp = tempfile.TemporaryFile()  # noqa: SIM115 -- returned, closed by the caller
+    shutil.copyfileobj(data, temp, 1 << 20)
+    size = temp.tell()
+    temp.seek(0)
+    return temp, size, temp

@@ -21,7 +21,6 @@ stops on a refused token, and the next log call, ``flush()`` or read raises it.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import sys
 import threading
@@ -45,7 +44,7 @@ from chachaml.entities import (
 )
 from chachaml.errors import AccessError, ChachamlError, InvalidValueError, RunStateError, StoreError
 from chachaml.spool import Group, Spool, adopt_dead, new_spool, spool_folder
-from chachaml.store._http_client import HttpClient, Unreachable
+from chachaml.store._http_client import HttpClient, Unreachable, sized_body
 from chachaml.store.base import AlertPoint, MetricIn, NewRun, Owner, RunFilter
 
 __all__ = ["RemoteStore", "open_remote"]
@@ -396,7 +395,7 @@ class RemoteStore:
     ) -> Artifact:
         self._check_open()
         self.flush()
-        body, size, temp = _sized(data)
+        body, size, temp = sized_body(data)
         try:
             query = {"format": format, "content_type": content_type, "created": created}
             if overwrite:
@@ -421,7 +420,7 @@ class RemoteStore:
     def restore_artifact(self, artifact: Artifact, data: bytes | BinaryIO) -> Artifact:
         self._check_open()
         self.flush()
-        body, size, temp = _sized(data)
+        body, size, temp = sized_body(data)
         try:
             query = {"restore": "true", "sha256": artifact.sha256, "size": artifact.size,
                      "format": artifact.format, "content_type": artifact.content_type,
@@ -589,24 +588,3 @@ def _filter(flt: RunFilter) -> dict[str, Any]:
     d = asdict(flt)
     d["tags"] = None if flt.tags is None else dict(flt.tags)
     return d
-
-
-def _sized(data: bytes | BinaryIO) -> tuple[bytes | BinaryIO, int, Any]:
-    """The body, its size and a temporary file to close (a stream whose size is unknown is
-    copied to disk first, never into memory)."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        raw = bytes(data)
-        return raw, len(raw), None
-    with contextlib.suppress(OSError, AttributeError, ValueError):
-        start = data.tell()
-        end = data.seek(0, os.SEEK_END)
-        data.seek(start)
-        return data, end - start, None
-    import shutil
-    import tempfile
-
-    temp = tempfile.TemporaryFile()  # noqa: SIM115 -- returned, closed by the caller
-    shutil.copyfileobj(data, temp, 1 << 20)
-    size = temp.tell()
-    temp.seek(0)
-    return temp, size, temp
