@@ -532,7 +532,7 @@ class RemoteStore:
         return [Alert.from_dict(a) for a in self._call("alerts")]
 
     def delete_alert(self, name: str) -> bool:
-        return bool(self._call("delete_alert", name=name))
+        return bool(self._call("delete_alert", idempotent=False, name=name))  # a resend says False
 
     def alert_candidates(self, alert: Alert, run_ids: Sequence[str] | None = None) -> list[AlertPoint]:
         found = self._call("alert_candidates", alert=alert.to_dict(),
@@ -540,8 +540,9 @@ class RemoteStore:
         return [AlertPoint(**p) for p in found]
 
     def add_alert_events(self, alert: Alert, points: Sequence[AlertPoint], now: int) -> list[AlertEvent]:
-        # Idempotent: the store records at most one event per run and alert version.
-        found = self._call("add_alert_events", alert=alert.to_dict(),
+        # Not retried on a lost reply: the resend would find the events recorded and return none
+        # of them, so their webhooks would never be sent.
+        found = self._call("add_alert_events", idempotent=False, alert=alert.to_dict(),
                            points=[asdict(p) for p in points], now=now)  # fmt: skip
         return [AlertEvent.from_dict(e) for e in found]
 
