@@ -286,3 +286,44 @@ def test_errors_name_the_cause(tmp_path: Path) -> None:
     assert "problem: artifact 'a.txt' of run" in clash.stdout and "other bytes" in clash.stdout
     with Client(dst) as c:
         assert c.load_artifact(run.id, "a.txt") == "other bytes"  # never overwritten
+
+
+@pytest.mark.slow
+def test_sqlite_to_a_server_and_back_copies_everything(tmp_path: Path) -> None:
+    from tests._teamserver import ServerProcess, write_tokens
+
+    src, back = tmp_path / "laptop.db", tmp_path / "back.db"
+    token = "migrate-writer-token-0123456789"
+    write_tokens(tmp_path / "tokens", ann=("write", token), rob=("read", "migrate-reader-token-0123456789"))
+    ids = make_source(src, big=os.urandom(3 << 20))
+    before = dump(src)
+    env = {"CHACHAML_TOKEN": token, "XDG_STATE_HOME": str(tmp_path / "state")}
+    srv = ServerProcess(str(tmp_path / "team.db"), ["--tokens", str(tmp_path / "tokens")]).start()
+    try:
+        into = migrate(str(src), srv.url, env=env)
+        assert into.returncode == 0, into.stderr
+        assert "runs: 4 copied" in into.stdout and "artifacts: 3 copied" in into.stdout, into.stdout
+        assert "models: 1 copied" in into.stdout, into.stdout
+        assert dump(srv.store) == before  # the server's own store: authors and times as given
+        assert json.loads(dump(srv.store))["runs"][ids["parent"]]["run"]["created_by"] != "ann"
+        again = migrate(str(src), srv.url, env=env)
+        assert again.returncode == 0, again.stderr
+        assert "runs: 0 copied (0 metric points), 4 already there" in again.stdout
+        assert "artifacts: 0 copied (0 bytes), 3 already there" in again.stdout
+        assert "models: 0 copied, 1 already there" in again.stdout
+        out = migrate(srv.url, str(back), env=env)
+        assert out.returncode == 0, out.stderr
+        assert "runs: 4 copied" in out.stdout and "models: 1 copied" in out.stdout, out.stdout
+        assert dump(back) == before
+        # a read token may copy OUT of the server, never INTO it
+        reader = {**env, "CHACHAML_TOKEN": "migrate-reader-token-0123456789"}
+        assert migrate(srv.url, str(tmp_path / "read.db"), env=reader).returncode == 0
+        assert dump(tmp_path / "read.db") == before
+        with Client(tmp_path / "more.db") as c:
+            c.end_run(c.start_run("more", experiment="vision"))
+        refused = migrate(str(tmp_path / "more.db"), srv.url, env=reader)
+        assert refused.returncode == 1 and "403" in refused.stderr, refused
+        assert dump(srv.store) == before
+    finally:
+        srv.stop()
+    assert not list((tmp_path / "state").rglob("*.spool"))

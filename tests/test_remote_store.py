@@ -102,6 +102,51 @@ def math_is_nan(x: float) -> bool:
     return x != x
 
 
+AUTOMATION = """
+import sys, chachaml as c
+c.use_store(sys.argv[1])
+alert = c.add_alert("high-loss", "loss", ">", 2, experiment="team")
+assert c.add_alert("high-loss", "loss", ">", 2, experiment="team").version == 1  # same: no change
+assert [a.name for a in c.alerts()] == ["high-loss"]
+with c.with_run("hot", experiment="team") as hot:
+    c.log_metric("loss", 5.0, step=0)
+with c.with_run("cool", experiment="team"):
+    c.log_metric("loss", 1.0, step=0)
+fired = c.check_alerts(wait=0)
+assert [(e.alert, e.run_id, e.value) for e in fired] == [("high-loss", hot.id, 5.0)], fired
+assert c.check_alerts(wait=0) == []  # a run fires an alert version once
+assert [e.run_id for e in c.alert_history("high-loss")] == [hot.id]
+
+def boom(prev):
+    raise ValueError("boom")
+
+try:
+    c.run_pipeline("train", [("prep", lambda _: 3), ("fit", boom)], experiment="team")
+except ValueError:
+    pass
+(failed,) = c.pipelines(name="train")
+assert failed.status == "failed" and [s.status for s in failed.steps] == ["completed", "failed"]
+assert c.resume_pipeline(failed.id[:8], steps=[("prep", lambda _: 3), ("fit", lambda x: x * 2)]) == 6
+done = c.get_pipeline(failed.id)
+assert done.status == "completed" and [s.status for s in done.steps] == ["completed", "completed"]
+c.remove_alert("high-loss")
+assert c.alerts() == []
+print(hot.id, done.id)
+"""
+
+
+def test_alerts_and_pipelines_through_use_store(server: ServerProcess, tmp_path: Path) -> None:
+    hot_id, pipeline_id = _finish(_python(AUTOMATION, _env(tmp_path), server.url)).split()
+    with Client(server.store) as c:  # what the server's own store holds
+        assert c.alerts() == []
+        pipeline = c.get_pipeline(pipeline_id)
+        assert pipeline.status == "completed" and [s.name for s in pipeline.steps] == ["prep", "fit"]
+        assert c.get_run(pipeline_id).status == "completed"
+        assert c.get_run(hot_id).created_by == "ann"
+        steps = c.runs(parent_id=pipeline_id)
+        assert sorted(r.status for r in steps) == ["completed", "completed", "failed"]
+
+
 LOG_AND_WAIT = """
 import sys, chachaml as c
 from chachaml.store.remote import RemoteStore
@@ -340,3 +385,22 @@ def test_exit_with_the_server_down_says_so_and_keeps_the_spool(tmp_path: Path, t
     finally:
         srv.stop()
     assert _points(db, run_id) == [(i, float(i)) for i in range(100)]
+
+
+def test_a_run_too_large_for_one_request_is_refused_by_name_before_sending(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    from chachaml.entities import Metric, Run
+    from chachaml.errors import StoreError
+    from chachaml.store.remote import RemoteStore
+
+    run = Run(id="c" * 32, experiment="big", status="completed", start_time=1, end_time=2)
+    points = (Metric("loss", 0.123456789, i, 1_700_000_000_000 + i) for i in range(600_000))
+    store = RemoteStore(server.url, token=TOKEN, adopt=False, spool_root=str(tmp_path / "state"))
+    try:
+        with pytest.raises(StoreError, match=r"run cccccccc has 600000 metric points.*--store"):
+            store.restore_run(run, points)
+        assert store.restore_run(run, [Metric("loss", 1.0, 0, 1)]) is True  # nothing was written
+        assert [m.step for m in store.metric_history(run.id, "loss")] == [0]
+    finally:
+        store.close()

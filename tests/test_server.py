@@ -82,6 +82,98 @@ def test_a_read_token_reads_and_gets_403_on_every_write(server: ServerProcess) -
         assert run.note is None and run.status == "running" and run.tags == {}
 
 
+def test_a_read_token_reads_alerts_and_pipelines_and_gets_403_on_their_writes_and_restores(
+    server: ServerProcess,
+) -> None:
+    from chachaml.store.remote import RemoteStore
+
+    writer = RemoteStore(server.url, token=ALICE, adopt=False, spool_root=str(Path(server.store).parent))
+    try:
+        alert = writer.put_alert("a", metric="loss", op=">", threshold=1.0, experiment=None,
+                                 webhook=None, now=1)  # fmt: skip
+    finally:
+        writer.close()
+    run = {"id": "e" * 32, "experiment": "x", "status": "completed", "start_time": 1, "end_time": 2}
+    art = "/api/v1/store/artifact/" + "e" * 32 + "/m.bin?restore=true&sha256=00&size=1&created=1"
+    pipe = {"id": "d" * 32, "name": "p", "status": "running", "steps": [], "created": 1, "updated": 1}
+    writes = [
+        ("POST", "/api/v1/store/put_alert", {"args": {"name": "b", "metric": "m", "op": ">",
+         "threshold": 1, "experiment": None, "webhook": None, "now": 1}}),
+        ("POST", "/api/v1/store/delete_alert", {"args": {"name": "a"}}),
+        ("POST", "/api/v1/store/add_alert_events", {"args": {"alert": alert.to_dict(), "points": [],
+         "now": 1}}),
+        ("POST", "/api/v1/store/set_alert_delivery", {"args": {"event_id": 1, "delivery": "failed",
+         "attempts": 1, "error": "x"}}),
+        ("POST", "/api/v1/store/put_pipeline", {"args": {"pipeline": pipe}}),
+        ("POST", "/api/v1/store/restore_run", {"args": {"run": run, "metrics": []}}),
+        ("POST", "/api/v1/store/restore_model", {"args": {"model": {"name": "m"}, "history": []}}),
+        ("PUT", art, b"x"),
+    ]  # fmt: skip
+    for method, path, body in writes:
+        headers = {"Content-Type": "application/octet-stream"} if isinstance(body, bytes) else None
+        status, reply = request(server.url + path, method, body, token=BOB, headers=headers)
+        assert status == 403, (method, path, reply)
+        assert "read" in reply["error"]["message"]
+    reads = [
+        ("get_alert", {"name": "a"}),
+        ("alerts", {}),
+        ("alert_candidates", {"alert": alert.to_dict(), "run_ids": None}),
+        ("alert_history", {"name": "a"}),
+        ("pipelines", {"name": None, "limit": None}),
+    ]
+    for method, args in reads:
+        status, reply = request(f"{server.url}/api/v1/store/{method}", "POST", {"args": args}, token=BOB)
+        assert status == 200, (method, reply)
+    status, reply = request(f"{server.url}/api/v1/store/get_pipeline", "POST",
+                            {"args": {"pipeline_id": "d" * 32}}, token=BOB)  # fmt: skip
+    assert status == 404 and reply["error"]["type"] == "NotFoundError"
+    with Client(server.store) as c:  # nothing the read token sent was written
+        assert [a.name for a in c.alerts()] == ["a"] and c.pipelines() == []
+        assert len(c.runs(include_archived=True)) == 0 and c.models() == []
+
+
+def test_the_new_store_methods_check_every_argument(server: ServerProcess) -> None:
+    run = {"id": "e" * 32, "experiment": "x", "status": "completed", "start_time": 1, "end_time": 2}
+    alert = {"name": "a", "metric": "m", "op": ">", "threshold": 1.0, "created": 1, "updated": 1,
+             "version": 1}  # fmt: skip
+    bad = [
+        ("put_alert", {"name": "b", "metric": "m", "op": ">", "threshold": "1", "experiment": None,
+                       "webhook": None, "now": 1}),  # a threshold as text
+        ("put_alert", {"name": "b", "metric": "m", "op": ">", "threshold": 1, "experiment": None,
+                       "webhook": None}),  # "now" missing
+        ("put_alert", {"name": "b", "metric": "m", "op": ">", "threshold": True, "experiment": None,
+                       "webhook": None, "now": 1}),  # a bool is no number
+        ("restore_run", {"run": {**run, "start_time": "1"}, "metrics": []}),
+        ("restore_run", {"run": run, "metrics": [["loss", 1.0, None, 1]]}),  # a copy has steps
+        ("restore_run", {"run": {**run, "tags": {"k": 1}}, "metrics": []}),
+        ("restore_model", {"model": {"name": "m", "versions": [{"model": "m"}]}, "history": []}),
+        ("restore_model", {"model": {"name": "m"}, "history": [{"model": "m", "kind": "x"}]}),
+        ("add_alert_events", {"alert": alert, "points": [{"run_id": "r"}], "now": 1}),
+        ("alert_candidates", {"alert": {**alert, "version": "1"}, "run_ids": None}),
+        ("alert_candidates", {"alert": alert, "run_ids": "abc"}),
+        ("set_alert_delivery", {"event_id": "1", "delivery": "x", "attempts": 1, "error": None}),
+        ("put_pipeline", {"pipeline": {"id": "p", "name": "p", "status": "running", "created": 1,
+                                       "updated": 1, "steps": [{"name": 1}]}}),
+        ("pipelines", {"name": None, "limit": "3"}),
+        ("get_pipeline", {"pipeline_id": "d", "extra": 1}),
+    ]  # fmt: skip
+    for method, args in bad:
+        status, reply = request(f"{server.url}/api/v1/store/{method}", "POST", {"args": args}, token=ALICE)
+        assert status == 400 and reply["error"]["type"] == "InvalidValueError", (method, args, reply)
+    for query in ("restore=true&size=1&created=1", "restore=true&sha256=00&size=x&created=1"):
+        status, reply = request(
+            f"{server.url}/api/v1/store/artifact/{'e' * 32}/m.bin?{query}",
+            "PUT",
+            b"x",
+            token=ALICE,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert status == 400 and reply["error"]["type"] == "InvalidValueError", (query, reply)
+    with Client(server.store) as c:  # nothing was written
+        assert c.alerts() == [] and c.pipelines() == [] and len(c.runs(include_archived=True)) == 0
+        assert c.models() == []
+
+
 def test_created_by_is_the_token_name_whatever_the_client_claims(server: ServerProcess) -> None:
     _, made = request(server.url + "/api/v1/runs", "POST", {"name": "a"}, token=ALICE)
     assert made["created_by"] == "alice"

@@ -12,12 +12,15 @@ import time
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
-from chachaml.errors import AccessError, ChachamlError, StoreError, error_from_dict
+from chachaml.errors import AccessError, ChachamlError, InvalidValueError, StoreError, error_from_dict
 
-__all__ = ["HttpClient", "Unreachable"]
+__all__ = ["HttpClient", "Unreachable", "sized_body"]
 
 #: How long a call waits for a server that refuses connections (restarting) before failing.
 WAIT_S = float(os.environ.get("CHACHAML_SERVER_WAIT", "30"))
+#: The largest JSON body a chachaml server takes (its ``MAX_JSON``): a larger call is refused
+#: here, with its size, rather than cut off mid-send by the server's 413.
+MAX_JSON_BYTES = 16 * 1024 * 1024
 
 
 class Unreachable(StoreError):
@@ -149,7 +152,12 @@ class HttpClient:
 
     def call(self, method: str, args: dict[str, Any], *, idempotent: bool = True) -> Any:
         """``POST /api/v1/store/<method>`` with ``args``; the result, or the error raised."""
-        body = json.dumps({"args": args}, default=str).encode("utf-8")
+        body = json.dumps({"args": args}, default=str, separators=(",", ":")).encode("utf-8")
+        if len(body) > MAX_JSON_BYTES:
+            raise InvalidValueError(
+                f"the {method} call is {len(body)} bytes of JSON; a request to {self.url} takes at "
+                f"most {MAX_JSON_BYTES}"
+            )
         status, data = self.request(
             "POST",
             f"/api/v1/store/{method}",
@@ -197,3 +205,24 @@ class HttpClient:
             if conn.sock is not None:
                 with contextlib.suppress(OSError):
                     conn.sock.shutdown(socket.SHUT_RDWR)
+
+
+def sized_body(data: bytes | BinaryIO) -> tuple[bytes | BinaryIO, int, Any]:
+    """The body, its size and a temporary file to close (a stream whose size is unknown is
+    copied to disk first, never into memory)."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        raw = bytes(data)
+        return raw, len(raw), None
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        start = data.tell()
+        end = data.seek(0, os.SEEK_END)
+        data.seek(start)
+        return data, end - start, None
+    import shutil
+    import tempfile
+
+    temp = tempfile.TemporaryFile()  # noqa: SIM115 -- returned, closed by the caller
+    shutil.copyfileobj(data, temp, 1 << 20)
+    size = temp.tell()
+    temp.seek(0)
+    return temp, size, temp

@@ -9,7 +9,10 @@ and every module verb work over it unchanged. Each store method is one call to
   background sender ships them in batches with ids, so a resend is ignored by the server;
 * every other call first waits until the server has this process's earlier points, so a run's
   reads see its writes and ``end_run`` ends a run whose points have all arrived;
-* artifact bytes stream with ``PUT``/``GET`` (``_http_client``).
+* artifact bytes stream with ``PUT``/``GET`` (``_http_client``), ``restore_artifact``'s too.
+
+``restore_run`` reads its points before the call (a source failing mid-copy sends nothing, so
+the run stays absent) and sends them in one request, written in one transaction there.
 
 An error the server gives a spooled batch (401/403 included) is never dropped: the sender
 stops on a refused token, and the next log call, ``flush()`` or read raises it.
@@ -18,16 +21,16 @@ stops on a refused token, and the next log call, ``flush()`` or read raises it.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, BinaryIO
 
+from chachaml.automation_entities import Alert, AlertEvent, Pipeline
 from chachaml.entities import (
     Artifact,
     Dataset,
@@ -39,10 +42,10 @@ from chachaml.entities import (
     ModelVersion,
     Run,
 )
-from chachaml.errors import AccessError, ChachamlError, RunStateError, StoreError
+from chachaml.errors import AccessError, ChachamlError, InvalidValueError, RunStateError, StoreError
 from chachaml.spool import Group, Spool, adopt_dead, new_spool, spool_folder
-from chachaml.store._http_client import HttpClient, Unreachable
-from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
+from chachaml.store._http_client import HttpClient, Unreachable, sized_body
+from chachaml.store.base import AlertPoint, MetricIn, NewRun, Owner, RunFilter
 
 __all__ = ["RemoteStore", "open_remote"]
 
@@ -392,7 +395,7 @@ class RemoteStore:
     ) -> Artifact:
         self._check_open()
         self.flush()
-        body, size, temp = _sized(data)
+        body, size, temp = sized_body(data)
         try:
             query = {"format": format, "content_type": content_type, "created": created}
             if overwrite:
@@ -413,6 +416,19 @@ class RemoteStore:
         self.flush()
         self.get_artifact(run_id, name)  # the store's own not-found errors, before any bytes
         return self._http.download(run_id, name)
+
+    def restore_artifact(self, artifact: Artifact, data: bytes | BinaryIO) -> Artifact:
+        self._check_open()
+        self.flush()
+        body, size, temp = sized_body(data)
+        try:
+            query = {"restore": "true", "sha256": artifact.sha256, "size": artifact.size,
+                     "format": artifact.format, "content_type": artifact.content_type,
+                     "created": artifact.created}  # fmt: skip
+            return Artifact.from_dict(self._http.upload(artifact.run_id, artifact.name, body, size, query))
+        finally:
+            if temp is not None:
+                temp.close()
 
     def gc_artifacts(self, *, dry_run: bool = False) -> GcReport:  # pragma: no cover - not a role
         raise StoreError("garbage collection runs on the server: `chachaml gc --store <server's store>`")
@@ -474,6 +490,77 @@ class RemoteStore:
     def model_history(self, name: str) -> list[ModelEvent]:
         return [ModelEvent.from_dict(e) for e in self._call("model_history", name=name)]
 
+    # -- copies from another store (chachaml migrate) -----------------------------------------------
+    def restore_run(self, run: Run, metrics: Iterable[Metric]) -> bool:
+        points = [[m.key, m.value, m.step, m.timestamp] for m in metrics]  # all read before sending
+        try:  # not retried on a lost reply: a resend would answer False for the run the first wrote
+            return bool(self._call("restore_run", idempotent=False, run=run.to_dict(), metrics=points))
+        except InvalidValueError as exc:
+            if "bytes of JSON" not in str(exc):
+                raise
+            raise StoreError(
+                f"run {run.id[:8]} has {len(points)} metric points, too many to copy in one request "
+                f"({exc}); copy it into the server's store directly: `chachaml migrate SOURCE "
+                "<the server's --store>`"
+            ) from exc
+
+    def restore_model(self, model: Model, history: Sequence[ModelEvent]) -> bool:
+        found = self._call("restore_model", idempotent=False, model=model.to_dict(),
+                           history=[e.to_dict() for e in history])  # fmt: skip
+        return bool(found)
+
+    # -- alerts and pipelines -----------------------------------------------------------------------
+    def put_alert(
+        self,
+        name: str,
+        *,
+        metric: str,
+        op: str,
+        threshold: float,
+        experiment: str | None,
+        webhook: str | None,
+        now: int,
+    ) -> Alert:
+        found = self._call("put_alert", name=name, metric=metric, op=op, threshold=threshold,
+                           experiment=experiment, webhook=webhook, now=now)  # fmt: skip
+        return Alert.from_dict(found)
+
+    def get_alert(self, name: str) -> Alert:
+        return Alert.from_dict(self._call("get_alert", name=name))
+
+    def alerts(self) -> list[Alert]:
+        return [Alert.from_dict(a) for a in self._call("alerts")]
+
+    def delete_alert(self, name: str) -> bool:
+        return bool(self._call("delete_alert", idempotent=False, name=name))  # a resend says False
+
+    def alert_candidates(self, alert: Alert, run_ids: Sequence[str] | None = None) -> list[AlertPoint]:
+        found = self._call("alert_candidates", alert=alert.to_dict(),
+                           run_ids=None if run_ids is None else list(run_ids))  # fmt: skip
+        return [AlertPoint(**p) for p in found]
+
+    def add_alert_events(self, alert: Alert, points: Sequence[AlertPoint], now: int) -> list[AlertEvent]:
+        # Not retried on a lost reply: the resend would find the events recorded and return none
+        # of them, so their webhooks would never be sent.
+        found = self._call("add_alert_events", idempotent=False, alert=alert.to_dict(),
+                           points=[asdict(p) for p in points], now=now)  # fmt: skip
+        return [AlertEvent.from_dict(e) for e in found]
+
+    def set_alert_delivery(self, event_id: int, delivery: str, attempts: int, error: str | None) -> None:
+        self._call("set_alert_delivery", event_id=event_id, delivery=delivery, attempts=attempts, error=error)
+
+    def alert_history(self, name: str) -> list[AlertEvent]:
+        return [AlertEvent.from_dict(e) for e in self._call("alert_history", name=name)]
+
+    def put_pipeline(self, pipeline: Pipeline) -> None:
+        self._call("put_pipeline", pipeline=pipeline.to_dict())
+
+    def get_pipeline(self, pipeline_id: str) -> Pipeline:
+        return Pipeline.from_dict(self._call("get_pipeline", pipeline_id=pipeline_id))
+
+    def pipelines(self, *, name: str | None = None, limit: int | None = None) -> list[Pipeline]:
+        return [Pipeline.from_dict(p) for p in self._call("pipelines", name=name, limit=limit)]
+
 
 def _after_fork(ref: weakref.ref[RemoteStore]) -> None:
     """A forked child starts its own spool, sender and connections; the parent's spool and the
@@ -502,24 +589,3 @@ def _filter(flt: RunFilter) -> dict[str, Any]:
     d = asdict(flt)
     d["tags"] = None if flt.tags is None else dict(flt.tags)
     return d
-
-
-def _sized(data: bytes | BinaryIO) -> tuple[bytes | BinaryIO, int, Any]:
-    """The body, its size and a temporary file to close (a stream whose size is unknown is
-    copied to disk first, never into memory)."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        raw = bytes(data)
-        return raw, len(raw), None
-    with contextlib.suppress(OSError, AttributeError, ValueError):
-        start = data.tell()
-        end = data.seek(0, os.SEEK_END)
-        data.seek(start)
-        return data, end - start, None
-    import shutil
-    import tempfile
-
-    temp = tempfile.TemporaryFile()  # noqa: SIM115 -- returned, closed by the caller
-    shutil.copyfileobj(data, temp, 1 << 20)
-    size = temp.tell()
-    temp.seek(0)
-    return temp, size, temp

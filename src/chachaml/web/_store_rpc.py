@@ -13,23 +13,28 @@ conformance suite checks (ADR-0011). Each call is one store call:
 Every argument is type-checked here before the store is called (a bad one is a 400 that
 changes nothing). ``created_by`` of a new run and ``who`` of a registry change are the caller
 the server authenticated (``environ["chachaml.user"]``), whatever the body claims. Artifact
-bytes go through ``PUT /api/v1/store/artifact/{run_id}/{name}`` (streamed raw body) and the
-plain API's ``GET /api/v1/runs/{id}/artifacts/{name}``.
+bytes go through ``PUT /api/v1/store/artifact/{run_id}/{name}`` (streamed raw body; with
+``restore=true`` and the source's ``sha256``/``size``/``created`` in the query it is
+``restore_artifact``) and the plain API's ``GET /api/v1/runs/{id}/artifacts/{name}``.
+
+The copy primitives keep what they are given (``created_by`` of a run, ``who`` of a registry
+event): they copy records another store made, so they are writes a ``read`` token cannot make.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from chachaml._process import Owner
 from chachaml._values import check_key, decode_param
-from chachaml.entities import Dataset
+from chachaml.automation_entities import Alert, Pipeline
+from chachaml.entities import Artifact, Dataset, Metric, Model, ModelEvent, ModelVersion, Run
 from chachaml.errors import ChachamlError, InvalidValueError, error_to_dict
 from chachaml.rules import check_artifact_name, check_tags
-from chachaml.store.base import NewRun, RunFilter
+from chachaml.store.base import AlertPoint, NewRun, RunFilter
 from chachaml.web._http import HttpError, Request, Response
 
 __all__ = ["METHODS", "handle"]
@@ -52,6 +57,11 @@ def _is(kind: type | tuple[type, ...], optional: bool = False) -> Callable[[Any,
 
 S, S_, N, N_, B = _is(str), _is(str, True), _is(int), _is(int, True), _is(bool)
 D_ = _is(dict, True)
+
+
+def F(value: Any, name: str) -> float:
+    """A number (int or float, never a bool), as a float."""
+    return float(_is((int, float))(value, name))
 
 
 def _owner(value: Any, name: str) -> Owner:
@@ -141,6 +151,96 @@ def _ids(value: Any, name: str) -> list[str]:
     return [S(v, name) for v in _is(list)(value, name)]
 
 
+def _ids_(value: Any, name: str) -> list[str] | None:
+    return None if value is None else _ids(value, name)
+
+
+def _list_of(check: Callable[[Any, str], Any]) -> Callable[[Any, str], list[Any]]:
+    def checked(value: Any, name: str) -> list[Any]:
+        return [check(v, f"{name}[{i}]") for i, v in enumerate(_is(list)(value, name))]
+
+    return checked
+
+
+def _record(cls: Any, fields: dict[str, Callable[[Any, str], Any]]) -> Callable[[Any, str], Any]:
+    """A checker reading an entity from its ``to_dict()``: each listed field type-checked (a
+    missing one is None, so a required one is refused), the rest left to ``from_dict``. A
+    nested entity's checker gives it back as a dict (``_checked``): ``from_dict`` builds it."""
+
+    def check(value: Any, name: str) -> Any:
+        d = dict(_is(dict)(value, name))
+        for field, check_field in fields.items():
+            d[field] = check_field(d.get(field), f"{name}.{field}")
+        return cls.from_dict(d)
+
+    return check
+
+
+def _checked(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    return lambda value, name: check(value, name).to_dict()
+
+
+def _intmap(value: Any, name: str) -> dict[str, int]:
+    return {S(k, f"{name} key"): N(v, f"{name}[{k!r}]") for k, v in (D_(value, name) or {}).items()}
+
+
+def _points(value: Any, name: str) -> list[Metric]:
+    """``[[key, value, step, ts], ...]`` of ``restore_run``: as ``_metrics``, every step given."""
+    out = []
+    for key, v, step, ts in _metrics(value, name):
+        if step is None:
+            raise InvalidValueError(f"{name}: a copied metric point needs its step ({key!r})")
+        out.append(Metric(key, v, step, ts))
+    return out
+
+
+_run = _record(Run, {
+    "id": S, "experiment": S, "status": S, "start_time": N, "name": S_, "end_time": N_,
+    "parent_id": S_, "created_by": S_, "params": D_, "tags": _strmap, "note": S_,
+    "error": _strmap, "env": D_, "datasets": _list_of(_checked(_dataset)),
+    "archived": lambda v, n: False if v is None else B(v, n),
+})  # fmt: skip
+_version = _record(ModelVersion, {
+    "model": S, "version": N, "run_id": S, "artifact": S, "stage": S, "description": S_,
+    "created": N_, "created_by": S_, "aliases": lambda v, n: _ids(v or [], n),
+})  # fmt: skip
+_model = _record(Model, {
+    "name": S, "description": S_, "created": N_, "updated": N_, "latest_version": N_,
+    "production_version": N_, "aliases": _intmap, "versions": _list_of(_checked(_version)),
+})  # fmt: skip
+_event = _record(ModelEvent, {
+    "model": S, "version": N_, "kind": S, "from_value": S_, "to_value": S_, "who": S_, "at": N,
+    "alias": S_,
+})  # fmt: skip
+_alert = _record(Alert, {
+    "name": S, "metric": S, "op": S, "threshold": F, "experiment": S_, "webhook": S_,
+    "created": N, "updated": N, "version": N,
+})  # fmt: skip
+
+
+def _step(value: Any, name: str) -> dict[str, Any]:
+    d = _is(dict)(value, name)
+    return {"name": S(d.get("name"), f"{name}.name"), "status": S(d.get("status"), f"{name}.status"),
+            "run_id": S_(d.get("run_id"), f"{name}.run_id")}  # fmt: skip
+
+
+_pipeline = _record(Pipeline, {
+    "id": S, "name": S, "status": S, "steps": _list_of(_step), "created": N, "updated": N,
+})  # fmt: skip
+
+
+def _point(value: Any, name: str) -> AlertPoint:
+    d = _is(dict)(value, name)
+    extra = sorted(set(d) - {"run_id", "experiment", "step", "value", "timestamp"})
+    if extra:
+        raise InvalidValueError(f"{name} has unknown field(s) {extra}")
+    return AlertPoint(run_id=S(d.get("run_id"), f"{name}.run_id"),
+                      experiment=S(d.get("experiment"), f"{name}.experiment"),
+                      step=N(d.get("step"), f"{name}.step"),
+                      value=F(d.get("value"), f"{name}.value"),
+                      timestamp=N(d.get("timestamp"), f"{name}.timestamp"))  # fmt: skip
+
+
 #: method -> {argument: checker}; "who" arguments are filled in from the authenticated caller.
 METHODS: dict[str, dict[str, Callable[[Any, str], Any]]] = {
     "create_run": {"new": _new_run},
@@ -175,18 +275,42 @@ METHODS: dict[str, dict[str, Callable[[Any, str], Any]]] = {
     "models": {},
     "model_versions": {"name": S},
     "model_history": {"name": S},
+    "restore_run": {"run": _run, "metrics": _points},
+    "restore_model": {"model": _model, "history": _list_of(_event)},
+    "put_alert": {"name": S, "metric": S, "op": S, "threshold": F, "experiment": S_, "webhook": S_,
+                  "now": N},
+    "get_alert": {"name": S},
+    "alerts": {},
+    "delete_alert": {"name": S},
+    "alert_candidates": {"alert": _alert, "run_ids": _ids_},
+    "add_alert_events": {"alert": _alert, "points": _list_of(_point), "now": N},
+    "set_alert_delivery": {"event_id": N, "delivery": S, "attempts": N, "error": S_},
+    "alert_history": {"name": S},
+    "put_pipeline": {"pipeline": _pipeline},
+    "get_pipeline": {"pipeline_id": S},
+    "pipelines": {"name": S_, "limit": N_},
 }  # fmt: skip
+#: the methods added with the automation and copy roles: every argument must be sent (a missing
+#: one is checked as None, so only an optional one may be left out).
+_ALL_ARGS = {"restore_run", "restore_model", "put_alert", "get_alert", "delete_alert",
+             "alert_candidates", "add_alert_events", "set_alert_delivery", "alert_history",
+             "put_pipeline", "get_pipeline", "pipelines"}  # fmt: skip
 _POSITIONAL = {"create_run", "get_run", "find_runs", "metric_summaries", "list_artifacts", "get_model",
-               "model_versions", "model_history", "delete_run", "delete_experiment"}  # fmt: skip
+               "model_versions", "model_history", "delete_run", "delete_experiment", "restore_run",
+               "restore_model", "alert_candidates", "add_alert_events", "set_alert_delivery",
+               "put_pipeline", "get_pipeline"}  # fmt: skip
 _WHO = {"register_model", "promote", "set_alias", "delete_alias"}
 _READS = {"get_run", "find_runs", "metric_history", "metric_summaries", "experiments", "best_run",
           "get_artifact", "list_artifacts", "get_model_version", "get_model", "models",
-          "model_versions", "model_history"}  # fmt: skip
+          "model_versions", "model_history", "get_alert", "alerts", "alert_candidates",
+          "alert_history", "get_pipeline", "pipelines"}  # fmt: skip
 
 
 def _plain(value: Any) -> Any:
     if hasattr(value, "to_dict"):
         return value.to_dict()
+    if isinstance(value, AlertPoint):  # a plain record of the contract, without to_dict
+        return asdict(value)
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
@@ -226,7 +350,8 @@ def handle(store: Any, req: Request, who: str | None, status_of: Callable[[Any],
         extra = sorted(set(raw) - set(spec))
         if extra:
             raise InvalidValueError(f"{method} takes no argument(s) {', '.join(map(repr, extra))}")
-        args = {name: check(raw.get(name), name) for name, check in spec.items() if name in raw}
+        args = {name: check(raw.get(name), name) for name, check in spec.items()
+                if name in raw or method in _ALL_ARGS}  # fmt: skip
         if method == "create_run" and who is not None:
             args["new"] = replace(args["new"], created_by=who)
         if method in _WHO and who is not None:
@@ -252,6 +377,14 @@ def _put_artifact(store: Any, req: Request, rest: str) -> Response:
     run_id, _, name = rest.partition("/")
     name = check_artifact_name(name)
     created = req.integer("created", None, low=0)
+    if req.boolean("restore"):  # a copy (chachaml migrate): the metadata as the source had it
+        sha256 = req.text("sha256")
+        size = req.integer("size", None, low=0)
+        if sha256 is None or size is None or created is None:
+            raise InvalidValueError("restoring an artifact needs sha256=, size= and created= in the query")
+        given = Artifact(run_id, name, size, sha256, req.text("content_type") or "application/octet-stream",
+                         req.text("format") or "bytes", created)  # fmt: skip
+        return _reply({"result": store.restore_artifact(given, req.stream()).to_dict()}, 201)
     art = store.log_artifact(
         run_id,
         name,
