@@ -125,3 +125,33 @@ def test_the_server_fires_alerts_as_points_arrive(
     assert receiver.bodies.empty()
     settled = srv.request("GET", history).json()["events"]
     assert srv.request("GET", f"{history}?limit=1").json()["events"] == settled[-1:]
+
+
+def test_the_server_fires_alerts_for_points_a_remote_store_sends(
+    tmp_path: Path,
+    receiver: Receiver,  # noqa: F811 (the fixture imported above)
+) -> None:
+    # The remote store ships spooled points through /api/v1/store/log_batch, not the public
+    # batch endpoint: the server must check alerts on that path too (SPEC 11).
+    from tests._teamserver import InProcessServer
+
+    from chachaml.store.remote import RemoteStore
+
+    server = InProcessServer(str(tmp_path / "server.db"))
+    try:
+        chachaml.Client(server.store).add_alert("hot", "loss", ">", 2.0, webhook=receiver.url)
+        remote = chachaml.Client(RemoteStore(server.url, spool_root=str(tmp_path / "state")))
+        try:
+            run = remote.start_run("r", experiment="mnist")
+            remote.log_metric("loss", 1.5, run=run)
+            remote.log_metric("loss", 3.0, run=run)
+            remote.store.flush()  # the spooled points reach the server
+            # Nobody called check_alerts: the server fired the alert as the batch arrived.
+            events = chachaml.Client(server.store).alert_history("hot")
+            assert [(e.run_id, e.value) for e in events] == [(run.id, 3.0)]
+            assert receiver.bodies.get(timeout=30)["run_id"] == run.id
+        finally:
+            remote.close()
+            remote.store.close()
+    finally:
+        server.close()

@@ -31,11 +31,13 @@ from typing import Any
 from chachaml._process import Owner
 from chachaml._values import check_key, decode_param
 from chachaml.automation_entities import Alert, Pipeline
+from chachaml.client import Client
 from chachaml.entities import Artifact, Dataset, Metric, Model, ModelEvent, ModelVersion, Run
 from chachaml.errors import ChachamlError, InvalidValueError, error_to_dict
 from chachaml.rules import check_artifact_name, check_tags
 from chachaml.store.base import AlertPoint, NewRun, RunFilter
 from chachaml.web._http import HttpError, Request, Response
+from chachaml.web._writes import _check_alerts
 
 __all__ = ["METHODS", "handle"]
 
@@ -362,6 +364,10 @@ def handle(store: Any, req: Request, who: str | None, status_of: Callable[[Any],
                 args.pop("batch_id", None)
         fn = getattr(store, method)
         result = fn(*args.values()) if method in _POSITIONAL else fn(**args)
+        if method == "log_batch" and args["metrics"] and result is not False:
+            # SPEC 11: the server checks alerts as points arrive, from remote stores too
+            # (a resent batch, result False, was checked when it was first applied).
+            _check_alerts(Client(store), args["run_id"], list(args["metrics"]))
         return _reply({"result": _plain(result)})
     except ChachamlError as exc:
         return _reply({"error": error_to_dict(exc)}, status_of(exc))
