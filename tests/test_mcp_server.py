@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import queue
 import re
 import subprocess
@@ -569,3 +570,21 @@ def test_the_latency_benchmark_runs_and_prints_every_figure(tmp_path: Path) -> N
     for label in ("list_runs (default page of 20)", "get_run (an 8-character prefix)", "metric_history"):
         line = next(line for line in proc.stdout.splitlines() if line.startswith(label))
         assert re.search(r"\d+\.\d\d ms\s+\d+\.\d\d ms\s+\d+\.\d\d ms\s+-?\d+\.\d\d ms.*info$", line), line
+
+
+def test_it_serves_a_remote_store_through_a_tracking_server(store: Store, tmp_path: Path) -> None:
+    # SPEC 11: the MCP server works against any store target, a tracking server's URL included.
+    from tests._teamserver import InProcessServer
+
+    server = InProcessServer(str(store.path))
+    try:
+        env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+
+        async def body(s: ClientSession) -> Any:
+            return await call(s, "get_run", {"run_id": store.ids["big"]}), await call(s, "list_runs", {})
+
+        got, listed = _session(["--store", server.url], tmp_path / "stderr.txt", body, env)
+        assert ok(got)["name"] == "big"
+        assert store.ids["big"] in {run["id"] for run in ok(listed)["runs"]}
+    finally:
+        server.close()
