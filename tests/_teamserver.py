@@ -20,7 +20,13 @@ START_TIMEOUT_S = 60.0  # a deadline for a loaded machine, never a timing assert
 class InProcessServer:
     """``TeamApp`` over a store, served by the stdlib server in a thread (port 0)."""
 
-    def __init__(self, store_target: str, tokens: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        store_target: str,
+        tokens: dict[str, tuple[str, str]] | None = None,
+        *,
+        check_alerts: bool = True,
+    ) -> None:
         from chachaml.client import Client
         from chachaml.store import open_store
         from chachaml.web.app import create_app
@@ -29,7 +35,12 @@ class InProcessServer:
 
         self.store = open_store(store_target)
         self.log = io.StringIO()
-        app = TeamApp(create_app(Client(AttributedStore(self.store))), tokens, access_log=self.log)
+        app = TeamApp(
+            create_app(Client(AttributedStore(self.store))),
+            tokens,
+            access_log=self.log,
+            check_alerts=check_alerts,
+        )
         self.server = make_server(app, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})

@@ -87,7 +87,9 @@ def _remote(tmp_path: Path) -> Backend:
 
     from chachaml.store.remote import RemoteStore
 
-    server = InProcessServer(str(tmp_path / "server.db"))
+    # The raw store contract is under test here: the server's own alert checks (SPEC 11, tested
+    # in tests/test_web_automation.py) would fire events the automation tests expect to make.
+    server = InProcessServer(str(tmp_path / "server.db"), check_alerts=False)
     made = Backend("remote", RemoteStore(server.url, spool_root=str(tmp_path / "state")))
     made.cleanups.append(server.close)
     return made

@@ -336,8 +336,14 @@ def is_read(path: str) -> bool:
     return path[len(PREFIX) :] in _READS
 
 
-def handle(store: Any, req: Request, who: str | None, status_of: Callable[[Any], int]) -> Response:
-    """Answer one ``/api/v1/store/...`` request against ``store`` (see the module docstring)."""
+def handle(
+    store: Any, req: Request, who: str | None, status_of: Callable[[Any], int], *, check_alerts: bool = True
+) -> Response:
+    """Answer one ``/api/v1/store/...`` request against ``store`` (see the module docstring).
+
+    With ``check_alerts``, a ``log_batch`` that brings metric points is followed by a check of the
+    alerts for its run, as the public batch endpoint does (SPEC 11).
+    """
     try:
         method = req.path[len(PREFIX) :]
         if method.startswith("artifact/"):
@@ -364,7 +370,7 @@ def handle(store: Any, req: Request, who: str | None, status_of: Callable[[Any],
                 args.pop("batch_id", None)
         fn = getattr(store, method)
         result = fn(*args.values()) if method in _POSITIONAL else fn(**args)
-        if method == "log_batch" and args["metrics"] and result is not False:
+        if check_alerts and method == "log_batch" and args["metrics"] and result is not False:
             # SPEC 11: the server checks alerts as points arrive, from remote stores too
             # (a resent batch, result False, was checked when it was first applied).
             _check_alerts(Client(store), args["run_id"], list(args["metrics"]))

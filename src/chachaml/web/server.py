@@ -136,6 +136,8 @@ class TeamApp:
         tokens: ``read_tokens`` output, or None for no authentication.
         max_upload: the largest artifact body, in bytes.
         access_log: where the JSON lines go (None: nowhere).
+        check_alerts: check alerts for the points each store batch brings (SPEC 11); off only
+            where the raw store contract itself is under test (the conformance suite).
     """
 
     def __init__(
@@ -145,11 +147,13 @@ class TeamApp:
         *,
         max_upload: int = MAX_UPLOAD,
         access_log: IO[str] | None = None,
+        check_alerts: bool = True,
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.max_upload = max_upload
         self.access_log = access_log
+        self.check_alerts = check_alerts
         self._log_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -168,7 +172,13 @@ class TeamApp:
                     resp = Response(dumps(openapi_document()), content_type="application/json")
                 elif environ.get("PATH_INFO", "").startswith(_store_rpc.PREFIX):
                     req = Request(environ)
-                    resp = _store_rpc.handle(self.app.client.store, req, seen.get("user"), status_of)
+                    resp = _store_rpc.handle(
+                        self.app.client.store,
+                        req,
+                        seen.get("user"),
+                        status_of,
+                        check_alerts=self.check_alerts,
+                    )
                     req.drain()
                 else:
                     return self.app(environ, recording)
