@@ -124,18 +124,23 @@ if hasattr(os, "register_at_fork"):
 
 
 # -- stores -------------------------------------------------------------------------------------
-def _open(target: Any) -> Store:
+def _open(target: Any, artifacts: Any = None) -> Store:
     from chachaml.store import is_store, open_store, store_path
 
     if is_store(target):
         return target  # type: ignore[no-any-return]
+    options = {} if artifacts is None else {"artifacts": os.fspath(artifacts)}
     path = store_path(target)
-    if path is None:
-        return open_store(target)
+    key = path
+    if path is None and "://" in str(target) and not str(target).endswith(":memory:"):
+        # A server URI is opened once per process too (a re-run cell reuses its connections).
+        key = f"{target}\0{options.get('artifacts', '')}"
+    if key is None:
+        return open_store(target, **options)
     with _lock:
-        store = _opened.get(path)
+        store = _opened.get(key)
         if store is None or store.closed:
-            store = _opened[path] = open_store(path)
+            store = _opened[key] = open_store(path or target, **options)
         return store
 
 
@@ -143,7 +148,7 @@ def _default_target() -> str:
     return os.environ.get("CHACHAML_STORE") or "chachaml.db"
 
 
-def use_store(target: Any = None) -> Store:
+def use_store(target: Any = None, *, artifacts: Any = None) -> Store:
     """Make ``target`` the current store and return it.
 
     ``target`` is a path to a SQLite file, ``":memory:"``, a URI (``sqlite:///...``) or a
@@ -151,8 +156,10 @@ def use_store(target: Any = None) -> Store:
     the process default (calling it twice with the same path returns the same store); inside a
     ``with_store`` block it rebinds that block's store only, so code under a test fixture cannot
     escape it. Opening creates nothing on disk: the file appears on the first write.
+    ``artifacts`` is where a store that is not a SQLite file keeps artifact bytes (a folder;
+    else ``$CHACHAML_ARTIFACTS``, else ``./chachaml-artifacts/``).
     """
-    store = _open(_default_target() if target is None else target)
+    store = _open(_default_target() if target is None else target, artifacts)
     if _store_cv.get() is not None:
         _store_cv.set(store)
     else:
@@ -210,15 +217,16 @@ class with_store:
     ``Store`` object passed in is left open.
     """
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, *, artifacts: Any = None) -> None:
         self._target = target
+        self._options = {} if artifacts is None else {"artifacts": os.fspath(artifacts)}
         self._entered: list[tuple[Any, Any, Store, bool]] = []
 
     def __enter__(self) -> Store:
         from chachaml.store import is_store, open_store
 
         owned = not is_store(self._target)
-        store: Store = open_store(self._target) if owned else self._target
+        store: Store = open_store(self._target, **self._options) if owned else self._target
         tokens = (_store_cv.set(store), _run_cv.set(Frame(store, None, None, False)))
         self._entered.append((*tokens, store, owned))
         return store

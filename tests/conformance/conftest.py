@@ -7,18 +7,16 @@ before the first write.
 
 Adding a backend is adding one factory here, nothing else:
 
-* PostgreSQL (planned): set ``CHACHAML_TEST_POSTGRES_URL=postgresql://user@host/throwaway_db``
-  and the ``postgres`` param appears. Its factory opens ``chachaml.store.open_store(url)``; when
-  that backend lands it must hand each test an empty database (e.g. a fresh schema per test,
-  dropped in ``Backend.close``). Until then the param fails loudly with
-  ``MissingDependencyError``, which is the truth.
+* PostgreSQL: each test gets a new database on the test server (``tests/_postgres.py``:
+  ``CHACHAML_TEST_POSTGRES_URL``, default the local server ``.ci/run`` starts), dropped in
+  ``Backend.close``; artifacts in ``tmp_path``. Unreachable server: the test fails on CI and
+  is skipped elsewhere.
 * An HTTP tracking server: start it on a store in ``tmp_path`` and return a client store
   pointing at it, the same way (``CHACHAML_TEST_SERVER=1`` would be the switch).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from chachaml.store import open_store
+
+from _postgres import fresh_database
 from chachaml.store.base import Store
 
 
@@ -54,16 +54,22 @@ def _sqlite_memory(tmp_path: Path) -> Backend:
     return Backend("sqlite-memory", open_store(":memory:"))
 
 
-def _postgres(tmp_path: Path) -> Backend:  # pragma: no cover - enabled by an env var only
-    return Backend("postgres", open_store(os.environ["CHACHAML_TEST_POSTGRES_URL"]))
+def _postgres(tmp_path: Path) -> Backend:
+    database = fresh_database()
+    url = database.__enter__()
+    try:
+        store = open_store(url, artifacts=str(tmp_path / "artifacts"))
+    except BaseException:
+        database.__exit__(None, None, None)
+        raise
+    return Backend("postgres", store, cleanups=[lambda: database.__exit__(None, None, None)])
 
 
 BACKENDS: list[tuple[str, Callable[[Path], Backend]]] = [
     ("sqlite-file", _sqlite_file),
     ("sqlite-memory", _sqlite_memory),
+    ("postgres", _postgres),
 ]
-if os.environ.get("CHACHAML_TEST_POSTGRES_URL"):  # pragma: no cover
-    BACKENDS.append(("postgres", _postgres))
 
 
 @pytest.fixture(params=[factory for _, factory in BACKENDS], ids=[name for name, _ in BACKENDS])

@@ -453,6 +453,13 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         return [Experiment(name=n, description=d, owner=o, created=c, run_count=k) for n, d, o, c, k in rows]
 
 
-def open_sqlite(path: str | None, *, is_dead: Liveness | None = None) -> SqliteStore:
+def open_sqlite(
+    path: str | None, *, is_dead: Liveness | None = None, artifacts: str | None = None
+) -> SqliteStore:
     """The ``sqlite`` factory of the scheme registry: a file path, or None for ``:memory:``."""
+    if artifacts is not None:
+        raise InvalidValueError(
+            f"artifacts={artifacts!r}: a SQLite store keeps its artifacts next to its file "
+            "(<name>-artifacts/); leave artifacts= out, or use a PostgreSQL store"
+        )
     return SqliteStore(path, is_dead=is_dead)

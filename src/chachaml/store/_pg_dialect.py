@@ -1,0 +1,112 @@
+"""The PostgreSQL dialect of the query compiler (``chachaml.store._sql_compile``).
+
+Only what differs from SQLite is here. The AST, the whitelist of identifiers and the
+"missing key matches nothing" rules are the shared compiler's; PostgreSQL adds:
+
+* typed params through ``jsonb``: a param's JSON type is ``jsonb_typeof(p.value_json)`` and a
+  literal is bound as ``jsonb``, so ``params.lr < 0.1`` compares JSON numbers numerically and
+  ``params.lr = '0.1'`` never matches the number 0.1 (the type test comes first);
+* real booleans: PostgreSQL refuses SQLite's ``ELSE 0`` in a boolean ``CASE``;
+* ``like`` lowers both sides with ``lower()`` (Unicode-aware in PostgreSQL) and reads a JSON
+  string param as text (``#>> '{}'``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from chachaml.query import Compare, Like, Node, Value, parse_order_by, parse_where
+from chachaml.store._sql_compile import _Compiler, _Sql
+
+__all__ = ["POSTGRES", "PostgresDialect", "compile_order", "compile_where"]
+
+
+class PostgresDialect:
+    """The engine-specific pieces for PostgreSQL (see ``SqliteDialect`` for each member)."""
+
+    name = "postgresql"
+    # The stores' SQL is written with ``?`` and turned into psycopg's ``%s`` in one place
+    # (``_pg_base.pg_sql``), so compiled queries use ``?`` as well.
+    placeholder = "?"
+    number_types: tuple[str, ...] = ("number",)
+    text_types: tuple[str, ...] = ("string",)
+    bool_types: tuple[str, ...] = ("boolean",)
+    null_type = "null"
+    functions: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+    allowed_functions: ClassVar[frozenset[str]] = frozenset({"jsonb_typeof", "lower"})
+
+    def json_type(self, col: str) -> str:
+        return f"jsonb_typeof({col}_json)"  # p.value -> the generated jsonb column p.value_json
+
+    def json_value(self, col: str) -> str:
+        return f"{col}_json"
+
+    def bool_value(self, b: bool) -> Any:
+        return _jsonb(b)
+
+    def like(self, expr: str) -> str:
+        return f"lower({expr}) LIKE {self.placeholder} ESCAPE '\\'"
+
+    def like_pattern(self, pattern: str) -> str:
+        return pattern.lower()
+
+    def order_term(self, expr: str, descending: bool) -> str:
+        return f"{expr} {'DESC' if descending else 'ASC'} NULLS LAST"
+
+
+def _jsonb(value: Any) -> Any:
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(value)
+
+
+POSTGRES = PostgresDialect()
+
+
+class _PgCompiler(_Compiler):
+    """The shared compiler with PostgreSQL's booleans and ``jsonb`` params."""
+
+    def bind(self, value: Value) -> Any:
+        return _jsonb(value)  # params only: compared with p.value_json
+
+    def compare(self, n: Compare) -> _Sql:
+        if n.field.kind != "param":
+            return super().compare(n)
+        op = {"!=": "<>"}.get(n.op, n.op)
+        mismatch = {"=": "FALSE", "!=": "TRUE"}.get(n.op, "NULL")
+        body = f"CASE WHEN {self.type_test(n.value)} THEN {{V}} {op} {self.ph} ELSE {mismatch} END"
+        return self.param_test(n.field, body, [self.bind(n.value)])
+
+    def like(self, n: Like) -> _Sql:
+        if n.field.kind != "param":
+            return super().like(n)
+        text = self.d.like("({V} #>> '{}')")
+        body = f"CASE WHEN {self.type_test(n.pattern)} THEN {text} ELSE FALSE END"
+        return self.param_test(n.field, body, [self.d.like_pattern(n.pattern)])
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_where_cached(query: str) -> tuple[str, tuple[Any, ...]]:
+    sql, args = _PgCompiler(POSTGRES).node(parse_where(query))
+    return sql, tuple(args)
+
+
+def compile_where(query: str | Node) -> tuple[str, list[Any]]:
+    """A boolean SQL expression over ``runs`` for a query (text or AST), and its bound values."""
+    if isinstance(query, str):
+        sql, args = _compile_where_cached(query)
+        return sql, list(args)
+    return _PgCompiler(POSTGRES).node(query)
+
+
+def compile_order(text: str) -> tuple[str, list[Any]]:
+    """An ``ORDER BY`` list (without the keywords) for an ``order_by=`` string, NULLs last."""
+    comp = _PgCompiler(POSTGRES)
+    terms, args = [], []
+    for key in parse_order_by(text):
+        expr, a = comp.scalar(key.field)
+        terms.append(POSTGRES.order_term(expr, key.descending))
+        args.extend(a)
+    return ", ".join(terms), args
