@@ -15,10 +15,13 @@ parent's sockets.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
 import json
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -45,6 +48,16 @@ _OPTIONS = ("pool_size", "artifacts")  # query parameters of the URL that are ch
 
 _passwords: dict[str, str] = {}  # masked URL -> full URL, so store.uri reopens in this process
 _abandoned: list[Any] = []  # pools a forked child inherited: never closed (their sockets are the parent's)
+_open_pools: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # pool -> its pid
+
+
+@atexit.register
+def _close_pools() -> None:
+    """Close the pools of stores left open, so their worker threads end before the interpreter."""
+    for pool, pid in list(_open_pools.items()):
+        with contextlib.suppress(Exception):
+            if not pool.closed and pid == os.getpid():  # never a parent's, inherited by fork
+                pool.close(timeout=1.0)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -178,6 +191,7 @@ class PostgresBase(SqliteBase):
             if self._pool is None:
                 self._pool = self._open_pool()
                 self._pool_pid = _process.pid
+                _open_pools[self._pool] = _process.pid
             return self._pool
 
     def _open_pool(self) -> ConnectionPool[Any]:
@@ -186,8 +200,20 @@ class PostgresBase(SqliteBase):
         require("psycopg", "postgres")
         require("psycopg_pool", "postgres")
         import psycopg
-        from psycopg_pool import ConnectionPool, PoolTimeout
+        from psycopg_pool import ConnectionPool
 
+        # One direct connection first: a wrong URL or a server that is down fails here, at once
+        # and with the driver's reason (a pool would retry until its timeout), and it migrates.
+        try:
+            with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as raw:
+                migrate(raw, self.uri)
+        except psycopg.OperationalError as exc:
+            raise StoreError(
+                f"cannot connect to the PostgreSQL database {self.uri}: {str(exc).strip()}; check "
+                "that the server runs and that the URL (user, password, host, port, database) is right"
+            ) from exc
+        except psycopg.Error as exc:
+            raise self._error(exc) from exc
         pool: ConnectionPool[Any] = ConnectionPool(
             self._conninfo,
             min_size=1,
@@ -196,37 +222,15 @@ class PostgresBase(SqliteBase):
             open=False,
             name=f"chachaml {self.uri}",
         )
-        try:
-            pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-        except PoolTimeout as exc:
-            pool.close()
-            cause = self._why_not(psycopg)
-            raise StoreError(
-                f"cannot connect to the PostgreSQL database {self.uri}: {cause}; check that the "
-                "server runs and the URL (user, password, host, port, database) is right"
-            ) from exc
-        try:
-            with pool.connection() as raw:
-                migrate(raw, self.uri)
-        except BaseException:
-            pool.close()
-            raise
+        pool.open(wait=False)
         return pool
-
-    def _why_not(self, psycopg: Any) -> str:
-        """The driver's own reason a connection fails (the pool only says it timed out)."""
-        try:
-            psycopg.connect(self._conninfo, connect_timeout=CONNECT_TIMEOUT_S).close()
-        except psycopg.Error as exc:
-            return str(exc).strip()
-        return f"no connection within {CONNECT_TIMEOUT_S}s"
 
     @contextmanager
     def _borrow(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection (autocommit) for the block; driver errors become chachaml's."""
+        pool = self._get_pool()  # first: it says which extra to install when psycopg is missing
         import psycopg
 
-        pool = self._get_pool()
         try:
             with pool.connection() as raw:
                 yield raw
