@@ -247,11 +247,16 @@ def test_nan_and_infinities_round_trip_and_nan_is_not_null(pg: PostgresStore, ur
     assert sql(url, "SELECT count(*) FROM metrics WHERE is_nan = 1 AND value = 'NaN'") == [(2,)]
 
 
-def test_text_with_a_nul_character_is_refused_and_nothing_is_written(pg: PostgresStore) -> None:
+def test_a_nul_character_round_trips_in_params_and_is_refused_clearly_in_text_columns(
+    pg: PostgresStore,
+) -> None:
     with chachaml.with_run() as run:
+        chachaml.log_params({"a": "ok", "b": "bad\x00value"})  # JSON text: the NUL is escaped
         with pytest.raises(InvalidValueError, match="NUL"):
-            chachaml.log_params({"a": "ok", "b": "bad\x00value"})
-    assert chachaml.get_run(run.id).params == {}
+            chachaml.set_tags({"fine": "x", "t": "a\x00b"})  # PostgreSQL text cannot hold it
+    got = chachaml.get_run(run.id)
+    assert got.params == {"a": "ok", "b": "bad\x00value"} and got.tags == {}
+    assert [r.id for r in chachaml.runs(where="params.a = 'ok'")] == [run.id]
 
 
 # -- dead runs ----------------------------------------------------------------------------------------------

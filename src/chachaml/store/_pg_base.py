@@ -31,7 +31,7 @@ from chachaml._process import Liveness, now_ms
 from chachaml._process import state as _process
 from chachaml.errors import InvalidValueError, RunStateError, SchemaVersionError, StoreError
 from chachaml.store._pg_schema import LATEST, MIGRATION_LOCK, MIGRATIONS
-from chachaml.store._sqlite_base import SqliteBase
+from chachaml.store._sqlite_base import SqliteBase, _unencodable
 
 if TYPE_CHECKING:
     import sqlite3
@@ -236,6 +236,8 @@ class PostgresBase(SqliteBase):
                 yield raw
         except psycopg.Error as exc:
             raise self._error(exc) from exc
+        except UnicodeEncodeError as exc:  # a lone surrogate in a value: refused, nothing written
+            raise _unencodable(exc) from exc
 
     def close(self) -> None:
         with self._pool_lock:

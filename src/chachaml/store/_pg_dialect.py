@@ -3,12 +3,12 @@
 Only what differs from SQLite is here. The AST, the whitelist of identifiers and the
 "missing key matches nothing" rules are the shared compiler's; PostgreSQL adds:
 
-* typed params through ``jsonb``: a param's JSON type is ``jsonb_typeof(p.value_json)`` and a
-  literal is bound as ``jsonb``, so ``params.lr < 0.1`` compares JSON numbers numerically and
-  ``params.lr = '0.1'`` never matches the number 0.1 (the type test comes first);
+* typed params through ``jsonb``: a param's JSON type is ``jsonb_typeof(p.value_json)``; under
+  that type test it is read as the literal's type, so ``params.lr < 0.1`` compares numbers and
+  ``params.lr = '0.1'`` never matches the number 0.1;
 * real booleans: PostgreSQL refuses SQLite's ``ELSE 0`` in a boolean ``CASE``;
-* ``like`` lowers both sides with ``lower()`` (Unicode-aware in PostgreSQL) and reads a JSON
-  string param as text (``#>> '{}'``).
+* ``like`` lowers both sides (``lower()`` under the database's collation: Unicode-aware) and
+  reads a JSON string param as text (``#>> '{}'``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from chachaml.query import Compare, Like, Node, Value, parse_order_by, parse_where
+from chachaml.query import Compare, InList, Like, Node, Value, parse_order_by, parse_where
 from chachaml.store._sql_compile import _Compiler, _Sql
 
 __all__ = ["POSTGRES", "PostgresDialect", "compile_order", "compile_where"]
@@ -44,10 +44,11 @@ class PostgresDialect:
         return f"{col}_json"
 
     def bool_value(self, b: bool) -> Any:
-        return _jsonb(b)
+        return b
 
     def like(self, expr: str) -> str:
-        return f"lower({expr}) LIKE {self.placeholder} ESCAPE '\\'"
+        # The database's collation, not the columns' "C": lower() under "C" folds ASCII only.
+        return f"lower(({expr}) COLLATE \"default\") LIKE {self.placeholder} ESCAPE '\\'"
 
     def like_pattern(self, pattern: str) -> str:
         return pattern.lower()
@@ -56,28 +57,50 @@ class PostgresDialect:
         return f"{expr} {'DESC' if descending else 'ASC'} NULLS LAST"
 
 
-def _jsonb(value: Any) -> Any:
-    from psycopg.types.json import Jsonb
-
-    return Jsonb(value)
-
-
 POSTGRES = PostgresDialect()
 
 
 class _PgCompiler(_Compiler):
-    """The shared compiler with PostgreSQL's booleans and ``jsonb`` params."""
+    """The shared compiler with PostgreSQL's booleans and typed reads of ``jsonb`` params.
+
+    Under its type test, a param is read as the literal's type: numbers as ``float8`` (so a
+    literal beyond JSON, such as ``1e400`` = infinity, still compares), strings as text in byte
+    order (``COLLATE "C"``, as SQLite compares), booleans as ``boolean``.
+    """
+
+    @staticmethod
+    def typed(value: Value) -> str:
+        if isinstance(value, bool):
+            return "({V})::boolean"
+        if isinstance(value, str):
+            return "(({V}) #>> '{}') COLLATE \"C\""
+        return "({V})::float8"
 
     def bind(self, value: Value) -> Any:
-        return _jsonb(value)  # params only: compared with p.value_json
+        return value
 
     def compare(self, n: Compare) -> _Sql:
         if n.field.kind != "param":
             return super().compare(n)
         op = {"!=": "<>"}.get(n.op, n.op)
         mismatch = {"=": "FALSE", "!=": "TRUE"}.get(n.op, "NULL")
-        body = f"CASE WHEN {self.type_test(n.value)} THEN {{V}} {op} {self.ph} ELSE {mismatch} END"
-        return self.param_test(n.field, body, [self.bind(n.value)])
+        test, expr = self.type_test(n.value), self.typed(n.value)
+        body = f"CASE WHEN {test} THEN {expr} {op} {self.ph} ELSE {mismatch} END"
+        return self.param_test(n.field, body, [n.value])
+
+    def in_list(self, n: InList) -> _Sql:
+        if n.field.kind != "param":
+            return super().in_list(n)
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for v in n.values:
+            groups.setdefault((self.type_test(v), self.typed(v)), []).append(v)
+        tests, args = [], []
+        for (test, expr), vals in groups.items():
+            # CASE, not AND: PostgreSQL may evaluate AND's operands in any order, and a cast of
+            # a value of another type would fail.
+            tests.append(f"(CASE WHEN {test} THEN {expr} IN ({self.marks(len(vals))}) ELSE FALSE END)")
+            args.extend(vals)
+        return self.param_test(n.field, "(" + " OR ".join(tests) + ")", args)
 
     def like(self, n: Like) -> _Sql:
         if n.field.kind != "param":
