@@ -16,6 +16,7 @@ def _isolated_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CHACHAML_STORE", raising=False)
     monkeypatch.delenv("CHACHAML_USER", raising=False)
+    monkeypatch.delenv("CHACHAML_EXPERIMENT", raising=False)
     from chachaml import context
 
     context._reset_process_layer()

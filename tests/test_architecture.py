@@ -34,6 +34,7 @@ VERBS = {
     "chachaml.housekeeping",
     "chachaml.artifacts",
     "chachaml.registry",
+    "chachaml.images",
 }
 CONTEXT = {"chachaml.context", "chachaml._lifecycle", "chachaml.pytest_plugin", "chachaml.demo"}
 CLIENT = {"chachaml.client", *(f"chachaml.{m.stem}" for m in SRC.glob("_api_*.py"))}
@@ -48,6 +49,9 @@ NEUTRAL = {
     "chachaml._display",
     "chachaml._optional",
     "chachaml.formats",
+    "chachaml._png",
+    "chachaml._environment",
+    "chachaml._frames",
 }
 
 
@@ -128,6 +132,8 @@ MAY_NOT_IMPORT = {
        for n in MODULES if n.startswith("chachaml.query")},
     # the Client never looks at the context or the verbs
     **{n: VERBS | CONTEXT for n in CLIENT},
+    # verb modules delegate to the Client; they share nothing private with each other
+    **{n: VERBS - {n} for n in VERBS},
     # the lifecycle is called by the context, never the other way round
     "chachaml._lifecycle": VERBS | CLIENT | {"chachaml.context"},
 }  # fmt: skip

@@ -96,9 +96,11 @@ INTERFACE = {
 }  # fmt: skip
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Any:
-    with Client(tmp_path / "client.db") as c:
+@pytest.fixture(params=["sqlite-file", "sqlite-memory"])
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A client over each backend (tests/conformance/conftest.py lists the same ones)."""
+    target = tmp_path / "client.db" if request.param == "sqlite-file" else ":memory:"
+    with Client(target) as c:
         yield c
 
 
@@ -215,7 +217,7 @@ def test_a_client_never_writes_to_the_current_run(client: Client) -> None:
 def test_the_run_resolver_refuses_what_is_not_a_run(client: Client) -> None:
     a = client.start_run()
     assert client.resolve_run_id(a) == a.id == client.resolve_run_id(a.id[:5])
-    with pytest.raises(InvalidValueError, match="expected a Run or a run id"):
+    with pytest.raises(InvalidValueError, match="must be a Run or a run id"):
         client.get_run(42)
     with pytest.raises(RunNotFoundError, match="zzz"):
         client.log_param("k", 1, run="zzz")
@@ -452,3 +454,21 @@ def test_module_verbs_and_the_client_see_the_same_store(tmp_path: Path) -> None:
         buf = io.StringIO()
         chachaml.inspect_run(run.id[:8], file=buf)
         assert "via verbs" in buf.getvalue()
+
+
+def test_folders_and_images_through_the_client(client: Client, tmp_path: Path) -> None:
+    import numpy as np
+
+    run = client.start_run()
+    folder = tmp_path / "outputs"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    (folder / "plots" / "b.txt").write_text("b")
+    logged = client.log_artifacts(folder, "out", run=run)
+    assert [a.name for a in logged] == ["out/a.txt", "out/plots/b.txt"]
+    art = client.log_image("img.png", np.zeros((2, 3), dtype=np.uint8), run=run.id[:8])
+    assert art.content_type == "image/png"
+    with client.open_artifact(run, "img.png") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InvalidValueError, match="numpy array or a PIL image"):
+        client.log_image("x.png", [[0]], run=run)

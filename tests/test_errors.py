@@ -337,7 +337,8 @@ WRONG = [
     ("log_dataset-features", lambda: chachaml.log_dataset("d", features=5), "5"),  # type: ignore[arg-type]
     ("log_dataset-features-str", lambda: chachaml.log_dataset("d", features="abc"), "'abc'"),  # type: ignore[arg-type]
     ("start_run-name", lambda: chachaml.start_run(123), "123"),  # type: ignore[arg-type]
-    ("start_run-experiment", lambda: chachaml.start_run(experiment=None), "None"),  # type: ignore[arg-type]
+    # experiment=None is the default (SPEC 3: inherit, set_experiment, env); a wrong type is refused
+    ("start_run-experiment", lambda: chachaml.start_run(experiment=3.25), "3.25"),  # type: ignore[arg-type]
     ("start_run-tags", lambda: chachaml.start_run(tags=["a"]), "['a']"),  # type: ignore[arg-type]
     ("end_run-status", lambda: chachaml.end_run("done"), "'done'"),
     ("use_store-int", lambda: chachaml.use_store(123), "123"),

@@ -104,7 +104,8 @@ def test_every_text_attribute_parses_bare_and_prefixed(attribute: str) -> None:
         ("'back\\slash'", "back\\slash"),
         ("true", True),
         ("FALSE", False),
-        ("99999999999999999999999", 1e23),  # beyond 64-bit integers: a float
+        # beyond 64-bit integers: kept exactly (issue 7); the compiler compares their digits
+        ("99999999999999999999999", 99999999999999999999999),
     ],
 )
 def test_literals(literal: str, value: object) -> None:

@@ -75,9 +75,11 @@ _EXPORTS = {
     "load_artifact": "artifacts",
     "load_model": "registry",
     "log_artifact": "artifacts",
+    "log_artifacts": "artifacts",
     "log_dataset": "tracking",
     "log_figure": "artifacts",
     "log_file": "artifacts",
+    "log_image": "images",
     "log_metric": "tracking",
     "log_metrics": "tracking",
     "log_param": "tracking",
@@ -93,6 +95,7 @@ _EXPORTS = {
     "runs": "reading",
     "search_runs": "reading",
     "set_alias": "registry",
+    "set_experiment": "tracking",
     "set_model_description": "registry",
     "set_note": "tracking",
     "set_tag": "tracking",
@@ -148,6 +151,7 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from chachaml.artifacts import list_artifacts as list_artifacts
     from chachaml.artifacts import load_artifact as load_artifact
     from chachaml.artifacts import log_artifact as log_artifact
+    from chachaml.artifacts import log_artifacts as log_artifacts
     from chachaml.artifacts import log_figure as log_figure
     from chachaml.artifacts import log_file as log_file
     from chachaml.artifacts import log_table as log_table
@@ -186,6 +190,7 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from chachaml.housekeeping import delete_run as delete_run
     from chachaml.housekeeping import gc_artifacts as gc_artifacts
     from chachaml.housekeeping import unarchive_runs as unarchive_runs
+    from chachaml.images import log_image as log_image
     from chachaml.reading import current_user as current_user
     from chachaml.reading import experiments as experiments
     from chachaml.reading import get_run as get_run
@@ -217,6 +222,7 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from chachaml.tracking import log_metrics as log_metrics
     from chachaml.tracking import log_param as log_param
     from chachaml.tracking import log_params as log_params
+    from chachaml.tracking import set_experiment as set_experiment
     from chachaml.tracking import set_note as set_note
     from chachaml.tracking import set_tag as set_tag
     from chachaml.tracking import set_tags as set_tags

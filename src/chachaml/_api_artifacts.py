@@ -4,13 +4,45 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from typing import Any, BinaryIO
 
-from chachaml import _process, formats
+from chachaml import _png, _process, formats
 from chachaml._api_data import DataApi
 from chachaml.entities import Artifact
 from chachaml.errors import InvalidValueError, MissingDependencyError
 from chachaml.rules import check_artifact_name
+
+_PROGRESS_FILES = 200  # log_artifacts shows progress on a terminal from this many files ...
+_PROGRESS_BYTES = 256 * 1024 * 1024  # ... or this many bytes
+
+
+def _folder_files(root: str) -> list[tuple[str, str]]:
+    """(path, relative name with ``/``) of every file under ``root``, sorted by name.
+
+    Symbolic links are resolved: one that leads outside ``root`` is refused (it would copy
+    files the user did not mean to log, e.g. a link to ``~``), checked for the whole tree
+    before anything is written. A link to a folder inside ``root`` is not descended into: its
+    files are logged once, under their real path.
+    """
+    real_root = os.path.realpath(root)
+    found: list[tuple[str, str]] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for entry in sorted(dirs + files):
+            path = os.path.join(folder, entry)
+            if os.path.islink(path):
+                target = os.path.realpath(path)
+                if os.path.commonpath([real_root, target]) != real_root:
+                    raise InvalidValueError(
+                        f"{path!r} is a symbolic link to {target!r}, outside the folder {root!r}; "
+                        "remove the link or copy what it points to into the folder"
+                    )
+                if not os.path.isfile(path):
+                    continue  # a link to a folder inside root (or a dangling link inside it)
+            elif entry in dirs:
+                continue
+            found.append((path, os.path.relpath(path, root).replace(os.sep, "/")))
+    return sorted(found, key=lambda pair: pair[1])
 
 
 class ArtifactsApi(DataApi):
@@ -73,7 +105,11 @@ class ArtifactsApi(DataApi):
         check_artifact_name(name)
         run_id = self.resolve_run_id(run)
         if os.path.isdir(src):
-            raise InvalidValueError(f"{src!r} is a folder; log its files one by one (names may contain '/')")
+            raise InvalidValueError(f"{src!r} is a folder; log it with chachaml.log_artifacts({src!r})")
+        return self._put_file(run_id, src, name, overwrite)
+
+    def _put_file(self, run_id: str, src: str, name: str, overwrite: bool) -> Artifact:
+        """Stream the file ``src`` into the run as ``name`` (the body of ``log_file``)."""
         fmt = formats.FORMATS["bytes"]
         try:
             fh = open(src, "rb", buffering=0)  # noqa: SIM115 -- closed below; opened before the run checks
@@ -83,6 +119,64 @@ class ArtifactsApi(DataApi):
             ) from exc
         with fh:
             return self._put(run_id, name, fh, fmt, formats.content_type(fmt, name), overwrite)
+
+    def log_artifacts(
+        self,
+        folder: str | os.PathLike[str],
+        prefix: str | None = None,
+        *,
+        run: Any,
+        overwrite: bool = False,
+    ) -> list[Artifact]:
+        """Log every file under ``folder`` as an artifact named by its relative path (under
+        ``prefix``).
+
+        Each file is streamed as by ``log_file`` (never held in memory whole), in name order. The
+        folder ``outputs`` holding ``a.txt`` and ``plots/loss.png`` gives the artifacts ``a.txt``
+        and ``plots/loss.png``, or ``run1/a.txt`` ... with ``prefix="run1"``. On a terminal, a
+        large folder shows its progress on stderr (never on stdout, never when redirected).
+
+        Not one transaction: files logged before an error stay logged. Logging the same folder
+        again skips files whose bytes are unchanged, so a second call after fixing the cause
+        completes the set.
+
+        Returns:
+            the stored ``Artifact`` of each file, in name order (empty for an empty folder).
+
+        Raises:
+            InvalidValueError: ``folder`` is not a directory, a symbolic link leads out of it,
+                or a file name is not a valid artifact name; nothing is written.
+            ConflictError: a name already holds other bytes and ``overwrite`` is false.
+        """
+        root = os.fspath(folder)
+        if not isinstance(root, str):
+            raise InvalidValueError(f"log_artifacts needs a str path, got {folder!r}")
+        if not os.path.isdir(root):
+            what = "a file; log it with chachaml.log_file" if os.path.isfile(root) else "not a folder"
+            raise InvalidValueError(f"{root!r} is {what} (cwd is {os.getcwd()!r})")
+        if prefix is not None:
+            prefix = check_artifact_name(prefix.rstrip("/") if isinstance(prefix, str) else prefix, "prefix")
+        run_id = self.resolve_run_id(run)
+        files = [(path, f"{prefix}/{rel}" if prefix else rel) for path, rel in _folder_files(root)]
+        for _, name in files:  # every name is checked before the first byte is written
+            check_artifact_name(name)
+        total = sum(os.path.getsize(path) for path, _ in files)
+        show = sys.stderr.isatty() and (len(files) >= _PROGRESS_FILES or total >= _PROGRESS_BYTES)
+        logged: list[Artifact] = []
+        for i, (path, name) in enumerate(files, 1):
+            logged.append(self._put_file(run_id, path, name, overwrite))
+            if show:
+                print(f"\rlog_artifacts: {i}/{len(files)} files", end="", file=sys.stderr, flush=True)
+        if show:
+            print(file=sys.stderr)
+        return logged
+
+    def log_image(self, name: str, image: Any, *, run: Any, overwrite: bool = False) -> Artifact:
+        """Store a numpy array or a PIL image as the PNG artifact ``name`` (``chachaml.images``)."""
+        check_artifact_name(name)
+        run_id = self.resolve_run_id(run)  # first: a bad run fails before any encoding work
+        data = _png.image_png(image)
+        return self._put(run_id, name, data, formats.FORMATS["bytes"], "image/png", overwrite)
 
     def log_figure(
         self, fig: Any, name: str, *, run: Any, dpi: int | None = None, overwrite: bool = False

@@ -67,11 +67,16 @@ class DataApi(RunsApi):
         ``runs`` are Runs, ids or unique prefixes (a ``RunList`` works), in column order.
 
         Raises:
-            InvalidValueError: no runs, or a single run or id instead of a list.
+            InvalidValueError: ``runs`` is not a list of runs (e.g. None) or is empty.
             RunNotFoundError: an id matches no run.
         """
         if isinstance(runs, str | Run):
             raise InvalidValueError("compare_runs() takes a list of runs or ids, e.g. compare_runs([a, b])")
+        if not isinstance(runs, Iterable):
+            raise InvalidValueError(
+                f"compare_runs() takes a list of runs or ids, got {type(runs).__name__} {runs!r}; "
+                "pass e.g. compare_runs([a, b]) or compare_runs(runs(limit=3))"
+            )
         wanted = list(runs)
         if not wanted:
             raise InvalidValueError("compare_runs() needs at least one run id; pass e.g. runs(limit=3)")

@@ -20,7 +20,7 @@ from chachaml._values import (
 from chachaml.entities import Dataset, Experiment, Metric, Run
 from chachaml.errors import InvalidValueError
 from chachaml.results import RunList
-from chachaml.rules import check_count, check_features, check_final_status, check_tags
+from chachaml.rules import check_count, check_features, check_final_status, check_tags, is_full_id
 from chachaml.store.base import NewRun
 
 
@@ -43,7 +43,9 @@ class RunsApi(ClientBase):
 
         Args:
             name: a label for people; need not be unique.
-            experiment: the experiment (created on first use); None means ``"default"``.
+            experiment: the experiment (created on first use); None means the parent's, else
+                ``"default"`` (the module-level ``start_run`` adds ``set_experiment`` and
+                ``$CHACHAML_EXPERIMENT``, which belong to the context).
             tags: initial tags (values converted with ``str()``).
             parent_id: the parent run (a Run, id or prefix); None for a top-level run.
             run_id: resume this existing run (a Run, id or prefix): it becomes running again
@@ -55,22 +57,30 @@ class RunsApi(ClientBase):
         """
         if name is not None and not isinstance(name, str):
             raise InvalidValueError(f"run name must be a str or None, got {name!r}")
-        experiment = check_key("default" if experiment is None else experiment, "experiment name")
+        if experiment is not None:
+            experiment = check_key(experiment, "experiment name")
         clean_tags = check_tags(tags)
         store = self.store
         if run_id is not None:
-            run = store.resume_run(self.resolve_run_id(run_id), _process.owner(), _process.now_ms())
+            resumed = self.resolve_run_id(run_id, "run_id=")
+            run = store.resume_run(resumed, _process.owner(), _process.now_ms())
             if clean_tags:
                 store.log_batch(run.id, tags=clean_tags)
             return run
+        parent = None
+        if parent_id is not None:
+            parent = self._ref_text(parent_id, "parent_id=")
+            if experiment is None or not is_full_id(parent):
+                found = store.get_run(parent)  # resolves a prefix; a child takes its experiment
+                parent, experiment = found.id, experiment or found.experiment
         return store.create_run(
             NewRun(
                 id=uuid.uuid4().hex,
-                experiment=experiment,
+                experiment="default" if experiment is None else experiment,
                 start_time=_process.now_ms(),
                 owner=_process.owner(),
                 name=name,
-                parent_id=None if parent_id is None else self.resolve_run_id(parent_id),
+                parent_id=parent,
                 created_by=_process.current_user(),
                 tags=clean_tags,
                 env=_process.environment(),
@@ -186,7 +196,7 @@ class RunsApi(ClientBase):
             RunNotFoundError: no run has this id or prefix.
             InvalidValueError: the prefix matches several runs.
         """
-        return self.store.get_run(self._ref_text(run))
+        return self.store.get_run(self._ref_text(run, "get_run()'s argument"))
 
     def runs(
         self,
@@ -194,7 +204,7 @@ class RunsApi(ClientBase):
         experiment: str | None = None,
         status: str | None = None,
         name: str | None = None,
-        parent_id: str | None = None,
+        parent_id: Any = None,
         created_by: str | None = None,
         tags: Mapping[str, Any] | None = None,
         where: str | None = None,

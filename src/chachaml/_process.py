@@ -1,5 +1,6 @@
 """Facts about this process: its identity as a run owner, the clock, the user, and whether a
-process of this host is alive. A leaf: it imports nothing from chachaml, so stores may use it.
+process of this host is alive. A leaf (it imports only ``chachaml._environment``, itself a
+leaf), so stores may use it.
 
 Dead-run detection (docs/adr/0006-dead-run-detection.md) is a *liveness* function a store is
 given (``SqliteStore(path, is_dead=...)``): ``is_dead_here`` probes this host's processes and
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
+
+from chachaml._environment import installed_packages
 
 __all__ = [
     "HOST",
@@ -206,7 +209,8 @@ _env: dict[str, Any] | None = None
 
 
 def environment() -> dict[str, Any]:
-    """Python version, platform, host and git commit (when in a repository); cached."""
+    """Python version, platform, host, command line, installed packages and git commit (when in
+    a repository); captured on first use and cached for the process (docs/concepts.md)."""
     global _env
     if _env is None:
         env: dict[str, Any] = {
@@ -216,7 +220,9 @@ def environment() -> dict[str, Any]:
             "host": HOST,
             "user": os.environ.get("USER") or os.environ.get("USERNAME"),
             "cwd": os.getcwd(),
-            "argv": list(sys.argv),
+            "argv": list(sys.argv),  # the command line
+            # name -> version of every installed distribution (chachaml._environment)
+            "packages": installed_packages(),
         }
         try:
             out = subprocess.run(

@@ -124,6 +124,13 @@ def timestamp_value(ts: Any) -> int:
         return ts
     if hasattr(ts, "timestamp") and callable(ts.timestamp):
         return int(ts.timestamp() * 1000)
+    cls_name = ts.__class__.__name__
+    if not isinstance(ts, bool | int | float) and cls_name not in ("bool_", "bool"):
+        # numpy integers and floats (np.int64, np.float32) are welcome, as they are for step=
+        if hasattr(ts, "__index__"):
+            ts = int(ts.__index__())
+        elif hasattr(ts, "__float__") and not isinstance(ts, str | bytes):
+            ts = float(ts)
     if isinstance(ts, bool) or not isinstance(ts, int | float):
         raise InvalidValueError(
             f"timestamp must be integer milliseconds since the epoch (or a datetime), got {_short(ts)}"

@@ -3,6 +3,7 @@
 >>> chachaml.log_artifact("model.pkl", model)          # doctest: +SKIP  (pickle)
 >>> chachaml.log_artifact("report.md", "# Results")    # doctest: +SKIP  (text)
 >>> chachaml.log_file("data/train.csv")                # doctest: +SKIP  (streamed copy)
+>>> chachaml.log_artifacts("outputs/")                  # doctest: +SKIP  (a whole folder)
 >>> chachaml.load_artifact(run.id, "model.pkl")        # doctest: +SKIP
 
 Bytes live in files next to the database (``<db>-artifacts/<run-id>/<name>``), written
@@ -31,6 +32,7 @@ __all__ = [
     "list_artifacts",
     "load_artifact",
     "log_artifact",
+    "log_artifacts",
     "log_figure",
     "log_file",
     "log_table",
@@ -81,6 +83,42 @@ def log_file(
         check_artifact_name(name)
     client, ref = context.target(run)
     return client.log_file(path, name, run=ref, overwrite=overwrite)
+
+
+def log_artifacts(
+    folder: str | os.PathLike[str],
+    prefix: str | None = None,
+    *,
+    overwrite: bool = False,
+    run: Any = None,
+) -> list[Artifact]:
+    """Log every file under ``folder`` as an artifact named by its relative path (under ``prefix``).
+
+    Each file is streamed as by ``log_file`` (never held in memory whole), in name order. The
+    folder ``outputs`` holding ``a.txt`` and ``plots/loss.png`` gives the artifacts ``a.txt``
+    and ``plots/loss.png``, or ``run1/a.txt`` ... with ``prefix="run1"``. On a terminal, a
+    large folder shows its progress on stderr (never on stdout, never when redirected).
+
+    Not one transaction: files logged before an error stay logged. Logging the same folder
+    again skips files whose bytes are unchanged, so a second call after fixing the cause
+    completes the set.
+
+    Args:
+        folder: the directory to log.
+        prefix: a folder name to put the files under (same rules as artifact names).
+        overwrite: replace artifacts of those names that hold other bytes.
+        run: the run (default: the current run).
+
+    Returns:
+        the stored ``Artifact`` of each file, in name order (empty for an empty folder).
+
+    Raises:
+        InvalidValueError: ``folder`` is not a directory, a symbolic link leads out of it,
+            or a file name is not a valid artifact name; nothing is written.
+        ConflictError: a name already holds other bytes and ``overwrite`` is false.
+    """
+    client, ref = context.target(run)
+    return client.log_artifacts(folder, prefix, run=ref, overwrite=overwrite)
 
 
 def log_figure(

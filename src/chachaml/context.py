@@ -40,9 +40,11 @@ __all__ = [
     "attach",
     "bind",
     "client",
+    "current_experiment",
     "current_frame",
     "current_store",
     "describe",
+    "set_experiment",
     "snapshot",
     "target",
     "use_store",
@@ -88,11 +90,15 @@ _store_cv: ContextVar[Store | None] = ContextVar("chachaml_store", default=None)
 _run_cv: ContextVar[Frame | None] = ContextVar("chachaml_run", default=None)
 # The active ``batched()`` buffer of this context (see ``chachaml.tracking.batched``).
 _batch_cv: ContextVar[Any] = ContextVar("chachaml_batch", default=None)
+# set_experiment() inside a with_store block: (the block's store, the name). Keyed by the store
+# so the name belongs to that block alone, as use_store() there rebinds that block's store only.
+_experiment_cv: ContextVar[tuple[Store, str | None] | None] = ContextVar("chachaml_experiment", default=None)
 
 # -- process layer ------------------------------------------------------------------------------
 _lock = threading.RLock()
 _process_store: Store | None = None
 _process_stack: list[Frame] = []
+_process_experiment: str | None = None  # set_experiment() at top level
 
 
 class _ThreadState(threading.local):
@@ -180,29 +186,56 @@ def current_store() -> Store:
     return _open(_default_target())
 
 
+def set_experiment(name: str | None) -> None:
+    """Set (``None``: clear) the default experiment of new runs, in the layer ``use_store`` would.
+
+    At top level this is the process default, seen by every thread and cell; inside a
+    ``with_store`` block it holds for that block only (the block is a clean room: an experiment
+    set outside it does not apply inside). ``name`` is validated by the caller.
+    """
+    scoped = _store_cv.get()
+    if scoped is not None:
+        _experiment_cv.set((scoped, name))
+        return
+    global _process_experiment
+    with _lock:
+        _process_experiment = name
+
+
+def current_experiment() -> str | None:
+    """The experiment ``set_experiment`` chose for this layer, or None (see ``set_experiment``)."""
+    scoped = _store_cv.get()
+    if scoped is None:
+        return _process_experiment
+    chosen = _experiment_cv.get()
+    return chosen[1] if chosen is not None and chosen[0] is scoped else None
+
+
 def client() -> Client:
     """A ``Client`` over the current store: what a module-level read verb delegates to."""
     return Client._over(current_store())
 
 
-def target(run: Any) -> tuple[Client, Any]:
+def target(run: Any, arg: str = "run") -> tuple[Client, Any]:
     """The client and run reference a module-level write (or run read) goes to.
 
     ``run=None`` means the current run (``NoActiveRunError`` if there is none). A reference to
     the current run goes to the store that run lives in; any other reference goes to the
-    current store, and the ``Client`` resolves it (its one resolver).
+    current store, and the ``Client`` resolves it (its one resolver). ``arg`` is the name of the
+    caller's run argument (``run``, or ``run_id`` for ``register_model``), so that the error
+    names the argument the user can actually pass.
     """
     frame = current_frame()
     if run is None:
         if frame is None:
             raise NoActiveRunError(
                 "no active run: call chachaml.start_run() first (or use `with chachaml.with_run():`),"
-                " or pass run=<a Run or run id>"
+                f" or pass {arg}=<a Run or run id>"
             )
         return Client._over(frame.store), frame.run_id  # type: ignore[arg-type]
     run_id = run.id if isinstance(run, Run) else run
     if not isinstance(run_id, str):
-        raise InvalidValueError(f"run= must be a Run or a run id, got {run!r}")
+        raise InvalidValueError(f"{arg}= must be a Run or a run id, got {run!r}")
     if frame is not None and frame.store is not None and frame.run_id == run_id:
         return Client._over(frame.store), run_id
     return Client._over(current_store()), run_id
@@ -476,9 +509,10 @@ def attach(snap: Snapshot) -> Iterator[Store]:
 
 def _reset_process_layer() -> None:
     """Forget the process-level store and run stack (for test isolation; ends nothing)."""
-    global _process_store
+    global _process_store, _process_experiment
     with _lock:
         _process_store = None
+        _process_experiment = None
         _process_stack.clear()
         for store in _opened.values():
             store.close()

@@ -22,7 +22,11 @@ __all__ = [
 
 
 def get_run(run_id: Any) -> Run:
-    """The run with this id, or a unique prefix of it (like git). ``RunNotFoundError`` if none."""
+    """The run with this id, or a unique prefix of it (like git); a ``Run`` gives a fresh copy.
+
+    Raises:
+        RunNotFoundError: no run has this id, or the prefix is ambiguous.
+    """
     return context.client().get_run(run_id)
 
 
@@ -31,7 +35,7 @@ def runs(
     *,
     status: str | None = None,
     name: str | None = None,
-    parent_id: str | None = None,
+    parent_id: str | Run | None = None,
     created_by: str | None = None,
     tags: Mapping[str, Any] | None = None,
     where: str | None = None,
@@ -43,7 +47,8 @@ def runs(
     """Runs matching every given filter, newest ``start_time`` first.
 
     Args:
-        experiment, status, name, parent_id, created_by: equality filters.
+        experiment, status, name, created_by: equality filters (text).
+        parent_id: children of this run: a ``Run``, an id or a unique id prefix.
         tags: runs having all these tag values.
         where: a query string, e.g. ``"params.lr < 0.1 and metrics.acc.max > 0.9"``.
         order_by: e.g. ``"metrics.acc desc"`` (default: newest first).

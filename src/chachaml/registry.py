@@ -61,7 +61,7 @@ def register_model(
     """
     if run_id is None and isinstance(artifact, Artifact):
         run_id = artifact.run_id
-    client, ref = context.target(run_id)
+    client, ref = context.target(run_id, "run_id")
     return client.register_model(name, artifact=artifact, run_id=ref, stage=stage, description=description)
 
 

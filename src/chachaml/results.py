@@ -88,9 +88,11 @@ class RunList(Sequence[Run]):
 
         pl = require("polars", "polars")
         cols = self._columns()
-        # Params may hold different types in different runs: sniff every row, widen mixed columns.
-        rows = [{c: rec.get(c) for c in cols} for rec in self.to_records()]
-        return pl.DataFrame(rows, strict=False, infer_schema_length=None)
+        records = self.to_records()
+        from chachaml._frames import polars_column
+
+        data = {c: polars_column(pl, c, [rec.get(c) for rec in records]) for c in cols}
+        return pl.DataFrame(data)
 
     def _table_rows(self) -> tuple[list[str], list[list[Any]]]:
         runs = self._runs[: self._MAX_ROWS]

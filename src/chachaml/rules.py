@@ -39,7 +39,9 @@ __all__ = [
     "check_tags",
     "check_version",
     "is_full_id",
+    "MAX_STEP",
     "next_step",
+    "no_next_step",
     "param_conflict",
     "resolve_prefix",
     "started_before",
@@ -179,10 +181,24 @@ def param_conflict(run_id: str, key: str, old: str, new: str) -> ConflictError |
     )
 
 
+#: The largest step (SQLite's 64-bit integers): after it ``step=None`` has no next step.
+MAX_STEP = 2**63 - 1
+
+
 def next_step(highest: int | None) -> int:
     """The step of a point logged with ``step=None``: one past the highest step of that key in
-    that run, else 0 (stores resolve it inside the write, so concurrent writers never share one)."""
+    that run, else 0 (stores resolve it inside the write, so concurrent writers never share one).
+    Past ``MAX_STEP`` there is none: the store raises ``no_next_step``."""
     return 0 if highest is None else highest + 1
+
+
+def no_next_step(run_id: str, key: str) -> InvalidValueError:
+    """The error for ``step=None`` after a key's step reached ``MAX_STEP`` (issue 7)."""
+    return InvalidValueError(
+        f"metric {key!r} of run {run_id[:8]} already has step {MAX_STEP}, the largest "
+        "64-bit step, so step=None has no next step; pass an explicit step= (or log "
+        "under another key)"
+    )
 
 
 # -- artifacts ----------------------------------------------------------------------------------

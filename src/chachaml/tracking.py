@@ -10,6 +10,7 @@ store directly for the usual call (a current run, a known key, a float; benchmar
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from time import time_ns as _time_ns
 from typing import Any, TypeVar, overload
@@ -38,6 +39,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "set_experiment",
     "set_note",
     "set_tag",
     "set_tags",
@@ -66,9 +68,38 @@ def _same_store(a: Store | None, b: Store) -> bool:
     return a is b or (a is not None and a.uri == b.uri and reopenable(b))
 
 
+def _default_experiment() -> str:
+    """The experiment of a new top-level run: ``set_experiment``'s, else ``$CHACHAML_EXPERIMENT``,
+    else ``"default"`` (SPEC section 3)."""
+    chosen = context.current_experiment()
+    if chosen is not None:
+        return chosen
+    env = os.environ.get("CHACHAML_EXPERIMENT")
+    if env:
+        return check_key(env, "experiment name in $CHACHAML_EXPERIMENT")
+    return "default"
+
+
+def set_experiment(name: str | None) -> None:
+    """Make ``name`` the experiment of new runs started without ``experiment=``.
+
+    Precedence for a new run: an explicit ``experiment=``, else its parent's experiment (a
+    child stays with its parent), else ``set_experiment``'s, else ``$CHACHAML_EXPERIMENT``,
+    else ``"default"``. Like ``use_store`` it sets the process default at top level and holds
+    for the block only inside a ``with_store`` block. The experiment is created by its first run.
+
+    Args:
+        name: the experiment name, or ``None`` to go back to ``$CHACHAML_EXPERIMENT`` / default.
+
+    Raises:
+        InvalidValueError: ``name`` is not a valid name (empty, not a str, control characters).
+    """
+    context.set_experiment(None if name is None else check_key(name, "experiment name"))
+
+
 def _open_run(
     name: str | None,
-    experiment: str,
+    experiment: str | None,
     tags: Mapping[str, Any] | None,
     parent_id: Any,
     run_id: str | None,
@@ -76,10 +107,13 @@ def _open_run(
     """Create (or resume) a run in the current store; does not touch the run stacks."""
     client = context.client()
     store = client.store
-    experiment = check_key(experiment, "experiment name")  # None is refused here, not "default"
+    if experiment is not None:
+        experiment = check_key(experiment, "experiment name")
     if parent_id is CURRENT:
         frame = context.current_frame()
         parent_id = frame.run_id if frame is not None and _same_store(frame.store, store) else None
+    if experiment is None and parent_id is None and run_id is None:
+        experiment = _default_experiment()  # a child takes its parent's (the Client reads it)
     run = client.start_run(name, experiment=experiment, tags=tags, parent_id=parent_id, run_id=run_id)
     _lifecycle.opened(store, run.id)
     return store, run
@@ -88,7 +122,7 @@ def _open_run(
 def start_run(
     name: str | None = None,
     *,
-    experiment: str = "default",
+    experiment: str | None = None,
     tags: Mapping[str, Any] | None = None,
     parent_id: Any = CURRENT,
     run_id: str | None = None,
@@ -101,10 +135,14 @@ def start_run(
 
     Args:
         name: a label for people; need not be unique.
-        experiment: the experiment it belongs to (created on first use).
+        experiment: the experiment it belongs to (created on first use); default: the parent's,
+            else the one ``set_experiment`` chose, else ``$CHACHAML_EXPERIMENT``, else
+            ``"default"``.
         tags: initial tags (values converted with ``str()``).
-        parent_id: defaults to the current run; ``None`` for a top-level run.
-        run_id: resume this existing run (id or unique prefix): its status goes back to running.
+        parent_id: defaults to the current run; ``None`` for a top-level run; else a ``Run``,
+            an id or a unique id prefix.
+        run_id: resume this existing run (a ``Run``, an id or a unique prefix): its status goes
+            back to running.
 
     Returns:
         the new ``Run`` (a snapshot; ``current_run()`` gives a fresh one).
@@ -153,7 +191,7 @@ class with_run:
         self,
         name: str | None = None,
         *,
-        experiment: str = "default",
+        experiment: str | None = None,
         tags: Mapping[str, Any] | None = None,
         parent_id: Any = CURRENT,
         run_id: str | None = None,
@@ -234,14 +272,14 @@ def tracked(
     fn: None = None,
     *,
     name: str | None = None,
-    experiment: str = "default",
+    experiment: str | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> Callable[[F], F]: ...
 def tracked(
     fn: F | None = None,
     *,
     name: str | None = None,
-    experiment: str = "default",
+    experiment: str | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> Any:
     """Decorator: every call of the function is a run named after it (``@tracked`` or

@@ -54,7 +54,7 @@ from chachaml.query.ast import (
     OrderKey,
     Value,
 )
-from chachaml.query.parser import parse_order_by, parse_where
+from chachaml.query.parser import is_wide_int, parse_order_by, parse_where
 
 __all__ = [
     "AGGREGATES",
@@ -74,6 +74,7 @@ __all__ = [
     "Or",
     "OrderKey",
     "Value",
+    "is_wide_int",
     "parse_order_by",
     "parse_where",
 ]

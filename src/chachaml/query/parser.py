@@ -98,9 +98,9 @@ def _tokenize(query: str) -> list[_Token]:
             if end < n and (query[end].isalnum() or query[end] in "_."):
                 raise _error(f"malformed number {query[i : end + 1]!r}", query, i)
             text = m.group()
+            # An integer keeps every digit, even beyond 64 bits (seeds from SeedSequence are
+            # 128-bit): the parser decides where such a wide integer can be compared exactly.
             number: int | float = int(text) if text.isdigit() else float(text)
-            if isinstance(number, int) and not -(2**63) <= number < 2**63:
-                number = float(number)  # beyond SQLite's 64-bit integers: compare as a float
             tokens.append(_Token("number", i, end, number, text))
             i = end
         elif c in "()," or c == "-":
@@ -355,8 +355,22 @@ class _Parser:
         )
 
     def check_type(self, field: Field, value: Value, vtok: _Token, op: str) -> None:
-        """Refuse comparisons that can never match because the field's type is fixed."""
+        """Refuse comparisons that can never match because the field's type is fixed, and
+        those that SQL could only do inexactly (an integer beyond 64 bits, except ``=``,
+        ``!=`` and ``in`` on a param, which compare its exact digits)."""
         static = field.static_type
+        if is_wide_int(value) and (field.kind != "param" or op not in ("=", "!=", "in")):
+            exact = (
+                f"match it exactly with {field.text} = {vtok.text} (or != / in)"
+                if field.kind == "param"
+                else "only a param can match it exactly (params.<key> = ..., != or in)"
+            )
+            raise self.fail(
+                f"the integer {vtok.text} does not fit in 64 bits, so SQL would compare it as an "
+                f"inexact float; {exact}, or write it as a float ({float(value):.17g}) to accept "
+                "float precision",
+                vtok,
+            )
         if isinstance(value, bool):
             if static is not None:
                 raise self.fail(f"{field.text} is {_TYPE_WORDS[static]}, not true or false", vtok)
@@ -434,6 +448,11 @@ def _unknown_field(text: str, parts: Sequence[tuple[str, bool, int]]) -> str:
     if len(parts) == 1:
         return f"unknown field {text!r}; did you mean params.{text} or metrics.{text}? {fields}"
     return f"unknown field {text!r}; {fields}"
+
+
+def is_wide_int(value: Any) -> bool:
+    """Whether ``value`` is an integer outside SQLite's 64-bit range (compared as digits)."""
+    return value.__class__ is int and not -(2**63) <= value < 2**63
 
 
 @functools.lru_cache(maxsize=256)

@@ -79,6 +79,11 @@ def store_path(target: Any) -> str | None:
         )
     if not target:
         raise InvalidValueError("the store path is empty; pass a file name such as 'runs.db'")
+    if "\x00" in target:  # the OS would refuse it with a bare ValueError
+        raise InvalidValueError(
+            f"the store path {target!r} contains a NUL character ('\\x00'), which no file name "
+            "can hold; remove it, e.g. use_store('runs.db')"
+        )
     if target.startswith("sqlite:///"):
         target = target[len("sqlite:///") :]
     elif "://" in target:

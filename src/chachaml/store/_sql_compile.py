@@ -24,6 +24,7 @@ from chachaml.query import (
     Not,
     Or,
     Value,
+    is_wide_int,
     parse_order_by,
     parse_where,
 )
@@ -48,6 +49,8 @@ class Dialect(Protocol):
     def json_type(self, col: str) -> str: ...
 
     def json_value(self, col: str) -> str: ...
+
+    def json_text(self, col: str) -> str: ...
 
     def bool_value(self, b: bool) -> Any: ...
 
@@ -112,7 +115,7 @@ class _Compiler:
         missing key match neither ``x = v`` nor ``not x = v``.
         """
         t, v = self.d.json_type("p.value"), self.d.json_value("p.value")
-        body = body.replace("{T}", t).replace("{V}", v)
+        body = body.replace("{T}", t).replace("{V}", v).replace("{J}", self.d.json_text("p.value"))
         return (
             f"(SELECT CASE WHEN {t} = '{self.d.null_type}' THEN NULL ELSE {body} END FROM params p "
             f"WHERE p.run_id = runs.id AND p.key = {self.ph})",
@@ -120,6 +123,8 @@ class _Compiler:
         )
 
     def type_test(self, value: Value) -> str:
+        if is_wide_int(value):
+            return "{T} = 'integer'"
         if isinstance(value, bool):
             types = self.d.bool_types
         elif isinstance(value, str):
@@ -128,7 +133,16 @@ class _Compiler:
             types = self.d.number_types
         return "{T} IN (" + ", ".join(f"'{t}'" for t in types) + ")"
 
+    @staticmethod
+    def operand(value: Value) -> str:
+        """What a param is compared with: its value ({V}), or for an integer beyond 64 bits its
+        stored digits ({J}), since json_extract would give an inexact float; so only a param
+        logged as exactly this integer matches."""
+        return "{J}" if is_wide_int(value) else "{V}"
+
     def bind(self, value: Value) -> Any:
+        if is_wide_int(value):
+            return str(value)  # the JSON text encode_param writes for it
         return self.d.bool_value(value) if isinstance(value, bool) else value
 
     # nodes
@@ -163,19 +177,20 @@ class _Compiler:
             return f"{expr} {op} {self.ph}", [*args, n.value]
         # another type: never equal (so != holds), and not ordered (unknown, like a missing key)
         mismatch = {"=": "0", "!=": "1"}.get(n.op, "NULL")
-        body = f"CASE WHEN {self.type_test(n.value)} THEN {{V}} {op} {self.ph} ELSE {mismatch} END"
+        test, operand = self.type_test(n.value), self.operand(n.value)
+        body = f"CASE WHEN {test} THEN {operand} {op} {self.ph} ELSE {mismatch} END"
         return self.param_test(n.field, body, [self.bind(n.value)])
 
     def in_list(self, n: InList) -> _Sql:
         if n.field.kind != "param":
             expr, args = self.scalar(n.field)
             return f"{expr} IN ({self.marks(len(n.values))})", [*args, *n.values]
-        groups: dict[str, list[Any]] = {}
+        groups: dict[tuple[str, str], list[Any]] = {}
         for v in n.values:
-            groups.setdefault(self.type_test(v), []).append(self.bind(v))
+            groups.setdefault((self.type_test(v), self.operand(v)), []).append(self.bind(v))
         tests, args = [], []
-        for test, vals in groups.items():
-            tests.append(f"({test} AND {{V}} IN ({self.marks(len(vals))}))")
+        for (test, operand), vals in groups.items():
+            tests.append(f"({test} AND {operand} IN ({self.marks(len(vals))}))")
             args.extend(vals)
         return self.param_test(n.field, "(" + " OR ".join(tests) + ")", args)
 

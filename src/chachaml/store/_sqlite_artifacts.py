@@ -90,6 +90,8 @@ class ArtifactsMixin(RegistryMixin):
         """Whether this database logged artifacts before store ids (and folder markers) existed."""
         if self._legacy is not None:
             return self._legacy
+        if self.closed:
+            return False  # nothing can be read or written through a closed store anyway
         with self._lock:
             conn = self._connection(create=False)
             if conn is None:

@@ -38,6 +38,10 @@ class SqliteDialect:
     def json_value(self, col: str) -> str:
         return f"json_extract({col}, '$')"
 
+    def json_text(self, col: str) -> str:
+        """The param's JSON text as stored: an integer's exact decimal digits."""
+        return col
+
     def bool_value(self, b: bool) -> Any:
         return int(b)  # json_extract gives 1 / 0 for JSON true / false
 

@@ -18,7 +18,14 @@ from chachaml._process import Liveness
 from chachaml._values import decode_param
 from chachaml.entities import Dataset, Experiment, Metric, Run
 from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError
-from chachaml.rules import PREFIX_CANDIDATES, next_step, param_conflict, resolve_prefix
+from chachaml.rules import (
+    MAX_STEP,
+    PREFIX_CANDIDATES,
+    next_step,
+    no_next_step,
+    param_conflict,
+    resolve_prefix,
+)
 from chachaml.store._sqlite_artifacts import ArtifactsMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
@@ -36,9 +43,13 @@ from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 # stage the row in a temporary table first, which cost ~15 µs per call (benchmarks/README.md).
 # The step: as given (?3), else one past the highest step of this key in this run, else 0
 # (the rule is chachaml.rules.next_step; here it is spelled in SQL to run inside the insert).
+# At the largest 64-bit step there is no next one: SQLite's step + 1 would silently become a
+# float, so it gives NULL instead (the third term is 0 only when the key has no point at all),
+# the NOT NULL constraint refuses the row and _refuse_step_overflow names the cause (issue 7).
 _STEP = (
-    "COALESCE(?3, (SELECT step + 1 FROM metrics WHERE run_id = ?1 AND key = ?2 "
-    "ORDER BY step DESC LIMIT 1), 0)"
+    f"COALESCE(?3, (SELECT CASE WHEN step < {MAX_STEP} THEN step + 1 END FROM metrics "
+    "WHERE run_id = ?1 AND key = ?2 ORDER BY step DESC LIMIT 1), "
+    "(SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM metrics WHERE run_id = ?1 AND key = ?2)))"
 )
 _INSERT_METRIC = f"""
 INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
@@ -59,6 +70,17 @@ _INSERT_METRIC_STEP = (
 _RUN_COLS = (
     "id, experiment, name, status, start_time, end_time, parent_id, created_by, note, error, env, archived"
 )
+
+
+def _refuse_step_overflow(conn: sqlite3.Connection, run_id: str, keys: Sequence[str]) -> None:
+    """Raise ``InvalidValueError`` if one of ``keys`` already holds the largest 64-bit step, so
+    ``step=None`` has no next step; return quietly if none does (another cause failed)."""
+    for key in dict.fromkeys(keys):
+        row = conn.execute(
+            "SELECT 1 FROM metrics WHERE run_id = ? AND key = ? AND step = ?", (run_id, key, MAX_STEP)
+        ).fetchone()
+        if row is not None:
+            raise no_next_step(run_id, key)
 
 
 class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
@@ -173,6 +195,8 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                 refused = exc
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
+            if step is None:  # or there is no next step (see _STEP)
+                _refuse_step_overflow(conn, run_id, [key])
             self._raise_not_running(conn, run_id, f"log metric {key!r} to", refused)
 
     def log_batch(
@@ -234,10 +258,14 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
         if len(metrics) <= _SQL_STEPS:
             # A few points (log_metrics): SQLite resolves each step=None as it inserts the row,
             # which costs less than a lookup statement per key.
-            conn.executemany(
-                _INSERT_METRIC_NEXT,
-                [(run_id, k, s, v, ts, 1 if v != v else 0) for k, v, s, ts in metrics],
-            )
+            try:
+                conn.executemany(
+                    _INSERT_METRIC_NEXT,
+                    [(run_id, k, s, v, ts, 1 if v != v else 0) for k, v, s, ts in metrics],
+                )
+            except sqlite3.IntegrityError:  # the run is running (checked): no next step?
+                _refuse_step_overflow(conn, run_id, [k for k, _, s, _ in metrics if s is None])
+                raise
             return
         # Many points (a batched() flush): one lookup per implicit key, then plain inserts.
         top: dict[str, int] = {}  # highest step per key: this batch's, and the database's once looked up
@@ -254,6 +282,8 @@ class SqliteStore(ArtifactsMixin, QueryMixin, LifecycleMixin, SqliteBase):
                     if db is not None and db > top.get(k, -1):
                         top[k] = db
                 s = next_step(top.get(k))
+                if s > MAX_STEP:
+                    raise no_next_step(run_id, k)
                 top[k] = s
             elif s > top.get(k, -1):
                 top[k] = s
