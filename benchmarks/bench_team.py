@@ -25,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _floor import Report, interleave_cpu, median  # noqa: E402
+from _floor import Report, interleave_cpu, median
 
-import chachaml  # noqa: E402
-from chachaml.store.postgres import temporary_database  # noqa: E402
+import chachaml
+from chachaml.store.postgres import temporary_database
 
 TS = 1_700_000_000_000
 DEFAULT_URL = os.environ.get("CHACHAML_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"

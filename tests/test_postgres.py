@@ -172,7 +172,9 @@ def test_eight_processes_opening_a_fresh_database_at_once_migrate_it_once(url: s
 
 # -- concurrency -----------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_concurrent_default_step_writers_never_share_a_step(pg: PostgresStore, url: str, tmp_path: Path) -> None:
+def test_concurrent_default_step_writers_never_share_a_step(
+    pg: PostgresStore, url: str, tmp_path: Path
+) -> None:
     run = chachaml.start_run("shared")
     go = tmp_path / "go"
     n, per = 6, 150
@@ -226,7 +228,10 @@ def test_params_keep_their_json_type_and_queries_compare_by_type(pg: PostgresSto
     assert names("params.lr in (0.5, '0.01')") == {"big", "text"}
     assert names("params.lr like '0.0%'") == {"text"}
     assert names("params.lr is null") == {"none"}
-    assert [r.name for r in chachaml.runs(where="params.lr < 1", order_by="params.lr desc")] == ["big", "small"]
+    assert [r.name for r in chachaml.runs(where="params.lr < 1", order_by="params.lr desc")] == [
+        "big",
+        "small",
+    ]
     assert chachaml.get_run(made["small"]).params["lr"] == 0.01
 
 
@@ -260,6 +265,12 @@ def test_a_nul_character_round_trips_in_params_and_is_refused_clearly_in_text_co
 
 
 # -- dead runs ----------------------------------------------------------------------------------------------
+def _ended_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    code = "import os; print(os.getpid())"
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout)
+
+
 def _owned_run(store: PostgresStore, host: str, pid: int, heartbeat_age_ms: int) -> str:
     now = _process.now_ms()
     run_id = uuid.uuid4().hex
@@ -283,7 +294,9 @@ def test_runs_of_other_hosts_are_judged_by_their_heartbeat(pg: PostgresStore) ->
 
 
 def test_a_run_of_this_host_whose_process_is_gone_is_killed_on_the_next_read(pg: PostgresStore) -> None:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = int(proc.stdout)
     gone = _owned_run(pg, _process.HOST, dead_pid, 1_000)  # a fresh heartbeat, but no process
     alive = _owned_run(pg, _process.HOST, os.getpid(), 1_000)
@@ -294,7 +307,9 @@ def test_a_run_of_this_host_whose_process_is_gone_is_killed_on_the_next_read(pg:
 def test_a_server_can_judge_every_run_by_heartbeat_only(url: str) -> None:
     store = open_store(url, is_dead=_process.is_dead_by_heartbeat)
     try:
-        proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        )
         gone = _owned_run(store, _process.HOST, int(proc.stdout), 1_000)  # type: ignore[arg-type]
         assert store.get_run(gone).status == "running"  # its heartbeat is fresh
     finally:

@@ -41,7 +41,10 @@ def chachaml_store(tmp_path: Path) -> Iterator[Store]:
         from chachaml.store.postgres import temporary_database
 
         # A database of its own per test, dropped after it; artifacts in tmp_path.
-        with temporary_database(str(target)) as url, with_store(url, artifacts=tmp_path / "artifacts") as store:
+        with (
+            temporary_database(str(target)) as url,
+            with_store(url, artifacts=tmp_path / "artifacts") as store,
+        ):
             yield store
         return
     with with_store(target) as store:

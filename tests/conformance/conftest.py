@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from chachaml.store import open_store
-
 from _postgres import fresh_database
+from chachaml.store import open_store
 from chachaml.store.base import Store
 
 

@@ -282,7 +282,7 @@ class PostgresBase(SqliteBase):
             self._reap_dead(conn)  # type: ignore[arg-type]
             yield conn  # type: ignore[misc]
 
-    def _error(self, exc: Exception) -> StoreError:  # type: ignore[override]
+    def _error(self, exc: Exception) -> StoreError:
         import psycopg
 
         if isinstance(exc, psycopg.DataError | psycopg.errors.UntranslatableCharacter) and (

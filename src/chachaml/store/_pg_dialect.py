@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from chachaml.query import Compare, InList, Like, Node, Value, parse_order_by, parse_where
+from chachaml.query import Compare, InList, Like, Node, Value, is_wide_int, parse_order_by, parse_where
 from chachaml.store._sql_compile import _Compiler, _Sql
 
 __all__ = ["POSTGRES", "PostgresDialect", "compile_order", "compile_where"]
@@ -43,6 +43,9 @@ class PostgresDialect:
     def json_value(self, col: str) -> str:
         return f"{col}_json"
 
+    def json_text(self, col: str) -> str:
+        return col  # jsonb keeps numbers exact; the shared compiler's wide-int path is not used
+
     def bool_value(self, b: bool) -> Any:
         return b
 
@@ -65,11 +68,18 @@ class _PgCompiler(_Compiler):
 
     Under its type test, a param is read as the literal's type: numbers as ``float8`` (so a
     literal beyond JSON, such as ``1e400`` = infinity, still compares), strings as text in byte
-    order (``COLLATE "C"``, as SQLite compares), booleans as ``boolean``.
+    order (``COLLATE "C"``, as SQLite compares), booleans as ``boolean``, an integer beyond 64
+    bits as ``numeric`` (exact).
     """
+
+    def type_test(self, value: Value) -> str:
+        # An integer beyond 64 bits is an ordinary JSON number here: numeric compares it exactly.
+        return super().type_test(0 if is_wide_int(value) else value)
 
     @staticmethod
     def typed(value: Value) -> str:
+        if is_wide_int(value):
+            return "({V})::numeric"
         if isinstance(value, bool):
             return "({V})::boolean"
         if isinstance(value, str):

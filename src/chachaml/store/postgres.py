@@ -29,13 +29,13 @@ import secrets
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from urllib.parse import urlencode, urlsplit, urlunsplit
 from typing import Any, BinaryIO, cast
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from chachaml._process import Liveness
 from chachaml.entities import Artifact, Experiment, GcReport, Metric, ModelVersion, Run
 from chachaml.errors import ConflictError, RunNotFoundError
-from chachaml.rules import validate_query
+from chachaml.rules import MAX_STEP, no_next_step, validate_query
 from chachaml.store import _pg_dialect
 from chachaml.store._locations import local_artifact_root
 from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, PostgresBase, _passwords, parse_url
@@ -50,6 +50,7 @@ DEFAULT_ORDER = "runs.start_time DESC, runs.seq DESC"  # newest first, ties in i
 
 # The hot path (see the module docstring). ``s`` is NULL for "the next step": the summary row's
 # last_step + 1, taken under that row's lock; an explicit step below it leaves "latest" alone.
+# After MAX_STEP there is no next step: NULL, which the NOT NULL constraint refuses (issue 7).
 _LATER = "%(s)s::bigint IS NULL OR excluded.last_step >= ms.last_step"
 _INSERT_METRIC = f"""
 WITH ok AS (SELECT 1 FROM runs WHERE id = %(r)s AND status = 'running' FOR SHARE),
@@ -59,7 +60,8 @@ s AS (
     SELECT %(r)s, %(k)s, coalesce(%(s)s::bigint, 0), nullif(%(v)s::float8, 'NaN'), %(n)s::int,
            %(t)s::bigint, nullif(%(v)s::float8, 'NaN'), nullif(%(v)s::float8, 'NaN'), 1 FROM ok
     ON CONFLICT (run_id, key) DO UPDATE SET
-        last_step = CASE WHEN %(s)s::bigint IS NULL THEN ms.last_step + 1
+        last_step = CASE WHEN %(s)s::bigint IS NULL
+                         THEN CASE WHEN ms.last_step < {MAX_STEP} THEN ms.last_step + 1 END
                          ELSE greatest(ms.last_step, excluded.last_step) END,
         last_value = CASE WHEN {_LATER} THEN excluded.last_value ELSE ms.last_value END,
         last_is_nan = CASE WHEN {_LATER} THEN excluded.last_is_nan ELSE ms.last_is_nan END,
@@ -196,9 +198,14 @@ class PostgresStore(SqliteStore, PostgresBase):
     # -- writes --------------------------------------------------------------------------------
     def log_metric(self, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
         """``log_batch`` of one point: one statement, committed on return (autocommit)."""
+        import psycopg
+
         with self._borrow() as raw:
-            if raw.execute(_INSERT_METRIC, _point(run_id, key, value, step, ts)).rowcount == 1:
-                return
+            try:
+                if raw.execute(_INSERT_METRIC, _point(run_id, key, value, step, ts)).rowcount == 1:
+                    return
+            except psycopg.errors.NotNullViolation as exc:
+                raise no_next_step(run_id, key) from exc
             self._raise_not_running(
                 cast(Any, PgConn(raw)), run_id, f"log metric {key!r} to"
             )  # the guard refused: gone or not running
@@ -236,8 +243,23 @@ class PostgresStore(SqliteStore, PostgresBase):
     def _write_metrics(self, conn: Any, run_id: str, metrics: Sequence[MetricIn]) -> None:
         # In the order given (an implicit step continues after an explicit one before it); the
         # statements run pipelined, in one round trip per batch.
-        with cast(PgConn, conn).raw.cursor() as cur:
-            cur.executemany(_INSERT_METRIC, [_point(run_id, k, v, s, ts) for k, v, s, ts in metrics])
+        import psycopg
+
+        try:
+            with cast(PgConn, conn).raw.cursor() as cur:
+                cur.executemany(_INSERT_METRIC, [_point(run_id, k, v, s, ts) for k, v, s, ts in metrics])
+        except psycopg.errors.NotNullViolation as exc:  # a key at MAX_STEP got step=None
+            keys = sorted({k for k, _, s, _ in metrics if s is None})
+            full = (
+                self._write()
+                .execute(
+                    "SELECT min(key) FROM metrics WHERE run_id = ? AND step = ? "
+                    f"AND key IN ({marks(len(keys))})",
+                    (run_id, MAX_STEP, *keys),
+                )
+                .fetchone()
+            )
+            raise no_next_step(run_id, full[0] if full and full[0] else keys[0]) from exc
 
     # -- reads ---------------------------------------------------------------------------------
     def _compile_filter(self, flt: RunFilter) -> tuple[str, list[Any], str]:
