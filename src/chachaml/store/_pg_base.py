@@ -5,7 +5,7 @@ artifacts, deleting and archiving, run reads: plain SQL with ``?`` placeholders)
 **engine adapter**: ``PgConn`` has the ``execute`` / ``executemany`` shape of an ``sqlite3``
 connection, turns ``?`` into psycopg's ``%s`` and fetches results eagerly, so the borrowed
 connection can go back to the pool at once. What SQLite does with its file lock, PostgreSQL does
-with row locks and advisory transaction locks (docs/adr/0010-postgresql-backend.md).
+with row locks and advisory transaction locks (docs/adr/0011-postgresql-backend.md).
 
 Connections come from a ``psycopg_pool.ConnectionPool`` in autocommit mode: a single-statement
 write (``log_metric``) is one round trip and one commit; ``_tx()`` wraps several statements in

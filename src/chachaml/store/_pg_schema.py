@@ -2,7 +2,7 @@
 
 The tables, columns and meanings are SQLite's (``_sqlite_schema``, ``docs/schema.md``), so the
 SQL the two stores share reads both, and plain SQL over either looks the same. What differs,
-and why (docs/adr/0010-postgresql-backend.md):
+and why (docs/adr/0011-postgresql-backend.md):
 
 * Text keys and names are ``COLLATE "C"``: byte order, as SQLite compares, whatever the
   database's locale (an id prefix is a range of ids; listings sort the same on both engines).

@@ -1,6 +1,6 @@
 """The PostgreSQL backend: ``use_store("postgresql://user:pw@host:5432/db")`` (extra ``postgres``).
 
-Same contract, rules and semantics as the SQLite store (docs/adr/0010-postgresql-backend.md).
+Same contract, rules and semantics as the SQLite store (docs/adr/0011-postgresql-backend.md).
 The SQL that is engine-neutral is the SQLite store's, shared through the adapter of
 ``_pg_base`` (run reads, tags, notes, datasets, resuming and ending, the registry, artifacts,
 deleting and archiving); this module replaces what differs:
