@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -355,3 +356,57 @@ def test_find_runs_pages_and_filters_like_sqlite(pg: PostgresStore) -> None:
     assert [r.name for r in chachaml.runs(experiment="a", order_by="metrics.acc asc")] == ["r1", "r3"]
     assert pg.find_runs(RunFilter(where="metrics.acc.max > 0.25", offset=1)) != []
     assert ADMIN_URL.rsplit("/", 1)[0] in pg.uri
+
+
+# -- the pytest fixture and the benchmark ---------------------------------------------------------------
+def test_the_pytest_fixture_gives_each_test_a_database_of_its_own_dropped_after_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    require_postgres()
+    monkeypatch.setenv("CHACHAML_TEST_STORE", ADMIN_URL)
+    seen = tmp_path / "seen.txt"
+    pytester.makepyfile(
+        f"""
+        import chachaml
+
+        def _note(store):
+            with open({str(seen)!r}, "a") as fh:
+                fh.write(store.uri.split("?")[0].rsplit("/", 1)[1] + "\\n")
+
+        def test_one(chachaml_store):
+            _note(chachaml_store)
+            assert type(chachaml_store).__name__ == "PostgresStore"
+            with chachaml.with_run("a"):
+                chachaml.log_metric("m", 1.0)
+                chachaml.log_artifact("a.txt", "x")
+            assert len(chachaml.runs()) == 1
+
+        def test_two(chachaml_store):
+            _note(chachaml_store)
+            assert len(chachaml.runs()) == 0
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    names = seen.read_text().split()
+    assert len(set(names)) == 2 and all(n.startswith("chachaml_test_") for n in names)
+    left = sql(ADMIN_URL, "SELECT datname FROM pg_database WHERE datname = ANY(%s)", names)
+    assert left == []
+
+
+@pytest.mark.slow
+def test_bench_team_reports_the_postgresql_log_metric_figure(tmp_path: Path) -> None:
+    require_postgres()
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_team.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--url", ADMIN_URL],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("log_metric (PostgreSQL)"))
+    assert re.search(r"floor\s+\d+\.\d+ µs\s+ratio\s+\d+\.\d+\s+target <=2\.0\s+(PASS|FAIL)", line), line
+    assert list(tmp_path.iterdir()) == []  # it wrote nothing where it ran
