@@ -410,3 +410,32 @@ def test_bench_team_reports_the_postgresql_log_metric_figure(tmp_path: Path) -> 
     line = next(x for x in proc.stdout.splitlines() if x.startswith("log_metric (PostgreSQL)"))
     assert re.search(r"floor\s+\d+\.\d+ µs\s+ratio\s+\d+\.\d+\s+target <=2\.0\s+(PASS|FAIL)", line), line
     assert list(tmp_path.iterdir()) == []  # it wrote nothing where it ran
+
+
+def test_an_unreachable_server_fails_the_tests_on_ci_and_skips_them_elsewhere(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # where _postgres.py lives
+    pytester.makepyfile(
+        """
+        from _postgres import require_postgres
+
+        def test_needs_the_server():
+            require_postgres()
+        """
+    )
+    monkeypatch.setenv("CHACHAML_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:1/none")
+    monkeypatch.delenv("CI", raising=False)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(skipped=1)
+    monkeypatch.setenv("CI", "true")
+    failed = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(["*CI must run the PostgreSQL tests*"])
+
+
+def test_the_postgres_scheme_is_an_alias(url: str) -> None:
+    store = open_store("postgres://" + url.split("://", 1)[1])
+    try:
+        assert isinstance(store, PostgresStore) and store.experiments() == []
+    finally:
+        store.close()
