@@ -2,10 +2,12 @@
 
     python _workers_postgres.py open URL GO_FILE
     python _workers_postgres.py log URL RUN_ID COUNT GO_FILE
+    python _workers_postgres.py param URL RUN_ID VALUE GO_FILE
 
 Each waits until GO_FILE exists, so all of them hit the server at the same moment. ``open``
 opens (and so migrates) the database and prints ``ok``; ``log`` logs COUNT points of ``loss``
-with the default step into the run RUN_ID.
+with the default step into the run RUN_ID; ``param`` logs the param ``lr`` = VALUE into RUN_ID and
+prints ``stored`` or ``conflict``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ def log(url: str, run_id: str, count: str, go_file: str) -> None:
         chachaml.log_metric("loss", 1.0 / (i + 1), run=run_id)
 
 
+def param(url: str, run_id: str, value: str, go_file: str) -> None:
+    chachaml.use_store(url)
+    _wait(go_file)
+    try:
+        chachaml.log_param("lr", float(value), run=run_id)
+    except chachaml.errors.ConflictError:
+        print("conflict", flush=True)
+    else:
+        print("stored", flush=True)
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"open": open_, "log": log}[command](*args)
+    {"open": open_, "log": log, "param": param}[command](*args)

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,39 @@ def test_eight_processes_promoting_at_once_leave_exactly_one_production(
         elif event.kind == "stage" and event.from_value == "production":
             production.discard(event.version)  # type: ignore[arg-type]
     assert production == {v for v, s in stages.items() if s == "production"}
+
+
+@pytest.mark.slow
+def test_concurrent_first_values_of_one_param_store_exactly_one(
+    pg: PostgresStore, url: str, tmp_path: Path
+) -> None:
+    run = chachaml.start_run("contested")
+    go = tmp_path / "go"
+    outs = _run_workers([[WORKER, "param", url, run.id, str(i / 10), str(go)] for i in range(1, 7)], go)
+    assert sorted(o.strip() for o in outs) == ["conflict"] * 5 + ["stored"]
+    stored = chachaml.get_run(run.id).params["lr"]
+    assert [o.strip() for o in outs].index("stored") == round(stored * 10) - 1  # the winner's value
+    chachaml.end_run()
+
+
+def test_a_forked_child_opens_its_own_connections_and_the_parent_keeps_its_own(pg: PostgresStore) -> None:
+    run = chachaml.start_run("forked")
+    chachaml.log_metric("m", 0.0)  # the parent's pool is open and in use
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() with threads running
+        pid = os.fork()
+    if pid == 0:  # the child: log through the same store object, then leave without cleanup
+        code = 1
+        try:
+            chachaml.log_metric("m", 1.0, run=run.id)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    chachaml.log_metric("m", 2.0)  # the child closed nothing of ours
+    assert [(m.step, m.value) for m in chachaml.metric_history(run.id, "m")] == [(0, 0.0), (1, 1.0), (2, 2.0)]
+    chachaml.end_run()
 
 
 # -- values ------------------------------------------------------------------------------------------------
