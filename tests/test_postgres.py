@@ -473,3 +473,12 @@ def test_the_postgres_scheme_is_an_alias(url: str) -> None:
         assert isinstance(store, PostgresStore) and store.experiments() == []
     finally:
         store.close()
+
+
+def test_user_queries_run_in_a_read_only_transaction(pg: PostgresStore) -> None:
+    with chachaml.with_run("r"):
+        chachaml.log_metric("m", 1.0)
+    with pytest.raises(StoreError, match="read-only transaction"), pg._reading() as conn:
+        pg._select(conn, "UPDATE runs SET name = 'written' RETURNING id", [])
+    assert [r.name for r in chachaml.runs(where="metrics.m = 1")] == ["r"]
+    assert chachaml.best_run("m").name == "r"

@@ -289,6 +289,14 @@ class PostgresStore(SqliteStore, PostgresBase):
             args.extend(oargs)
         return " AND ".join(where), args, order
 
+    def _select(self, conn: Any, sql: str, args: list[Any]) -> list[Any]:
+        """Run one SELECT that may carry a compiled user query in a READ ONLY transaction: values
+        are bound and identifiers whitelisted, and even a compiler bug could not make it write."""
+        raw = cast(PgConn, conn).raw
+        with raw.transaction():
+            raw.execute("SET TRANSACTION READ ONLY")
+            return PgConn(raw).execute(sql, args).fetchall()
+
     def find_runs(self, flt: RunFilter) -> list[Run]:
         where, args, order = self._compile_filter(flt)  # a bad query raises before connecting
         sql = f"SELECT {_RUN_COLS} FROM runs WHERE {where} ORDER BY {order}"
@@ -300,7 +308,7 @@ class PostgresStore(SqliteStore, PostgresBase):
             args.append(flt.offset)
         with self._reading() as conn:
             assert conn is not None
-            return self._assemble(conn, conn.execute(sql, args).fetchall())
+            return self._assemble(conn, self._select(conn, sql, args))
 
     def best_run(self, flt: RunFilter, key: str, mode: str) -> Run | None:
         """The matching run with the highest (``max``) or lowest (``min``) value of ``key``;
@@ -310,16 +318,17 @@ class PostgresStore(SqliteStore, PostgresBase):
         where, args, _ = self._compile_filter(flt)
         with self._reading() as conn:
             assert conn is not None
-            row = conn.execute(
+            rows = self._select(
+                conn,
                 f"SELECT runs.id, {col} FROM runs JOIN metric_summary ms "
                 "ON ms.run_id = runs.id AND ms.key = ? "
                 f"WHERE {col} IS NOT NULL AND {where} "
                 f"ORDER BY {col} {direction}, runs.start_time ASC, runs.seq ASC LIMIT 1",
                 [key, *args],
-            ).fetchone()
-            if row is None:
+            )
+            if not rows:
                 return None
-            run_id, value = row
+            run_id, value = rows[0]
             step = conn.execute(
                 "SELECT step FROM metrics WHERE run_id = ? AND key = ? AND value = ? "
                 "ORDER BY step, seq LIMIT 1",
