@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -482,3 +483,26 @@ def test_user_queries_run_in_a_read_only_transaction(pg: PostgresStore) -> None:
         pg._select(conn, "UPDATE runs SET name = 'written' RETURNING id", [])
     assert [r.name for r in chachaml.runs(where="metrics.m = 1")] == ["r"]
     assert chachaml.best_run("m").name == "r"
+
+
+def test_connections_the_server_ended_are_replaced_without_an_error(url: str) -> None:
+    store = open_store(url + "?pool_size=2")
+    try:
+        run = _owned_run(store, _process.HOST, os.getpid(), 0)  # type: ignore[arg-type]
+        store.log_metric(run, "m", 1.0, None, 1)
+        name = url.rsplit("/", 1)[1]
+        ended = sql(
+            ADMIN_URL,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            name,
+        )
+        assert ended and all(ok for (ok,) in ended)  # what a server restart does to them
+        deadline = time.monotonic() + 30  # the backends end asynchronously: wait until they have
+        while sql(ADMIN_URL, "SELECT 1 FROM pg_stat_activity WHERE datname = %s", name):
+            assert time.monotonic() < deadline, "the terminated backends never ended"
+            time.sleep(0.01)
+        for value in (2.0, 3.0):  # no "server closed the connection" for the caller
+            store.log_metric(run, "m", value, None, 1)
+        assert [m.value for m in store.metric_history(run, "m")] == [1.0, 2.0, 3.0]
+    finally:
+        store.close()

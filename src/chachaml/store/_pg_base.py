@@ -20,6 +20,7 @@ import contextlib
 import functools
 import json
 import os
+import select
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -151,6 +152,19 @@ def pool_size(options: dict[str, str], target: str) -> int:
     return int(raw)
 
 
+def _check_idle(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection it hands out (psycopg-pool's ``check``).
+
+    An idle connection has nothing to read: a readable socket means the server sent something,
+    usually its goodbye (a restart, an administrator ending the session). Then one empty query
+    finds out, and a dead connection raises, so the pool replaces it instead of handing a broken
+    one to a write. The usual case costs one ``select`` call, not a round trip.
+    """
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        conn.execute("")
+
+
 class PostgresBase(SqliteBase):
     """What the role mixins rely on (``_tx``, ``_reading``, ``_write``, errors), for PostgreSQL.
 
@@ -219,6 +233,7 @@ class PostgresBase(SqliteBase):
             min_size=1,
             max_size=self._pool_size,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            check=_check_idle,
             open=False,
             name=f"chachaml {self.uri}",
         )
