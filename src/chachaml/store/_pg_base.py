@@ -143,6 +143,11 @@ def parse_url(target: str) -> tuple[str, str, dict[str, str]]:
 
 
 def pool_size(options: dict[str, str], target: str) -> int:
+    """The pool's ``max_size``: ``?pool_size=N``, else ``$CHACHAML_PG_POOL_SIZE``, else 4.
+
+    Raises:
+        InvalidValueError: not a positive whole number.
+    """
     raw = options.get("pool_size", os.environ.get("CHACHAML_PG_POOL_SIZE", str(DEFAULT_POOL_SIZE)))
     if not raw.isdigit() or int(raw) < 1:
         raise InvalidValueError(
@@ -172,7 +177,8 @@ class PostgresBase(SqliteBase):
     method that touches SQLite is replaced here.
     """
 
-    def __init__(self, target: str, *, is_dead: Liveness | None = None, artifacts: str | None = None) -> None:
+    def __init__(self, target: str, *, is_dead: Liveness | None = None) -> None:
+        """Parse ``target`` (nothing connects yet); see ``PostgresStore`` for the arguments."""
         super().__init__(None, is_dead=is_dead)
         self._target = target
         self._conninfo, masked, options = parse_url(target)
