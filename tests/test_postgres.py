@@ -506,3 +506,26 @@ def test_connections_the_server_ended_are_replaced_without_an_error(url: str) ->
         assert [m.value for m in store.metric_history(run, "m")] == [1.0, 2.0, 3.0]
     finally:
         store.close()
+
+
+def test_a_literal_with_a_nul_matches_what_it_means_since_no_stored_text_holds_one(
+    pg: PostgresStore,
+) -> None:
+    for name in ("a", "ab", "b"):
+        with chachaml.with_run(name):
+            chachaml.set_tag("t", name)
+            chachaml.log_param("p", name)
+    with chachaml.with_run(None):
+        pass  # no name, no tag, no param
+
+    def names(where: str) -> list[str | None]:
+        return sorted((r.name for r in chachaml.runs(where=where)), key=str)
+
+    for field in ("name", "tags.t", "params.p"):
+        assert names(f"{field} = 'a\x00b'") == []
+        assert names(f"{field} != 'a\x00b'") == ["a", "ab", "b"]
+        assert names(f"{field} < 'a\x00b'") == ["a"]  # byte order: 'a' < 'a\0b' < 'ab'
+        assert names(f"{field} > 'a\x00b'") == ["ab", "b"]
+        assert names(f"{field} in ('a\x00', 'b')") == ["b"]
+        assert names(f"{field} like 'a\x00%'") == []
+        assert names(f"not {field} like 'a\x00%'") == ["a", "ab", "b"]

@@ -13,11 +13,12 @@ Only what differs from SQLite is here. The AST, the whitelist of identifiers and
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from chachaml.query import Compare, InList, Like, Node, Value, is_wide_int, parse_order_by, parse_where
+from chachaml.query import Compare, Field, InList, Like, Node, Value, is_wide_int, parse_order_by, parse_where
 from chachaml.store._sql_compile import _Compiler, _Sql
 
 __all__ = ["POSTGRES", "PostgresDialect", "compile_order", "compile_where"]
@@ -89,7 +90,22 @@ class _PgCompiler(_Compiler):
     def bind(self, value: Value) -> Any:
         return value
 
+    # PostgreSQL text cannot hold NUL, so no stored value equals a literal containing one; such
+    # literals compile to what they mean instead of failing when bound (SQL's NULL for a run
+    # that lacks the field, as everywhere). In byte order, every stored x has x < 'p\0...'
+    # exactly when x <= 'p'.
+    def _never(self, f: Field, truth: str) -> _Sql:
+        if f.kind == "param":
+            return self.param_test(f, truth, [])
+        expr, args = self.scalar(f)
+        return f"(CASE WHEN {expr} IS NULL THEN NULL ELSE {truth} END)", args
+
     def compare(self, n: Compare) -> _Sql:
+        if isinstance(n.value, str) and "\x00" in n.value:
+            if n.op in ("=", "!="):
+                return self._never(n.field, "FALSE" if n.op == "=" else "TRUE")
+            op = {"<": "<=", "<=": "<=", ">": ">", ">=": ">"}[n.op]
+            return self.compare(dataclasses.replace(n, op=op, value=n.value.split("\x00", 1)[0]))
         if n.field.kind != "param":
             return super().compare(n)
         op = {"!=": "<>"}.get(n.op, n.op)
@@ -99,6 +115,10 @@ class _PgCompiler(_Compiler):
         return self.param_test(n.field, body, [n.value])
 
     def in_list(self, n: InList) -> _Sql:
+        kept = tuple(v for v in n.values if not (isinstance(v, str) and "\x00" in v))
+        if not kept:
+            return self._never(n.field, "FALSE")
+        n = dataclasses.replace(n, values=kept)
         if n.field.kind != "param":
             return super().in_list(n)
         groups: dict[tuple[str, str], list[Any]] = {}
@@ -113,6 +133,8 @@ class _PgCompiler(_Compiler):
         return self.param_test(n.field, "(" + " OR ".join(tests) + ")", args)
 
     def like(self, n: Like) -> _Sql:
+        if "\x00" in n.pattern:
+            return self._never(n.field, "FALSE")
         if n.field.kind != "param":
             return super().like(n)
         text = self.d.like("({V} #>> '{}')")
