@@ -20,10 +20,11 @@ import contextlib
 import functools
 import json
 import os
+import re
 import select
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -45,6 +46,7 @@ CONNECT_TIMEOUT_S = 10
 #: Advisory transaction locks (fixed bigints): registry writes, and artifact commits vs gc.
 REGISTRY_LOCK = 0x63686163686D01
 ARTIFACT_LOCK = 0x63686163686D02
+ALERT_LOCK = 0x63686163686D03  # alert definitions: a new name is inserted by one writer
 _OPTIONS = ("pool_size", "artifacts")  # query parameters of the URL that are chachaml's
 
 _passwords: dict[str, str] = {}  # masked URL -> full URL, so store.uri reopens in this process
@@ -65,6 +67,13 @@ def _close_pools() -> None:
 def pg_sql(sql: str) -> str:
     """SQL written with ``?`` placeholders (the shared SQL's) in psycopg's ``%s`` style."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+@functools.lru_cache(maxsize=256)
+def pg_named_sql(sql: str) -> str:
+    """SQL written with sqlite3's named placeholders (``:name``) in psycopg's ``%(name)s``
+    style; a ``::type`` cast is left alone."""
+    return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", sql.replace("%", "%%"))
 
 
 class _Result:
@@ -92,8 +101,11 @@ class PgConn:
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw
 
-    def execute(self, sql: str, args: Sequence[Any] = ()) -> _Result:
-        cur = self.raw.execute(pg_sql(sql), list(args))
+    def execute(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> _Result:
+        if isinstance(args, Mapping):  # named placeholders, as sqlite3 binds a dict
+            cur = self.raw.execute(pg_named_sql(sql), dict(args))
+        else:
+            cur = self.raw.execute(pg_sql(sql), list(args))
         rows = cur.fetchall() if cur.description is not None else []
         return _Result(rows, cur.rowcount)
 
@@ -114,7 +126,7 @@ class _AutoConn(PgConn):
     def __init__(self, store: PostgresBase) -> None:
         self.store = store
 
-    def execute(self, sql: str, args: Sequence[Any] = ()) -> _Result:
+    def execute(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> _Result:
         with self.store._borrow() as raw:
             return PgConn(raw).execute(sql, args)
 

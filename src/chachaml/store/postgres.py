@@ -16,15 +16,15 @@ deleting and archiving); this module replaces what differs:
   previous production version is always the one archived), artifact commits and ``gc`` under
   another (``gc`` never takes a file being committed for an orphan).
 
-Artifact bytes live in a local folder (``LocalFiles``), chosen by ``artifacts=``, else
-``$CHACHAML_ARTIFACTS``, else ``./chachaml-artifacts/`` (SPEC section 10); ``_locations`` is the
-seam where object storage plugs in.
+Artifact bytes live behind the SQLite store's artifact seam (``_artifact_files``, docs/adr/0017):
+a local folder or S3-compatible object storage (``s3://bucket/prefix``), chosen by
+``artifacts=``, else ``$CHACHAML_ARTIFACTS``, else ``./chachaml-artifacts/`` (SPEC section 10).
+Alerts, pipelines and the copy primitives are ``_pg_roles``'.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import secrets
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,12 +37,14 @@ from chachaml.entities import Artifact, Experiment, GcReport, Metric, ModelVersi
 from chachaml.errors import ConflictError, RunNotFoundError
 from chachaml.rules import MAX_STEP, no_next_step, validate_query
 from chachaml.store import _pg_dialect
-from chachaml.store._locations import local_artifact_root
-from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, PostgresBase, _passwords, parse_url
+from chachaml.store._locations import artifact_root_uri
+from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, _passwords, parse_url
+from chachaml.store._pg_roles import PgRoles
 from chachaml.store._sqlite_base import chunks, marks, point_value
+from chachaml.store._sqlite_env import encode_env, store_packages
 from chachaml.store._sqlite_lifecycle import RUN_TABLES
 from chachaml.store.base import MetricIn, NewRun, RunFilter
-from chachaml.store.sqlite import _RUN_COLS, SqliteStore
+from chachaml.store.sqlite import _RUN_COLS
 
 __all__ = ["PostgresStore", "open_postgres", "temporary_database"]
 
@@ -81,7 +83,11 @@ def _point(run_id: str, key: str, value: float, step: int | None, ts: int) -> di
     return {"r": run_id, "k": key, "s": step, "v": value, "t": ts, "n": 1 if value != value else 0}
 
 
-class PostgresStore(SqliteStore, PostgresBase):
+# Rows of a deleted run beyond the SQLite store's list: its alert events, its applied batch ids.
+_RUN_TABLES = (*RUN_TABLES, "alert_events", "applied_batches")
+
+
+class PostgresStore(PgRoles):
     """A store in a PostgreSQL database. Open it with ``chachaml.use_store("postgresql://...")``.
 
     Subclassing ``SqliteStore`` shares its engine-neutral SQL (see the module docstring); every
@@ -96,22 +102,18 @@ class PostgresStore(SqliteStore, PostgresBase):
                 connections per process (default 4, or ``$CHACHAML_PG_POOL_SIZE``).
             is_dead: liveness of running runs (default: this host's processes are probed, any
                 other run is judged by its heartbeat).
-            artifacts: where artifact bytes go (a folder or ``file://`` URI); default
-                ``$CHACHAML_ARTIFACTS``, else ``./chachaml-artifacts``.
+            artifacts: where artifact bytes go (a folder, ``file://`` URI or
+                ``s3://bucket/prefix``); default ``$CHACHAML_ARTIFACTS``, else ``./chachaml-artifacts``.
         """
-        super().__init__(target, is_dead=is_dead)
-        self._artifact_dir = local_artifact_root(artifacts or self._options.get("artifacts"))
-        if "artifacts" not in self._options:  # another process reopening uri finds the same folder
-            extra = ("&" if "?" in self.uri else "?") + urlencode({"artifacts": self._artifact_dir})
+        options = parse_url(target)[2]
+        location = artifact_root_uri(artifacts or options.get("artifacts"))
+        super().__init__(target, is_dead=is_dead, artifacts=location)
+        if "artifacts" not in self._options:  # another process reopening uri finds the same place
+            extra = ("&" if "?" in self.uri else "?") + urlencode({"artifacts": location})
             self.uri += extra
             if self._target + extra != self.uri:  # the URL has a password: reopen with it here
                 _passwords[self.uri] = self._target + extra
         self._legacy = False  # no artifact folder of this store predates store ids
-
-    @property
-    def artifact_root(self) -> str | None:
-        """The artifact folder chosen when the store was opened (see ``__init__``)."""
-        return self._artifact_dir
 
     def _identity(self) -> str:
         if self._store_id is None:
@@ -142,10 +144,11 @@ class PostgresStore(SqliteStore, PostgresBase):
                 "INSERT INTO experiments (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
                 (new.experiment, new.start_time),
             )
+            env, digest, packages = encode_env(new.env)  # the package list once (docs/adr/0018)
             cur = conn.execute(
                 "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, created_by, "
-                "env, host, pid, proc_start, heartbeat) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO NOTHING",
+                "env, env_packages, host, pid, proc_start, heartbeat) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (
                     new.id,
                     new.experiment,
@@ -153,7 +156,8 @@ class PostgresStore(SqliteStore, PostgresBase):
                     new.start_time,
                     new.parent_id,
                     new.created_by,
-                    json.dumps(dict(new.env), default=str),
+                    env,
+                    digest,
                     new.owner.host,
                     new.owner.pid,
                     new.owner.proc_start,
@@ -165,6 +169,7 @@ class PostgresStore(SqliteStore, PostgresBase):
                     f"a run with id {new.id!r} already exists; resume it with "
                     f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
                 )
+            store_packages(conn, digest, packages)
             if new.tags:
                 conn.executemany(
                     "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
@@ -218,15 +223,26 @@ class PostgresStore(SqliteStore, PostgresBase):
         metrics: Sequence[MetricIn] = (),
         tags: Mapping[str, str] | None = None,
         overwrite: bool = False,
-    ) -> None:
-        if len(metrics) == 1 and not params and not tags:
+        batch_id: str | None = None,
+    ) -> bool:
+        if len(metrics) == 1 and not params and not tags and batch_id is None:
             self.log_metric(run_id, *metrics[0])
-            return
+            return True
         with self._tx() as conn:
             # The run row's lock: FOR UPDATE serialises param writers of this run (immutability
             # is read-then-write); FOR SHARE keeps a concurrent end_run out until we commit.
             lock = "FOR UPDATE" if params else "FOR SHARE"
             row = conn.execute(f"SELECT status FROM runs WHERE id = ? {lock}", (run_id,)).fetchone()
+            if (
+                batch_id is not None
+                and row is not None
+                and conn.execute(  # a resent batch (docs/adr/0020): applied once, in its own transaction
+                    "INSERT INTO applied_batches (run_id, batch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (run_id, batch_id),
+                ).rowcount
+                == 0
+            ):
+                return False
             if row is None or (row[0] != "running" and (params or metrics)):
                 self._raise_not_running(conn, run_id, "log params or metrics to")
             if params:
@@ -239,6 +255,7 @@ class PostgresStore(SqliteStore, PostgresBase):
                     "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
                     [(run_id, k, v) for k, v in tags.items()],
                 )
+        return True
 
     def _write_metrics(self, conn: Any, run_id: str, metrics: Sequence[MetricIn]) -> None:
         # In the order given (an implicit step continues after an explicit one before it); the
@@ -362,7 +379,7 @@ class PostgresStore(SqliteStore, PostgresBase):
         self._check_deletable(conn, run_ids)
         for chunk in chunks(list(run_ids)):
             m = marks(len(chunk))
-            for table in RUN_TABLES:  # fixed names, never user input
+            for table in _RUN_TABLES:  # fixed names, never user input
                 conn.execute(f"DELETE FROM {table} WHERE run_id IN ({m})", chunk)
             conn.execute(f"UPDATE runs SET parent_id = NULL WHERE parent_id IN ({m})", chunk)
             conn.execute(f"DELETE FROM runs WHERE id IN ({m})", chunk)
