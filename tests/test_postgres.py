@@ -374,13 +374,31 @@ def test_artifacts_go_to_the_folder_given_else_the_environment_else_the_default(
     store.close()
 
 
-def test_object_storage_and_unknown_locations_are_refused_clearly(url: str) -> None:
-    with pytest.raises(MissingDependencyError, match="s3://"):
-        open_store(url, artifacts="s3://bucket/prefix")
+def test_artifacts_of_a_postgresql_store_can_live_in_object_storage(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import _s3
+
+    _s3.use_moto(monkeypatch)
+    location = _s3.new_location()
+    bucket, _, prefix = location[len("s3://") :].partition("/")
+    with chachaml.with_store(url, artifacts=location) as store, chachaml.with_run() as run:
+        chachaml.log_artifact("model.json", {"w": [1, 2]})
+        assert store.artifact_root == location  # type: ignore[attr-defined]
+        uri = store.uri
+    listed = _s3.client().list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{run.id}/")
+    assert [o["Key"] for o in listed.get("Contents", ())] == [f"{prefix}/{run.id}/model.json"]
+    # the store's URI names the location: reopened from it, the artifact reads back
+    with chachaml.with_store(uri) as again:
+        assert again.artifact_root == location  # type: ignore[attr-defined]
+        assert chachaml.load_artifact(run.id, "model.json") == {"w": [1, 2]}
+    assert not (Path.cwd() / "chachaml-artifacts" / run.id).exists()
+
+
+def test_unknown_artifact_locations_are_refused_clearly(url: str) -> None:
     with pytest.raises(InvalidValueError, match="unknown artifact location scheme 'ftp'"):
         open_store(url, artifacts="ftp://host/x")
-    with pytest.raises(InvalidValueError, match="next to its file"):
-        chachaml.use_store("runs.db", artifacts="elsewhere")
+    # (a SQLite file takes artifacts= too since docs/adr/0017: tests/test_s3_artifacts.py)
 
 
 def test_find_runs_pages_and_filters_like_sqlite(pg: PostgresStore) -> None:
