@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -163,6 +164,89 @@ def test_a_database_written_by_a_newer_chachaml_is_refused(url: str) -> None:
     with pytest.raises(SchemaVersionError, match=f"schema version {LATEST + 1}"):
         store.experiments()
     store.close()
+
+
+def test_a_version_1_database_is_upgraded_and_keeps_its_runs(url: str) -> None:
+    import psycopg
+
+    from chachaml.store._pg_schema import MIGRATIONS
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():  # as the first release left it
+        conn.execute("CREATE TABLE chachaml_schema (version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)")
+        for stmt in MIGRATIONS[0][1]:
+            conn.execute(stmt)
+        conn.execute("INSERT INTO chachaml_schema VALUES (1, 0)")
+        conn.execute(
+            "INSERT INTO runs (id, experiment, status, start_time, end_time, env) "
+            "VALUES (repeat('a', 32), 'old', 'completed', 1, 2, %s)",
+            ('{"python": "3.12", "packages": {"numpy": "2.0"}}',),
+        )
+    with chachaml.with_store(url) as store:
+        old = chachaml.get_run("a" * 8)
+        assert old.experiment == "old" and old.env == {"python": "3.12", "packages": {"numpy": "2.0"}}
+        run = chachaml.start_run()
+        assert store.log_batch(run.id, metrics=[("m", 1.0, None, 1), ("m", 2.0, None, 2)], batch_id="x")
+        assert not store.log_batch(run.id, metrics=[("m", 1.0, None, 1), ("m", 2.0, None, 2)], batch_id="x")
+        chachaml.end_run()
+        assert [p.value for p in chachaml.metric_history(run.id, "m")] == [1.0, 2.0]
+        assert store.put_alert("a", metric="m", op=">", threshold=0, experiment=None, webhook=None, now=1)
+    assert sql(url, "SELECT version FROM chachaml_schema ORDER BY version") == [
+        (v,) for v in range(1, LATEST + 1)
+    ]
+
+
+def test_runs_share_one_copy_of_their_package_list(pg: PostgresStore, url: str) -> None:
+    env = {"python": "3.12", "packages": {"numpy": "2.0", "torch": "2.4"}}
+    ids = []
+    for name in ("a", "b"):
+        run = pg.create_run(
+            NewRun(id=uuid.uuid4().hex, experiment="e", start_time=1, owner=chachaml._lifecycle.owner(),
+                   name=name, env=env)
+        )  # fmt: skip
+        ids.append(run.id)
+    assert sql(url, "SELECT count(*) FROM env_packages") == [(1,)]
+    assert sql(url, "SELECT count(*) FROM runs WHERE position('numpy' in env) > 0") == [(0,)]  # stored once
+    assert [pg.get_run(i).env for i in ids] == [env, env]
+    assert [r.env for r in pg.find_runs(RunFilter())] == [env, env]
+
+
+def test_threads_creating_one_alert_at_once_all_succeed_and_make_one(pg: PostgresStore) -> None:
+    # Distinct pooled connections: without the alert lock, all but one insert would fail on the
+    # primary key (SQLite serialises the read-then-insert with BEGIN IMMEDIATE).
+    barrier = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def put(threshold: float) -> None:
+        barrier.wait()
+        try:
+            pg.put_alert(
+                "hot", metric="loss", op=">", threshold=threshold, experiment=None, webhook=None, now=1
+            )
+        except BaseException as exc:  # collected: the test names every failure
+            failures.append(exc)
+
+    threads = [threading.Thread(target=put, args=(float(i),)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    alert = pg.get_alert("hot")
+    assert [a.name for a in pg.alerts()] == ["hot"] and alert.version in range(1, 5)
+
+
+def test_restored_runs_have_their_summaries(pg: PostgresStore) -> None:
+    from chachaml.entities import Metric, Run
+
+    run = Run(id=uuid.uuid4().hex, experiment="copy", status="completed", start_time=1, end_time=9)
+    points = [Metric("m", float(i % 7), i // 3, 10 + i) for i in range(12_000)]  # > one insert batch
+    points.append(Metric("m", math.nan, 3999, 99))  # the latest step: a NaN, which min/max skip
+    assert pg.restore_run(run, points) is True
+    got = pg.get_run(run.id)
+    assert math.isnan(got.metrics["m"])
+    assert pg.best_run(RunFilter(), "m", "max") is not None
+    assert pg.best_run(RunFilter(), "m", "max").best_value == 6.0  # type: ignore[union-attr]
+    assert pg.best_run(RunFilter(), "m", "min").best_value == 0.0  # type: ignore[union-attr]
 
 
 @pytest.mark.slow
