@@ -1,7 +1,8 @@
 """Alerts, their events and pipelines in the SQLite store (migration 6; docs/adr/0013).
 
-The SQL is kept portable (``ON CONFLICT ... DO NOTHING``/``DO UPDATE``, no ``rowid``, no
-SQLite-only functions) so a PostgreSQL store can take it nearly as it is. The decisions
+The SQL is kept portable (``ON CONFLICT ... DO NOTHING``/``DO UPDATE``, no SQLite-only
+functions; the metric ``rowid`` and ``lastrowid`` behind two hooks) so the PostgreSQL store
+takes it as it is (``_pg_roles``). The decisions
 (which op crosses, whether an upsert changes an alert) are ``chachaml._automation_rules``'.
 """
 
