@@ -40,6 +40,9 @@ def promote(db: str, model: str, versions: str, rounds: str, seed: str, go_file:
     _wait(go_file)
     for _ in range(int(rounds)):
         chachaml.promote(model, rng.choice(choices), rng.choice(["production", "production", "staging"]))
+    # The last promotion of every worker is to production, so whichever worker ends last leaves
+    # exactly one production version (a final "staging" could demote it and leave none).
+    chachaml.promote(model, rng.choice(choices), "production")
 
 
 def register(db: str, model: str, run_id: str, count: str, go_file: str) -> None:

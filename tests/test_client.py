@@ -153,8 +153,9 @@ def test_a_memory_client_keeps_its_runs_until_closed() -> None:
 def test_unknown_and_not_yet_available_schemes_say_so() -> None:
     with pytest.raises(InvalidValueError, match="unknown store URI scheme 'ftp'"):
         Client("ftp://host/x")
-    with pytest.raises(errors.MissingDependencyError, match="PostgreSQL backend is not part"):
-        Client("postgresql://u@host/db")
+    pg = Client("postgresql://u@host/db")  # the PostgreSQL backend (issue 10): opened lazily
+    assert type(pg.store).__name__ == "PostgresStore" and pg.store.uri.startswith("postgresql://u@host/db")
+    pg.close()
     # The remote store exists now (issue 10): the URL opens one, without touching the network.
     from chachaml.store.remote import RemoteStore
 

@@ -1,7 +1,7 @@
 """``Run.env``'s package list is stored once per distinct list and reads exactly as logged.
 
 The SQLite store keeps ``env["packages"]`` in ``env_packages`` keyed by a digest (schema
-migration 5, docs/adr/0011); a listing decodes each distinct list once, not once per run.
+migration 5, docs/adr/0018); a listing decodes each distinct list once, not once per run.
 """
 
 from __future__ import annotations

@@ -327,3 +327,28 @@ def test_sqlite_to_a_server_and_back_copies_everything(tmp_path: Path) -> None:
     finally:
         srv.stop()
     assert not list((tmp_path / "state").rglob("*.spool"))
+
+
+@pytest.mark.slow
+def test_sqlite_to_postgresql_with_artifacts_in_s3_copies_everything_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from _postgres import fresh_database
+
+    _s3.use_moto(monkeypatch)
+    location = _s3.new_location()
+    src = tmp_path / "laptop.db"
+    ids = make_source(src)
+    with fresh_database() as url:
+        proc = migrate(str(src), url, "--artifacts", location, env=_s3.environ())
+        assert proc.returncode == 0, proc.stderr
+        assert "runs: 4 copied" in proc.stdout and "artifacts: 2 copied" in proc.stdout, proc.stdout
+        # runs, summaries (latest, min, max of restored points), artifacts' bytes, models, history
+        assert dump(url, location) == dump(src)
+        assert json.loads(dump(url, location))["runs"][ids["parent"]]["run"]["metrics"]["loss"] == 1 / 50
+        again = migrate(str(src), url, "--artifacts", location, env=_s3.environ())
+        assert again.returncode == 0, again.stderr
+        assert "runs: 0 copied (0 metric points), 4 already there" in again.stdout
+        assert "artifacts: 0 copied (0 bytes), 2 already there" in again.stdout
+        assert "models: 0 copied, 1 already there" in again.stdout
+        assert dump(url, location) == dump(src)

@@ -1,4 +1,4 @@
-"""The SQLite store's query plans (docs/adr/0011) return exactly what the one-statement query does.
+"""The SQLite store's query plans (docs/adr/0018) return exactly what the one-statement query does.
 
 ``find_runs`` picks a plan per call: drive from an index range the ``where=`` implies, walk a
 metric's ``metric_summary`` index for ``order_by``, or the query as written. Each is checked

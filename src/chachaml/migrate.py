@@ -7,7 +7,7 @@ Copies experiments, runs (params, metrics with their steps and timestamps, tags,
 status, times, errors, archived), artifacts (streamed, into the destination's artifact location)
 and the model registry (versions, stages, aliases, history) with their ids and times, from any
 store to any store, through the store contract only (the ``restore_*`` primitives of each role,
-docs/adr/0011).
+docs/adr/0017).
 
 Resumable and idempotent: each run is written in one transaction (absent or whole), each
 artifact is compared by sha256 before it is copied, each model is written in one transaction.

@@ -13,8 +13,9 @@ only the test's store), gone after it. No ``./chachaml.db`` is created. It is a 
 purpose: async fixtures cannot reset ContextVars on older pytest-asyncio (docs/testing.md).
 
 ``CHACHAML_TEST_STORE`` runs the same tests on another backend: ``:memory:`` gives each test a
-fresh in-memory store; any other target (a URI of another backend) is opened as it is, and that
-backend must hand each test an empty store.
+fresh in-memory store; a PostgreSQL URL gives each test a new database on that server
+(``chachaml.store.postgres.temporary_database``), dropped after it; any other target (a URI of
+another backend) is opened as it is, and that backend must hand each test an empty store.
 """
 
 from __future__ import annotations
@@ -36,5 +37,15 @@ def chachaml_store(tmp_path: Path) -> Iterator[Store]:
     from chachaml.context import with_store
 
     target = os.environ.get("CHACHAML_TEST_STORE") or tmp_path / "chachaml.db"
+    if str(target).startswith(("postgresql://", "postgres://")):
+        from chachaml.store.postgres import temporary_database
+
+        # A database of its own per test, dropped after it; artifacts in tmp_path.
+        with (
+            temporary_database(str(target)) as url,
+            with_store(url, artifacts=tmp_path / "artifacts") as store,
+        ):
+            yield store
+        return
     with with_store(target) as store:
         yield store

@@ -1,4 +1,4 @@
-"""A durable, append-only journal of metric batches on their way to a store (ADR-0011).
+"""A durable, append-only journal of metric batches on their way to a store (ADR-0020).
 
 The remote store (``chachaml.store.remote``) writes every log call here before it returns and
 a sender ships the points later; the local store can use the same journal as a write-behind log

@@ -11,11 +11,10 @@ object-storage seam too. Without moto it skips; on CI (``CI`` set) it fails.
 
 Adding a backend is adding one factory here, nothing else:
 
-* PostgreSQL (planned): set ``CHACHAML_TEST_POSTGRES_URL=postgresql://user@host/throwaway_db``
-  and the ``postgres`` param appears. Its factory opens ``chachaml.store.open_store(url)``; when
-  that backend lands it must hand each test an empty database (e.g. a fresh schema per test,
-  dropped in ``Backend.close``). Until then the param fails loudly with
-  ``MissingDependencyError``, which is the truth.
+* PostgreSQL: each test gets a new database on the test server (``tests/_postgres.py``:
+  ``CHACHAML_TEST_POSTGRES_URL``, default the local server ``.ci/run`` starts), dropped in
+  ``Backend.close``; artifacts in ``tmp_path``. Unreachable server: the test fails on CI and
+  is skipped elsewhere.
 * ``remote``: a tracking server (``chachaml.web.server.TeamApp`` on a real HTTP server in a
   thread) over a SQLite file in ``tmp_path``, and a ``RemoteStore`` pointing at it.
 """
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from _postgres import fresh_database
 from chachaml.store import open_store
 from chachaml.store.base import Store
 
@@ -77,8 +77,15 @@ def _sqlite_s3(tmp_path: Path) -> Backend:
     return Backend("sqlite-s3", store, file=path, cleanups=[restore])
 
 
-def _postgres(tmp_path: Path) -> Backend:  # pragma: no cover - enabled by an env var only
-    return Backend("postgres", open_store(os.environ["CHACHAML_TEST_POSTGRES_URL"]))
+def _postgres(tmp_path: Path) -> Backend:
+    database = fresh_database()
+    url = database.__enter__()
+    try:
+        store = open_store(url, artifacts=str(tmp_path / "artifacts"))
+    except BaseException:
+        database.__exit__(None, None, None)
+        raise
+    return Backend("postgres", store, cleanups=[lambda: database.__exit__(None, None, None)])
 
 
 def _remote(tmp_path: Path) -> Backend:
@@ -100,9 +107,8 @@ BACKENDS: list[tuple[str, Callable[[Path], Backend]]] = [
     ("sqlite-memory", _sqlite_memory),
     ("sqlite-s3", _sqlite_s3),
     ("remote", _remote),
+    ("postgres", _postgres),
 ]
-if os.environ.get("CHACHAML_TEST_POSTGRES_URL"):  # pragma: no cover
-    BACKENDS.append(("postgres", _postgres))
 
 
 @pytest.fixture(params=[factory for _, factory in BACKENDS], ids=[name for name, _ in BACKENDS])

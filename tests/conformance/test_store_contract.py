@@ -202,6 +202,23 @@ def test_log_batch_with_overwrite_replaces_a_param(store: Store) -> None:
 
 
 @pytest.mark.parametrize(
+    "points", [[("loss", 0.5, None, T0)], [("loss", 0.5, None, T0), ("acc", 0.9, 2, T0)]]
+)
+def test_log_batch_with_a_batch_id_is_applied_once_per_run(
+    store: Store, points: list[tuple[str, float, int | None, int]]
+) -> None:
+    run, other = new_run(store), new_run(store)
+    assert store.log_batch(run.id, params={"lr": "0.1"}, metrics=points, batch_id="b-1") is True
+    assert store.log_batch(run.id, params={"lr": "0.1"}, metrics=points, batch_id="b-1") is False  # resent
+    assert history(store, run.id, "loss") == [(0, 0.5)]
+    assert store.log_batch(run.id, metrics=points, batch_id="b-2") is True  # another batch is applied
+    assert history(store, run.id, "loss") == [(0, 0.5), (1, 0.5)]
+    assert store.log_batch(other.id, metrics=points, batch_id="b-1") is True  # ids are per run
+    assert history(store, other.id, "loss") == [(0, 0.5)]
+    assert store.log_batch(run.id, metrics=points) is True  # no id: always applied
+
+
+@pytest.mark.parametrize(
     "batch",
     [
         {"params": {"lr": "0.1"}},

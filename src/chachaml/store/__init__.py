@@ -4,8 +4,8 @@ A target is a path (``str`` / ``PathLike``) to a SQLite file, ``":memory:"``, a 
 ``Store``. A URI's scheme picks a factory from ``SCHEMES``, imported only when used:
 
 * ``sqlite`` (``sqlite:///relative.db``, ``sqlite:////absolute.db``): ``chachaml.store.sqlite``.
-* ``postgresql`` / ``postgres``: not part of this release yet; opening one raises
-  ``MissingDependencyError`` saying so.
+* ``postgresql`` / ``postgres`` (``postgresql://user:pw@host:5432/db``):
+  ``chachaml.store.postgres``, with psycopg 3 from the extra ``postgres``.
 * ``http`` / ``https`` (a tracking server): ``chachaml.store.remote`` (``token=`` option, else
   ``$CHACHAML_TOKEN``).
 
@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from chachaml.errors import InvalidValueError, MissingDependencyError
+from chachaml.errors import InvalidValueError
 from chachaml.store.base import LocalArtifacts, Store
 
 __all__ = [
@@ -40,8 +40,8 @@ Factory = Callable[..., Store]
 #: URI scheme -> factory, or "module:function" imported on first use (``import chachaml`` stays cheap).
 SCHEMES: dict[str, Factory | str] = {
     "sqlite": "chachaml.store.sqlite:open_sqlite",
-    "postgresql": "chachaml.store:_postgres_not_yet",
-    "postgres": "chachaml.store:_postgres_not_yet",
+    "postgresql": "chachaml.store.postgres:open_postgres",
+    "postgres": "chachaml.store.postgres:open_postgres",
     "http": "chachaml.store.remote:open_remote",
     "https": "chachaml.store.remote:open_remote",
 }
@@ -107,11 +107,13 @@ def open_store(target: Any, **options: Any) -> Store:
     Args:
         target: a path, ``":memory:"``, a URI whose scheme is in ``SCHEMES``, or a ``Store``
             (returned as it is).
-        **options: passed to the backend's factory (SQLite: ``is_dead=`` liveness).
+        **options: passed to the backend's factory (``is_dead=`` liveness; ``artifacts=`` the
+            artifact location of a store that is not a SQLite file).
 
     Raises:
         InvalidValueError: an empty path, a non-path, or an unknown URI scheme.
-        MissingDependencyError / StoreError: a known backend that is not available (yet).
+        MissingDependencyError: the backend's optional package is not installed.
+        StoreError: a known backend that is not available (yet).
     """
     if is_store(target):
         return target  # type: ignore[no-any-return]
@@ -129,10 +131,3 @@ def open_store(target: Any, **options: Any) -> Store:
             f"sqlite:///path.db (known schemes: {', '.join(sorted(SCHEMES))})"
         )
     return factory(text, **options)
-
-
-def _postgres_not_yet(target: str, **options: Any) -> Store:
-    raise MissingDependencyError(
-        f"{target.split('@')[-1]!r}: the PostgreSQL backend is not part of this chachaml "
-        "release yet; use a SQLite file for now (chachaml.use_store('runs.db'))"
-    )

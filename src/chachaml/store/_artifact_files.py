@@ -1,4 +1,4 @@
-"""The artifact-location seam: where a metadata store keeps artifact bytes (docs/adr/0011).
+"""The artifact-location seam: where a metadata store keeps artifact bytes (docs/adr/0017).
 
 A metadata store (SQLite today, PostgreSQL next) keeps the rows; the bytes live in an
 ``ArtifactFiles``: a local folder (``_files.LocalFiles``) or S3-compatible object storage

@@ -1,5 +1,5 @@
 """A small HTTP client for the remote store: stdlib ``http.client``, one keep-alive connection
-per thread, bearer token, JSON in and out, errors back as ``ChachamlError`` (ADR-0011)."""
+per thread, bearer token, JSON in and out, errors back as ``ChachamlError`` (ADR-0020)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ class ArtifactsMixin(RegistryMixin):
         self, path: str | None, *, is_dead: Liveness | None = None, artifacts: str | None = None
     ) -> None:
         super().__init__(path, is_dead=is_dead)
-        # Where the bytes go when chosen at open (a folder or s3://...; docs/adr/0011), else
+        # Where the bytes go when chosen at open (a folder or s3://...; docs/adr/0017), else
         # the folder next to the database.
         self._location: ArtifactFiles | None = None if artifacts is None else open_location(artifacts)
         self._tmp_root: str | None = None

@@ -1,7 +1,8 @@
 """Alerts, their events and pipelines in the SQLite store (migration 6; docs/adr/0013).
 
-The SQL is kept portable (``ON CONFLICT ... DO NOTHING``/``DO UPDATE``, no ``rowid``, no
-SQLite-only functions) so a PostgreSQL store can take it nearly as it is. The decisions
+The SQL is kept portable (``ON CONFLICT ... DO NOTHING``/``DO UPDATE``, no SQLite-only
+functions; the metric ``rowid`` and ``lastrowid`` behind two hooks) so the PostgreSQL store
+takes it as it is (``_pg_roles``). The decisions
 (which op crosses, whether an upsert changes an alert) are ``chachaml._automation_rules``'.
 """
 
@@ -19,7 +20,6 @@ from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store.base import AlertPoint
 
 _ALERT_COLS = "name, metric, op, threshold, experiment, webhook, created, updated, version"
-_NEWEST_POINT = "(SELECT coalesce(max(rowid), 0) FROM metrics)"
 _EVENT_COLS = (
     "id, alert, run_id, metric, value, step, op, threshold, fired, webhook, delivery, attempts, error"
 )
@@ -39,9 +39,9 @@ WHERE s.key = :key AND r.archived = 0 {scope}
         AND e.run_id = s.run_id)
 ORDER BY s.run_id
 """
-_SINCE_ANY = " AND s.run_id IN (SELECT m.run_id FROM metrics m WHERE m.rowid > :since AND m.key = :key)"
+_SINCE_ANY = " AND s.run_id IN (SELECT m.run_id FROM metrics m WHERE m.{point} > :since AND m.key = :key)"
 _SINCE_EACH = (
-    " AND EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = s.run_id AND m.key = s.key AND m.rowid > :since)"
+    " AND EXISTS (SELECT 1 FROM metrics m WHERE m.run_id = s.run_id AND m.key = s.key AND m.{point} > :since)"
 )
 # Inserted only while the alert still has the version the points were chosen for, and at most
 # once per (alert, version, run) whoever else is checking at the same time.
@@ -63,7 +63,14 @@ def _event(row: Sequence[Any]) -> AlertEvent:
 
 
 class AutomationMixin(SqliteBase):
-    """The ``AutomationStore`` role of ``SqliteStore``."""
+    """The ``AutomationStore`` role of ``SqliteStore``.
+
+    What differs on another engine is two hooks: ``_POINT`` (the metric column that orders
+    points: SQLite's ``rowid``) with ``_NEWEST_POINT`` (its highest value), and ``_insert_event``.
+    """
+
+    _POINT = "rowid"
+    _NEWEST_POINT = "(SELECT coalesce(max(rowid), 0) FROM metrics)"
 
     # -- alerts --------------------------------------------------------------------------------
     def put_alert(
@@ -82,7 +89,7 @@ class AutomationMixin(SqliteBase):
             if row is None:
                 conn.execute(
                     f"INSERT INTO alerts ({_ALERT_COLS}, since_point) "
-                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, {_NEWEST_POINT})",
+                    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, {self._NEWEST_POINT})",
                     (name, metric, op, threshold, experiment, webhook, now, now),
                 )
                 return Alert(name, metric, op, threshold, experiment, webhook, now, now, 1)
@@ -91,7 +98,7 @@ class AutomationMixin(SqliteBase):
                 return old
             conn.execute(
                 "UPDATE alerts SET metric = ?, op = ?, threshold = ?, experiment = ?, webhook = ?, "
-                f"updated = ?, version = version + 1, since_point = {_NEWEST_POINT} WHERE name = ?",
+                f"updated = ?, version = version + 1, since_point = {self._NEWEST_POINT} WHERE name = ?",
                 (metric, op, threshold, experiment, webhook, now, name),
             )
             return Alert(name, metric, op, threshold, experiment, webhook, old.created, now, old.version + 1)
@@ -135,11 +142,11 @@ class AutomationMixin(SqliteBase):
             batches: list[Sequence[str]] = [()] if run_ids is None else list(chunks(list(run_ids)))
             for batch in batches:
                 args = dict(named)
-                where = scope + _SINCE_ANY
+                where = scope + _SINCE_ANY.format(point=self._POINT)
                 if run_ids is not None:  # named parameters throughout: the ids are :id0, :id1, ...
                     args.update({f"id{i}": run_id for i, run_id in enumerate(batch)})
                     listed = ", ".join(f":id{i}" for i in range(len(batch)))
-                    where = f"{scope}{_SINCE_EACH} AND s.run_id IN ({listed})"
+                    where = f"{scope}{_SINCE_EACH.format(point=self._POINT)} AND s.run_id IN ({listed})"
                 for run_id, experiment, step, value, is_nan, ts in conn.execute(
                     _CANDIDATES.format(scope=where), args
                 ):
@@ -154,15 +161,15 @@ class AutomationMixin(SqliteBase):
         super()._delete_runs(conn, run_ids)  # type: ignore[misc]
         for chunk in chunks(list(run_ids)):
             conn.execute(f"DELETE FROM alert_events WHERE run_id IN ({marks(len(chunk))})", chunk)
-        conn.execute(f"UPDATE alerts SET since_point = min(since_point, {_NEWEST_POINT})")
+        conn.execute(f"UPDATE alerts SET since_point = min(since_point, {self._NEWEST_POINT})")
 
     def add_alert_events(self, alert: Alert, points: Sequence[AlertPoint], now: int) -> list[AlertEvent]:
         delivery = "pending" if alert.webhook else None
         added: list[AlertEvent] = []
         with self._tx() as conn:
             for p in points:
-                cur = conn.execute(
-                    _ADD_EVENT,
+                event_id = self._insert_event(
+                    conn,
                     (
                         alert.name,
                         alert.version,
@@ -179,11 +186,10 @@ class AutomationMixin(SqliteBase):
                         alert.version,
                     ),
                 )
-                if cur.rowcount == 1:
-                    assert cur.lastrowid is not None
+                if event_id is not None:
                     added.append(
                         AlertEvent(
-                            id=cur.lastrowid,
+                            id=event_id,
                             alert=alert.name,
                             run_id=p.run_id,
                             metric=alert.metric,
@@ -197,6 +203,12 @@ class AutomationMixin(SqliteBase):
                         )
                     )
         return added
+
+    @staticmethod
+    def _insert_event(conn: sqlite3.Connection, args: Sequence[Any]) -> int | None:
+        """Insert one event (``_ADD_EVENT``); its id, or None when it was not inserted."""
+        cur = conn.execute(_ADD_EVENT, args)
+        return cur.lastrowid if cur.rowcount == 1 else None
 
     def set_alert_delivery(self, event_id: int, delivery: str, attempts: int, error: str | None) -> None:
         with self._tx() as conn:

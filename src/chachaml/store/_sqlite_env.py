@@ -37,9 +37,13 @@ def encode_env(env: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
 
 
 def store_packages(conn: sqlite3.Connection, digest: str | None, text: str | None) -> None:
-    """Keep one copy of a package list (inside the caller's write transaction)."""
+    """Keep one copy of a package list (inside the caller's write transaction; the SQL is
+    PostgreSQL's too)."""
     if digest is not None:
-        conn.execute("INSERT OR IGNORE INTO env_packages (digest, packages) VALUES (?, ?)", (digest, text))
+        conn.execute(
+            "INSERT INTO env_packages (digest, packages) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING",
+            (digest, text),
+        )
 
 
 class EnvReader:

@@ -106,7 +106,7 @@ class LifecycleMixin(SqliteBase):
         root = self.artifact_root
         if not root or not run_ids:
             return
-        files = self._files()  # a folder, or object storage (docs/adr/0011)
+        files = self._files()  # a folder, or object storage (docs/adr/0017)
         failed = []
         for run_id in run_ids:
             try:

@@ -201,7 +201,11 @@ class RegistryMixin(SqliteBase):
     # -- lookups and their errors ---------------------------------------------------------------
     def _require_model(self, conn: sqlite3.Connection | None, name: str) -> None:
         if conn is None or conn.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone() is None:
-            known = [] if conn is None else [r[0] for r in conn.execute("SELECT name FROM models LIMIT 11")]
+            known = (
+                []
+                if conn is None
+                else [r[0] for r in conn.execute("SELECT name FROM models ORDER BY name LIMIT 11")]
+            )
             hint = (
                 f"registered models: {', '.join(map(repr, known[:10]))}"
                 if known

@@ -1,7 +1,7 @@
 """Writing records copied from another store, with their ids and times (``chachaml migrate``).
 
 The ordinary writes stamp the clock, pick steps and version numbers, and refuse finished runs;
-a copy must keep what the source recorded. Three primitives, one per role (docs/adr/0011):
+a copy must keep what the source recorded. Three primitives, one per role (docs/adr/0017):
 
 * ``restore_run`` -- a finished run with everything it logged except artifacts, in ONE
   transaction: a copy interrupted anywhere leaves the run either absent or whole;

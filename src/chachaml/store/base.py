@@ -241,7 +241,7 @@ class RunStore(Protocol):
         """Archive (finished runs only) or unarchive matching runs; returns how many changed."""
         ...
 
-    # -- copies from another store (chachaml migrate; docs/adr/0011) -------------------------
+    # -- copies from another store (chachaml migrate; docs/adr/0017) -------------------------
     def restore_run(self, run: Run, metrics: Iterable[Metric]) -> bool:
         """Write a finished run copied from another store exactly as given (id, experiment,
         status, times, error, note, env, archived, created_by, parent, params, tags, datasets)

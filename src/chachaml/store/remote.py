@@ -1,4 +1,4 @@
-"""The remote store: the store contract over a chachaml tracking server (SPEC 10, ADR-0011).
+"""The remote store: the store contract over a chachaml tracking server (SPEC 10, ADR-0020).
 
 ``use_store("http://host:port", token=...)`` (or ``$CHACHAML_TOKEN``) opens one; the ``Client``
 and every module verb work over it unchanged. Each store method is one call to

@@ -235,7 +235,7 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
         with self._tx() as conn:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if batch_id is not None and row is not None and _seen_batch(conn, run_id, batch_id):
-                return False  # a resent batch (docs/adr/0017): applied once, in its own transaction
+                return False  # a resent batch (docs/adr/0020): applied once, in its own transaction
             if row is None or (row[0] != "running" and (params or metrics)):
                 self._raise_not_running(conn, run_id, "log params or metrics to")
             if params:

@@ -3,7 +3,7 @@
 The JSON API of SPEC 9.2 is shaped for people and the UI; the remote store
 (``chachaml.store.remote``) needs the store contract itself, method by method, so that the
 ``Client`` and the module verbs work unchanged over a server with the same semantics the
-conformance suite checks (ADR-0011). Each call is one store call:
+conformance suite checks (ADR-0020). Each call is one store call:
 
 * request: ``{"args": {<keyword arguments of the store method>}}`` as JSON; numbers may be the
   tokens ``NaN``, ``Infinity``, ``-Infinity`` (Python's ``json``), so metric values round-trip;

@@ -1,5 +1,5 @@
 """The team tracking server: the WSGI application behind tokens, limits and an access log
-(SPEC 10; ``chachaml server``; ADR-0011).
+(SPEC 10; ``chachaml server``; ADR-0020).
 
 ``TeamApp`` wraps ``chachaml.web.app.App`` and, in this order for every request:
 

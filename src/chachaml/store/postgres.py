@@ -1,0 +1,483 @@
+"""The PostgreSQL backend: ``use_store("postgresql://user:pw@host:5432/db")`` (extra ``postgres``).
+
+Same contract, rules and semantics as the SQLite store (docs/adr/0021-postgresql-backend.md).
+The SQL that is engine-neutral is the SQLite store's, shared through the adapter of
+``_pg_base`` (run reads, tags, notes, datasets, resuming and ending, the registry, artifacts,
+deleting and archiving); this module replaces what differs:
+
+* metric writes: one statement that checks the run is running (``FOR SHARE``: a concurrent
+  ``end_run`` waits for it, or it sees the run ended), upserts ``metric_summary`` -- whose row
+  lock hands out the next default step, so concurrent writers never pick the same one -- and
+  inserts the point; one round trip, one commit;
+* run creation and experiments as upserts (no read-then-write race between processes);
+* params under the run row's lock, so two processes cannot both "first" log different values;
+* search through the PostgreSQL dialect of the query compiler (``_pg_dialect``);
+* registry writes under one advisory lock (promotions from many processes serialise, so the
+  previous production version is always the one archived), artifact commits and ``gc`` under
+  another (``gc`` never takes a file being committed for an orphan).
+
+Artifact bytes live behind the SQLite store's artifact seam (``_artifact_files``, docs/adr/0017):
+a local folder or S3-compatible object storage (``s3://bucket/prefix``), chosen by
+``artifacts=``, else ``$CHACHAML_ARTIFACTS``, else ``./chachaml-artifacts/`` (SPEC section 10).
+Alerts, pipelines and the copy primitives are ``_pg_roles``'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, BinaryIO, cast
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from chachaml._process import Liveness
+from chachaml.entities import Artifact, Experiment, GcReport, Metric, ModelVersion, Run
+from chachaml.errors import ConflictError, RunNotFoundError
+from chachaml.rules import MAX_STEP, no_next_step, validate_query
+from chachaml.store import _pg_dialect
+from chachaml.store._locations import artifact_root_uri
+from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, _passwords, parse_url
+from chachaml.store._pg_roles import PgRoles
+from chachaml.store._sqlite_base import chunks, marks, point_value
+from chachaml.store._sqlite_env import encode_env, store_packages
+from chachaml.store._sqlite_lifecycle import RUN_TABLES
+from chachaml.store.base import MetricIn, NewRun, RunFilter
+from chachaml.store.sqlite import _RUN_COLS
+
+__all__ = ["PostgresStore", "open_postgres", "temporary_database"]
+
+DEFAULT_ORDER = "runs.start_time DESC, runs.seq DESC"  # newest first, ties in insertion order
+
+# The hot path (see the module docstring). ``s`` is NULL for "the next step": the summary row's
+# last_step + 1, taken under that row's lock; an explicit step below it leaves "latest" alone.
+# After MAX_STEP there is no next step: NULL, which the NOT NULL constraint refuses (issue 7).
+_LATER = "%(s)s::bigint IS NULL OR excluded.last_step >= ms.last_step"
+_INSERT_METRIC = f"""
+WITH ok AS (SELECT 1 FROM runs WHERE id = %(r)s AND status = 'running' FOR SHARE),
+s AS (
+    INSERT INTO metric_summary AS ms
+        (run_id, key, last_step, last_value, last_is_nan, last_timestamp, min, max, count)
+    SELECT %(r)s, %(k)s, coalesce(%(s)s::bigint, 0), nullif(%(v)s::float8, 'NaN'), %(n)s::int,
+           %(t)s::bigint, nullif(%(v)s::float8, 'NaN'), nullif(%(v)s::float8, 'NaN'), 1 FROM ok
+    ON CONFLICT (run_id, key) DO UPDATE SET
+        last_step = CASE WHEN %(s)s::bigint IS NULL
+                         THEN CASE WHEN ms.last_step < {MAX_STEP} THEN ms.last_step + 1 END
+                         ELSE greatest(ms.last_step, excluded.last_step) END,
+        last_value = CASE WHEN {_LATER} THEN excluded.last_value ELSE ms.last_value END,
+        last_is_nan = CASE WHEN {_LATER} THEN excluded.last_is_nan ELSE ms.last_is_nan END,
+        last_timestamp = CASE WHEN {_LATER} THEN excluded.last_timestamp ELSE ms.last_timestamp END,
+        min = least(ms.min, excluded.min),
+        max = greatest(ms.max, excluded.max),
+        count = ms.count + 1
+    RETURNING ms.last_step
+)
+INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
+SELECT %(r)s, %(k)s, coalesce(%(s)s::bigint, s.last_step), %(v)s::float8, %(t)s::bigint, %(n)s::int
+FROM s
+"""
+
+
+def _point(run_id: str, key: str, value: float, step: int | None, ts: int) -> dict[str, Any]:
+    return {"r": run_id, "k": key, "s": step, "v": value, "t": ts, "n": 1 if value != value else 0}
+
+
+# Rows of a deleted run beyond the SQLite store's list: its alert events, its applied batch ids.
+_RUN_TABLES = (*RUN_TABLES, "alert_events", "applied_batches")
+
+
+class PostgresStore(PgRoles):
+    """A store in a PostgreSQL database. Open it with ``chachaml.use_store("postgresql://...")``.
+
+    Subclassing ``SqliteStore`` shares its engine-neutral SQL (see the module docstring); every
+    method below replaces one whose SQL or locking is SQLite's.
+    """
+
+    def __init__(self, target: str, *, is_dead: Liveness | None = None, artifacts: str | None = None) -> None:
+        """Open lazily: the first call connects, and migrates the schema if needed.
+
+        Args:
+            target: ``postgresql://user:password@host:port/database``; ``?pool_size=N`` sets the
+                connections per process (default 4, or ``$CHACHAML_PG_POOL_SIZE``).
+            is_dead: liveness of running runs (default: this host's processes are probed, any
+                other run is judged by its heartbeat).
+            artifacts: where artifact bytes go (a folder, ``file://`` URI or
+                ``s3://bucket/prefix``); default ``$CHACHAML_ARTIFACTS``, else ``./chachaml-artifacts``.
+        """
+        options = parse_url(target)[2]
+        location = artifact_root_uri(artifacts or options.get("artifacts"))
+        super().__init__(target, is_dead=is_dead, artifacts=location)
+        if "artifacts" not in self._options:  # another process reopening uri finds the same place
+            extra = ("&" if "?" in self.uri else "?") + urlencode({"artifacts": location})
+            self.uri += extra
+            if self._target + extra != self.uri:  # the URL has a password: reopen with it here
+                _passwords[self.uri] = self._target + extra
+        self._legacy = False  # no artifact folder of this store predates store ids
+
+    def _identity(self) -> str:
+        if self._store_id is None:
+            with self._tx() as conn:
+                conn.execute(
+                    "INSERT INTO chachaml_meta (key, value) VALUES ('store_id', ?) "
+                    "ON CONFLICT (key) DO NOTHING",
+                    (secrets.randbits(63),),
+                )
+                row = conn.execute("SELECT value FROM chachaml_meta WHERE key = 'store_id'").fetchone()
+            self._store_id = f"{int(row[0]):016x}"
+        return self._store_id
+
+    def _held_artifacts_before_markers(self) -> bool:
+        return False
+
+    # -- run lifecycle -------------------------------------------------------------------------
+    def create_run(self, new: NewRun) -> Run:
+        with self._tx() as conn:
+            if new.parent_id is not None and (
+                conn.execute("SELECT 1 FROM runs WHERE id = ?", (new.parent_id,)).fetchone() is None
+            ):
+                raise RunNotFoundError(
+                    f"parent run {new.parent_id!r} does not exist; pass the id of an existing run "
+                    "as parent_id, or parent_id=None"
+                )
+            conn.execute(
+                "INSERT INTO experiments (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (new.experiment, new.start_time),
+            )
+            env, digest, packages = encode_env(new.env)  # the package list once (docs/adr/0018)
+            cur = conn.execute(
+                "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, created_by, "
+                "env, env_packages, host, pid, proc_start, heartbeat) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    new.id,
+                    new.experiment,
+                    new.name,
+                    new.start_time,
+                    new.parent_id,
+                    new.created_by,
+                    env,
+                    digest,
+                    new.owner.host,
+                    new.owner.pid,
+                    new.owner.proc_start,
+                    new.start_time,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise ConflictError(
+                    f"a run with id {new.id!r} already exists; resume it with "
+                    f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
+                )
+            store_packages(conn, digest, packages)
+            if new.tags:
+                conn.executemany(
+                    "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
+                    [(new.id, k, v) for k, v in new.tags.items()],
+                )
+        return Run(
+            id=new.id,
+            experiment=new.experiment,
+            status="running",
+            start_time=new.start_time,
+            name=new.name,
+            parent_id=new.parent_id,
+            created_by=new.created_by,
+            tags=dict(new.tags),
+            env=dict(new.env),
+        )
+
+    def create_experiment(
+        self, name: str, description: str | None, owner: str | None, now: int
+    ) -> Experiment:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO experiments (name, description, owner, created) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET "
+                "description = coalesce(excluded.description, experiments.description), "
+                "owner = coalesce(excluded.owner, experiments.owner)",
+                (name, description, owner, now),
+            )
+        return next(e for e in self.experiments() if e.name == name)
+
+    # -- writes --------------------------------------------------------------------------------
+    def log_metric(self, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
+        """``log_batch`` of one point: one statement, committed on return (autocommit)."""
+        import psycopg
+
+        with self._borrow() as raw:
+            try:
+                if raw.execute(_INSERT_METRIC, _point(run_id, key, value, step, ts)).rowcount == 1:
+                    return
+            except psycopg.errors.NotNullViolation as exc:
+                raise no_next_step(run_id, key) from exc
+            self._raise_not_running(
+                cast(Any, PgConn(raw)), run_id, f"log metric {key!r} to"
+            )  # the guard refused: gone or not running
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        metrics: Sequence[MetricIn] = (),
+        tags: Mapping[str, str] | None = None,
+        overwrite: bool = False,
+        batch_id: str | None = None,
+    ) -> bool:
+        if len(metrics) == 1 and not params and not tags and batch_id is None:
+            self.log_metric(run_id, *metrics[0])
+            return True
+        with self._tx() as conn:
+            # The run row's lock: FOR UPDATE serialises param writers of this run (immutability
+            # is read-then-write); FOR SHARE keeps a concurrent end_run out until we commit.
+            lock = "FOR UPDATE" if params else "FOR SHARE"
+            row = conn.execute(f"SELECT status FROM runs WHERE id = ? {lock}", (run_id,)).fetchone()
+            if (
+                batch_id is not None
+                and row is not None
+                and conn.execute(  # a resent batch (docs/adr/0020): applied once, in its own transaction
+                    "INSERT INTO applied_batches (run_id, batch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (run_id, batch_id),
+                ).rowcount
+                == 0
+            ):
+                return False
+            if row is None or (row[0] != "running" and (params or metrics)):
+                self._raise_not_running(conn, run_id, "log params or metrics to")
+            if params:
+                self._write_params(conn, run_id, params, overwrite)
+            if metrics:
+                self._write_metrics(conn, run_id, metrics)
+            if tags:
+                conn.executemany(
+                    "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) "
+                    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                    [(run_id, k, v) for k, v in tags.items()],
+                )
+        return True
+
+    def _write_metrics(self, conn: Any, run_id: str, metrics: Sequence[MetricIn]) -> None:
+        # In the order given (an implicit step continues after an explicit one before it); the
+        # statements run pipelined, in one round trip per batch.
+        import psycopg
+
+        try:
+            with cast(PgConn, conn).raw.cursor() as cur:
+                cur.executemany(_INSERT_METRIC, [_point(run_id, k, v, s, ts) for k, v, s, ts in metrics])
+        except psycopg.errors.NotNullViolation as exc:  # a key at MAX_STEP got step=None
+            keys = sorted({k for k, _, s, _ in metrics if s is None})
+            full = (
+                self._write()
+                .execute(
+                    "SELECT min(key) FROM metrics WHERE run_id = ? AND step = ? "
+                    f"AND key IN ({marks(len(keys))})",
+                    (run_id, MAX_STEP, *keys),
+                )
+                .fetchone()
+            )
+            raise no_next_step(run_id, full[0] if full and full[0] else keys[0]) from exc
+
+    # -- reads ---------------------------------------------------------------------------------
+    def _compile_filter(self, flt: RunFilter) -> tuple[str, list[Any], str]:
+        """(WHERE clause, its bound values then the ORDER BY's, ORDER BY clause) for ``runs`` rows."""
+        where, args = ["1 = 1"], []
+        if not flt.include_archived:
+            where.append("runs.archived = 0")
+        for col in ("experiment", "status", "name", "parent_id", "created_by"):
+            value = getattr(flt, col)
+            if value is not None:
+                where.append(f"runs.{col} = ?")
+                args.append(value)
+        for k, v in (flt.tags or {}).items():
+            where.append(
+                "EXISTS (SELECT 1 FROM tags t WHERE t.run_id = runs.id AND t.key = ? AND t.value = ?)"
+            )
+            args.extend([k, v])
+        flt_where, flt_order = validate_query(flt.where, flt.order_by)
+        if flt_where is not None:
+            sql, qargs = _pg_dialect.compile_where(flt_where)
+            where.append(sql)
+            args.extend(qargs)
+        order = DEFAULT_ORDER
+        if flt_order is not None:
+            sql, oargs = _pg_dialect.compile_order(flt_order)
+            order = f"{sql}, {DEFAULT_ORDER}"
+            args.extend(oargs)
+        return " AND ".join(where), args, order
+
+    def _select(self, conn: Any, sql: str, args: list[Any]) -> list[Any]:
+        """Run one SELECT that may carry a compiled user query in a READ ONLY transaction: values
+        are bound and identifiers whitelisted, and even a compiler bug could not make it write."""
+        raw = cast(PgConn, conn).raw
+        with raw.transaction():
+            raw.execute("SET TRANSACTION READ ONLY")
+            return PgConn(raw).execute(sql, args).fetchall()
+
+    def find_runs(self, flt: RunFilter) -> list[Run]:
+        where, args, order = self._compile_filter(flt)  # a bad query raises before connecting
+        sql = f"SELECT {_RUN_COLS} FROM runs WHERE {where} ORDER BY {order}"
+        if flt.limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            args.extend([flt.limit, flt.offset])
+        elif flt.offset:
+            sql += " OFFSET ?"
+            args.append(flt.offset)
+        with self._reading() as conn:
+            assert conn is not None
+            return self._assemble(conn, self._select(conn, sql, args))
+
+    def best_run(self, flt: RunFilter, key: str, mode: str) -> Run | None:
+        """The matching run with the highest (``max``) or lowest (``min``) value of ``key``;
+        NaN is no value; ties go to the run started first, then to the earliest step."""
+        col, direction = {"max": ("ms.max", "DESC"), "min": ("ms.min", "ASC")}[mode]
+        flt = dataclasses.replace(flt, order_by=None, limit=None, offset=0)
+        where, args, _ = self._compile_filter(flt)
+        with self._reading() as conn:
+            assert conn is not None
+            rows = self._select(
+                conn,
+                f"SELECT runs.id, {col} FROM runs JOIN metric_summary ms "
+                "ON ms.run_id = runs.id AND ms.key = ? "
+                f"WHERE {col} IS NOT NULL AND {where} "
+                f"ORDER BY {col} {direction}, runs.start_time ASC, runs.seq ASC LIMIT 1",
+                [key, *args],
+            )
+            if not rows:
+                return None
+            run_id, value = rows[0]
+            step = conn.execute(
+                "SELECT step FROM metrics WHERE run_id = ? AND key = ? AND value = ? "
+                "ORDER BY step, seq LIMIT 1",
+                (run_id, key, value),
+            ).fetchone()
+        run = self.get_run(run_id)
+        return dataclasses.replace(run, best_value=value, best_step=None if step is None else step[0])
+
+    def metric_history(self, run_id: str, key: str, *, after_step: int | None = None) -> list[Metric]:
+        sql = "SELECT step, value, is_nan, timestamp FROM metrics WHERE run_id = ? AND key = ?"
+        args: list[Any] = [run_id, key]
+        if after_step is not None:
+            sql += " AND step > ?"
+            args.append(after_step)
+        with self._reading() as conn:
+            assert conn is not None
+            rows = conn.execute(sql + " ORDER BY step, seq", args).fetchall()
+        return [Metric(key, point_value(v, nan), step, ts) for step, v, nan, ts in rows]
+
+    # -- the lifecycle of data -----------------------------------------------------------------
+    def _delete_runs(self, conn: Any, run_ids: Sequence[str]) -> None:
+        """Delete the rows of these runs inside the caller's transaction.
+
+        The run rows are locked first: a metric write holds its run row ``FOR SHARE`` until it
+        commits, so no point can slip in after its run's points were deleted.
+        """
+        if not run_ids:
+            return
+        for chunk in chunks(list(run_ids)):
+            conn.execute(f"SELECT 1 FROM runs WHERE id IN ({marks(len(chunk))}) FOR UPDATE", chunk)
+        self._check_deletable(conn, run_ids)
+        for chunk in chunks(list(run_ids)):
+            m = marks(len(chunk))
+            for table in _RUN_TABLES:  # fixed names, never user input
+                conn.execute(f"DELETE FROM {table} WHERE run_id IN ({m})", chunk)
+            conn.execute(f"UPDATE runs SET parent_id = NULL WHERE parent_id IN ({m})", chunk)
+            conn.execute(f"DELETE FROM runs WHERE id IN ({m})", chunk)
+
+    def _check_deletable(self, conn: Any, run_ids: Sequence[str]) -> None:
+        # Under the registry's lock: a version cannot be registered on a run being deleted.
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (REGISTRY_LOCK,))
+        super()._check_deletable(conn, run_ids)
+
+    # -- artifacts: commits and gc exclude each other ------------------------------------------
+    def log_artifact(
+        self,
+        run_id: str,
+        name: str,
+        data: bytes | BinaryIO,
+        *,
+        format: str,
+        content_type: str,
+        created: int,
+        overwrite: bool = False,
+    ) -> Artifact:
+        with self._locking(ARTIFACT_LOCK, shared=True):
+            return super().log_artifact(
+                run_id, name, data, format=format, content_type=content_type, created=created,
+                overwrite=overwrite,
+            )  # fmt: skip
+
+    def gc_artifacts(self, *, dry_run: bool = False) -> GcReport:
+        with self._locking(ARTIFACT_LOCK):
+            return super().gc_artifacts(dry_run=dry_run)
+
+    # -- the registry: one writer at a time ----------------------------------------------------
+    def register_model(
+        self,
+        name: str,
+        *,
+        run_id: str,
+        artifact: str,
+        stage: str = "none",
+        description: str | None = None,
+        who: str | None = None,
+        now: int,
+    ) -> ModelVersion:
+        with self._locking(REGISTRY_LOCK):
+            return super().register_model(
+                name, run_id=run_id, artifact=artifact, stage=stage, description=description,
+                who=who, now=now,
+            )  # fmt: skip
+
+    def promote(
+        self, name: str, version: int, stage: str, *, who: str | None = None, now: int
+    ) -> ModelVersion:
+        with self._locking(REGISTRY_LOCK):
+            return super().promote(name, version, stage, who=who, now=now)
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, who: str | None = None, now: int
+    ) -> ModelVersion:
+        with self._locking(REGISTRY_LOCK):
+            return super().set_alias(name, alias, version, who=who, now=now)
+
+    def delete_alias(self, name: str, alias: str, *, who: str | None = None, now: int) -> bool:
+        with self._locking(REGISTRY_LOCK):
+            return super().delete_alias(name, alias, who=who, now=now)
+
+    def set_model_description(
+        self, name: str, description: str | None, *, version: int | None = None, now: int
+    ) -> None:
+        with self._locking(REGISTRY_LOCK):
+            super().set_model_description(name, description, version=version, now=now)
+
+
+def open_postgres(
+    target: str, *, is_dead: Liveness | None = None, artifacts: str | None = None
+) -> PostgresStore:
+    """The ``postgresql`` / ``postgres`` factory of the scheme registry."""
+    return PostgresStore(_passwords.get(target, target), is_dead=is_dead, artifacts=artifacts)
+
+
+@contextmanager
+def temporary_database(url: str) -> Iterator[str]:
+    """A fresh, empty database on the server ``url`` points at, dropped on exit (for tests).
+
+    ``CREATE DATABASE`` with a unique name through ``url``'s own database (which must exist and
+    allow it), yielding the URL of the new one; on exit its connections are ended and it is
+    dropped. The pytest fixture ``chachaml_store`` uses it when ``CHACHAML_TEST_STORE`` is a
+    PostgreSQL URL, so each test gets its own database.
+    """
+    from chachaml._optional import require
+
+    psycopg = require("psycopg", "postgres")
+    conninfo, _, _ = parse_url(url)
+    parts = urlsplit(conninfo)
+    name = f"chachaml_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')  # a fixed alphabet: nothing to quote
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
