@@ -72,6 +72,10 @@ def main(argv: list[str]) -> int:
 
     print(f"Database file: {db.resolve()}")
     print(f"Read it back:  chachaml.use_store({str(db.resolve())!r}); chachaml.runs()")
+    import shlex  # here: only the demo's last lines need it
+
+    print(f"Or in a shell: chachaml runs --store {shlex.quote(str(db.resolve()))}")
+    print(f"In a browser:  chachaml ui --store {shlex.quote(str(db.resolve()))}")
     print("It is plain SQLite: any SQL tool can open it (tables runs, params, metrics, tags).")
     return 0
 
