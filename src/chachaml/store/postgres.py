@@ -34,16 +34,14 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from chachaml._process import Liveness
 from chachaml.entities import Artifact, Experiment, GcReport, Metric, ModelVersion, Run
-from chachaml.errors import ConflictError, RunNotFoundError
 from chachaml.rules import MAX_STEP, no_next_step, validate_query
 from chachaml.store import _pg_dialect
 from chachaml.store._locations import artifact_root_uri
 from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, _passwords, parse_url
 from chachaml.store._pg_roles import PgRoles
 from chachaml.store._sqlite_base import chunks, marks, point_value
-from chachaml.store._sqlite_env import encode_env, store_packages
 from chachaml.store._sqlite_lifecycle import RUN_TABLES
-from chachaml.store.base import MetricIn, NewRun, RunFilter
+from chachaml.store.base import MetricIn, RunFilter
 from chachaml.store.sqlite import _RUN_COLS
 
 __all__ = ["PostgresStore", "open_postgres", "temporary_database"]
@@ -131,62 +129,6 @@ class PostgresStore(PgRoles):
         return False
 
     # -- run lifecycle -------------------------------------------------------------------------
-    def create_run(self, new: NewRun) -> Run:
-        with self._tx() as conn:
-            if new.parent_id is not None and (
-                conn.execute("SELECT 1 FROM runs WHERE id = ?", (new.parent_id,)).fetchone() is None
-            ):
-                raise RunNotFoundError(
-                    f"parent run {new.parent_id!r} does not exist; pass the id of an existing run "
-                    "as parent_id, or parent_id=None"
-                )
-            conn.execute(
-                "INSERT INTO experiments (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                (new.experiment, new.start_time),
-            )
-            env, digest, packages = encode_env(new.env)  # the package list once (docs/adr/0018)
-            cur = conn.execute(
-                "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, created_by, "
-                "env, env_packages, host, pid, proc_start, heartbeat) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (
-                    new.id,
-                    new.experiment,
-                    new.name,
-                    new.start_time,
-                    new.parent_id,
-                    new.created_by,
-                    env,
-                    digest,
-                    new.owner.host,
-                    new.owner.pid,
-                    new.owner.proc_start,
-                    new.start_time,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise ConflictError(
-                    f"a run with id {new.id!r} already exists; resume it with "
-                    f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
-                )
-            store_packages(conn, digest, packages)
-            if new.tags:
-                conn.executemany(
-                    "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
-                    [(new.id, k, v) for k, v in new.tags.items()],
-                )
-        return Run(
-            id=new.id,
-            experiment=new.experiment,
-            status="running",
-            start_time=new.start_time,
-            name=new.name,
-            parent_id=new.parent_id,
-            created_by=new.created_by,
-            tags=dict(new.tags),
-            env=dict(new.env),
-        )
-
     def create_experiment(
         self, name: str, description: str | None, owner: str | None, now: int
     ) -> Experiment:

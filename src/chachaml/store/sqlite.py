@@ -117,38 +117,37 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                     f"parent run {new.parent_id!r} does not exist; pass the id of an existing run "
                     "as parent_id, or parent_id=None"
                 )
+            # Portable SQL (SQLite and PostgreSQL, which inherits this method): a taken id is a
+            # row not inserted, found without a lookup first (one statement less).
             conn.execute(
-                "INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)",
+                "INSERT INTO experiments (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
                 (new.experiment, new.start_time),
             )
-            env, digest, packages = encode_env(new.env)
-            try:  # a taken id fails on the primary key (no lookup first: one statement less)
-                conn.execute(
-                    "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, "
-                    "created_by, env, env_packages, host, pid, proc_start, heartbeat) "
-                    "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        new.id,
-                        new.experiment,
-                        new.name,
-                        new.start_time,
-                        new.parent_id,
-                        new.created_by,
-                        env,
-                        digest,
-                        new.owner.host,
-                        new.owner.pid,
-                        new.owner.proc_start,
-                        new.start_time,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                if "runs.id" not in str(exc):
-                    raise
+            env, digest, packages = encode_env(new.env)  # the package list once (docs/adr/0018)
+            cur = conn.execute(
+                "INSERT INTO runs (id, experiment, name, status, start_time, parent_id, created_by, "
+                "env, env_packages, host, pid, proc_start, heartbeat) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    new.id,
+                    new.experiment,
+                    new.name,
+                    new.start_time,
+                    new.parent_id,
+                    new.created_by,
+                    env,
+                    digest,
+                    new.owner.host,
+                    new.owner.pid,
+                    new.owner.proc_start,
+                    new.start_time,
+                ),
+            )
+            if cur.rowcount != 1:
                 raise ConflictError(
                     f"a run with id {new.id!r} already exists; resume it with "
                     f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
-                ) from None
+                )
             store_packages(conn, digest, packages)
             if new.tags:
                 conn.executemany(
