@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -157,47 +157,19 @@ class PostgresStore(PgRoles):
                 cast(Any, PgConn(raw)), run_id, f"log metric {key!r} to"
             )  # the guard refused: gone or not running
 
-    def log_batch(
-        self,
-        run_id: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        metrics: Sequence[MetricIn] = (),
-        tags: Mapping[str, str] | None = None,
-        overwrite: bool = False,
-        batch_id: str | None = None,
-    ) -> bool:
-        if len(metrics) == 1 and not params and not tags and batch_id is None:
-            self.log_metric(run_id, *metrics[0])
-            return True
-        with self._tx() as conn:
-            # The run row's lock: FOR UPDATE serialises param writers of this run (immutability
-            # is read-then-write); FOR SHARE keeps a concurrent end_run out until we commit.
-            lock = "FOR UPDATE" if params else "FOR SHARE"
-            row = conn.execute(f"SELECT status FROM runs WHERE id = ? {lock}", (run_id,)).fetchone()
-            if (
-                batch_id is not None
-                and row is not None
-                and conn.execute(  # a resent batch (docs/adr/0020): applied once, in its own transaction
-                    "INSERT INTO applied_batches (run_id, batch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                    (run_id, batch_id),
-                ).rowcount
-                == 0
-            ):
-                return False
-            if row is None or (row[0] != "running" and (params or metrics)):
-                self._raise_not_running(conn, run_id, "log params or metrics to")
-            if params:
-                self._write_params(conn, run_id, params, overwrite)
-            if metrics:
-                self._write_metrics(conn, run_id, metrics)
-            if tags:
-                conn.executemany(
-                    "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) "
-                    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-                    [(run_id, k, v) for k, v in tags.items()],
-                )
-        return True
+    # -- engine hooks of the inherited log_batch ------------------------------------------------
+    def _run_row_lock(self, params: bool) -> str:
+        # FOR UPDATE serialises param writers of this run (immutability is read-then-write);
+        # FOR SHARE keeps a concurrent end_run out until the batch commits.
+        return " FOR UPDATE" if params else " FOR SHARE"
+
+    def _seen_batch(self, conn: Any, run_id: str, batch_id: str) -> bool:
+        """Record ``batch_id`` as applied to the run (table from schema migration 2); True if it was."""
+        cur = conn.execute(
+            "INSERT INTO applied_batches (run_id, batch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (run_id, batch_id),
+        )
+        return cur.rowcount == 0  # type: ignore[no-any-return]
 
     def _write_metrics(self, conn: Any, run_id: str, metrics: Sequence[MetricIn]) -> None:
         # In the order given (an implicit step continues after an explicit one before it); the

@@ -232,8 +232,10 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
             self.log_metric(run_id, *metrics[0])
             return True
         with self._tx() as conn:
-            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if batch_id is not None and row is not None and _seen_batch(conn, run_id, batch_id):
+            row = conn.execute(
+                f"SELECT status FROM runs WHERE id = ?{self._run_row_lock(bool(params))}", (run_id,)
+            ).fetchone()
+            if batch_id is not None and row is not None and self._seen_batch(conn, run_id, batch_id):
                 return False  # a resent batch (docs/adr/0020): applied once, in its own transaction
             if row is None or (row[0] != "running" and (params or metrics)):
                 self._raise_not_running(conn, run_id, "log params or metrics to")
@@ -248,6 +250,28 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                     [(run_id, k, v) for k, v in tags.items()],
                 )
         return True
+
+    # -- engine hooks of log_batch (PostgreSQL overrides them) --------------------------------
+    def _run_row_lock(self, params: bool) -> str:
+        """What follows the run-row SELECT of a batch: nothing here (BEGIN IMMEDIATE holds the
+        database's write lock for the whole transaction)."""
+        return ""
+
+    def _seen_batch(self, conn: sqlite3.Connection, run_id: str, batch_id: str) -> bool:
+        """Record ``batch_id`` as applied to the run in this transaction; True if it was already.
+
+        The table is made on first use (``IF NOT EXISTS``) rather than by a schema migration, so
+        databases that never see a remote client are unchanged. Rows outlive a deleted run; that is
+        harmless (ids are uuids and the run id is part of the key).
+        """
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS applied_batches (run_id TEXT NOT NULL, batch_id TEXT NOT NULL, "
+            "PRIMARY KEY (run_id, batch_id)) WITHOUT ROWID"
+        )
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO applied_batches (run_id, batch_id) VALUES (?, ?)", (run_id, batch_id)
+        )
+        return cur.rowcount == 0
 
     def _write_params(
         self, conn: sqlite3.Connection, run_id: str, params: Mapping[str, str], overwrite: bool
@@ -521,20 +545,3 @@ def open_sqlite(
     there instead of in the folder next to the database (docs/adr/0017).
     """
     return SqliteStore(path, is_dead=is_dead, artifacts=artifacts)
-
-
-def _seen_batch(conn: sqlite3.Connection, run_id: str, batch_id: str) -> bool:
-    """Record ``batch_id`` as applied to the run in this transaction; True if it was already.
-
-    The table is made on first use (``IF NOT EXISTS``) rather than by a schema migration, so
-    databases that never see a remote client are unchanged. Rows outlive a deleted run; that is
-    harmless (ids are uuids and the run id is part of the key).
-    """
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS applied_batches (run_id TEXT NOT NULL, batch_id TEXT NOT NULL, "
-        "PRIMARY KEY (run_id, batch_id)) WITHOUT ROWID"
-    )
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO applied_batches (run_id, batch_id) VALUES (?, ?)", (run_id, batch_id)
-    )
-    return cur.rowcount == 0
