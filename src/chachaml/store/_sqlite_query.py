@@ -97,15 +97,24 @@ class QueryMixin(SqliteBase):
         # The Client validated these already; a store called directly checks them the same way.
         flt_where, flt_order = validate_query(flt.where, flt.order_by)
         if flt_where is not None:
-            sql, qargs = _sql_compile.compile_where(flt_where, SQLITE)
+            sql, qargs = self._where_sql(flt_where)
             where.append(sql)
             args.extend(qargs)
-        order = DEFAULT_ORDER
+        order = self._default_order
         if flt_order is not None:
-            sql, oargs = _sql_compile.compile_order(flt_order, SQLITE)
-            order = f"{sql}, {DEFAULT_ORDER}"
+            sql, oargs = self._order_sql(flt_order)
+            order = f"{sql}, {self._default_order}"
             args.extend(oargs)
         return " AND ".join(where), args, order
+
+    # The engine hooks of _compile_filter: PostgreSQL overrides these, nothing else of it.
+    _default_order = DEFAULT_ORDER
+
+    def _where_sql(self, query: Any) -> tuple[str, list[Any]]:
+        return _sql_compile.compile_where(query, SQLITE)
+
+    def _order_sql(self, order_by: str) -> tuple[str, list[Any]]:
+        return _sql_compile.compile_order(order_by, SQLITE)
 
     @contextmanager
     def _read_only(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:

@@ -34,7 +34,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from chachaml._process import Liveness
 from chachaml.entities import Artifact, Experiment, GcReport, Metric, ModelVersion, Run
-from chachaml.rules import MAX_STEP, no_next_step, validate_query
+from chachaml.rules import MAX_STEP, no_next_step
 from chachaml.store import _pg_dialect
 from chachaml.store._locations import artifact_root_uri
 from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, _passwords, parse_url
@@ -193,32 +193,13 @@ class PostgresStore(PgRoles):
             raise no_next_step(run_id, full[0] if full and full[0] else keys[0]) from exc
 
     # -- reads ---------------------------------------------------------------------------------
-    def _compile_filter(self, flt: RunFilter) -> tuple[str, list[Any], str]:
-        """(WHERE clause, its bound values then the ORDER BY's, ORDER BY clause) for ``runs`` rows."""
-        where, args = ["1 = 1"], []
-        if not flt.include_archived:
-            where.append("runs.archived = 0")
-        for col in ("experiment", "status", "name", "parent_id", "created_by"):
-            value = getattr(flt, col)
-            if value is not None:
-                where.append(f"runs.{col} = ?")
-                args.append(value)
-        for k, v in (flt.tags or {}).items():
-            where.append(
-                "EXISTS (SELECT 1 FROM tags t WHERE t.run_id = runs.id AND t.key = ? AND t.value = ?)"
-            )
-            args.extend([k, v])
-        flt_where, flt_order = validate_query(flt.where, flt.order_by)
-        if flt_where is not None:
-            sql, qargs = _pg_dialect.compile_where(flt_where)
-            where.append(sql)
-            args.extend(qargs)
-        order = DEFAULT_ORDER
-        if flt_order is not None:
-            sql, oargs = _pg_dialect.compile_order(flt_order)
-            order = f"{sql}, {DEFAULT_ORDER}"
-            args.extend(oargs)
-        return " AND ".join(where), args, order
+    _default_order = DEFAULT_ORDER  # runs.seq for SQLite's rowid
+
+    def _where_sql(self, query: Any) -> tuple[str, list[Any]]:
+        return _pg_dialect.compile_where(query)
+
+    def _order_sql(self, order_by: str) -> tuple[str, list[Any]]:
+        return _pg_dialect.compile_order(order_by)
 
     def _select(self, conn: Any, sql: str, args: list[Any]) -> list[Any]:
         """Run one SELECT that may carry a compiled user query in a READ ONLY transaction: values
