@@ -261,6 +261,38 @@ class RunsApi(ClientBase):
             self.store.get_run(run_id)  # an unknown run raises RunNotFoundError instead of []
         return points
 
+    def metric_window(
+        self,
+        run: Any,
+        key: str,
+        *,
+        after_step: int | None = None,
+        before_step: int | None = None,
+        max_points: int | None = None,
+    ) -> tuple[list[Metric], int]:
+        """The points of one metric between ``after_step`` and ``before_step`` (both exclusive,
+        both optional) in step order, downsampled to at most ``max_points`` (the first and the
+        last point and each bucket's minimum and maximum survive), and how many points the
+        window holds. Long histories are read from a min/max pyramid (docs/adr/0025).
+
+        Raises:
+            RunNotFoundError: the run does not exist (an unknown key gives ``([], 0)``).
+            InvalidValueError: ``max_points`` is below 2.
+        """
+        key = check_key(key, "metric key")
+        run_id = self.resolve_run_id(run)
+        after = None if after_step is None else step_value(after_step)
+        before = None if before_step is None else step_value(before_step)
+        from chachaml._downsample import check_max_points
+
+        check_max_points(max_points)
+        points, count = self.store.metric_window(
+            run_id, key, after_step=after, before_step=before, max_points=max_points
+        )
+        if not count:
+            self.store.get_run(run_id)
+        return points, count
+
     def metric_summaries(self, run: Any) -> dict[str, dict[str, Any]]:
         """Per metric key: ``{"last", "min", "max", "count", "last_step"}`` over every step."""
         run_id = self.resolve_run_id(run)

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from chachaml.entities import Metric
+from chachaml.errors import InvalidValueError
 
 P = TypeVar("P", bound=Metric)
 
-__all__ = ["MIN_POINTS", "downsample", "downsample_indices"]
+__all__ = ["MIN_POINTS", "check_max_points", "downsample", "downsample_indices", "window"]
 
 #: The smallest ``max_points`` accepted: the first and the last point.
 MIN_POINTS = 2
@@ -82,3 +83,37 @@ def downsample_indices(values: Sequence[float], max_points: int) -> list[int]:
 def downsample(points: Sequence[P], max_points: int) -> list[P]:
     """The metric points ``downsample_indices`` keeps, in step order (a new list)."""
     return [points[i] for i in downsample_indices([p.value for p in points], max_points)]
+
+
+def window(
+    points: Sequence[P], after_step: int | None, before_step: int | None, max_points: int | None
+) -> tuple[list[P], int]:
+    """The reference answer of a windowed, downsampled history read (``metric_window``).
+
+    Args:
+        points: the whole history (or the part above ``after_step``), in step order.
+        after_step: keep only points with a step above this (exclusive); None: no bound.
+        before_step: keep only points with a step below this (exclusive); None: no bound.
+        max_points: downsample to at most this many (``downsample``); None: every point.
+
+    Returns:
+        the kept points and the number of points in the window before downsampling.
+    """
+    check_max_points(max_points)
+    inside = [
+        p
+        for p in points
+        if (after_step is None or p.step > after_step) and (before_step is None or p.step < before_step)
+    ]
+    if max_points is None or len(inside) <= max_points:
+        return inside, len(inside)
+    return downsample(inside, max_points), len(inside)
+
+
+def check_max_points(max_points: int | None) -> None:
+    """Refuse a ``max_points`` below ``MIN_POINTS`` (None means every point)."""
+    if max_points is not None and (max_points.__class__ is not int or max_points < MIN_POINTS):
+        raise InvalidValueError(
+            f"max_points must be an integer of at least {MIN_POINTS} (the first and the last point), "
+            f"got {max_points!r}; pass a larger number, or None for every point"
+        )

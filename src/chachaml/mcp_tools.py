@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chachaml._downsample import MIN_POINTS, downsample
+from chachaml._downsample import MIN_POINTS
 from chachaml.entities import Run
 from chachaml.errors import InvalidValueError, NotFoundError
 from chachaml.rules import STATUSES
@@ -235,21 +235,20 @@ def _metric_history(c: Client, a: dict[str, Any]) -> tuple[dict[str, Any], str]:
             f"run {run.id[:8]} has no metric {a['key']!r}; its metrics are: "
             f"{', '.join(sorted(run.metrics)) or 'none yet'}"
         )
-    points = c.metric_history(run.id, a["key"], after_step=a["after_step"])
-    kept = downsample(points, a["max_points"])
+    kept, total = c.metric_window(run.id, a["key"], after_step=a["after_step"], max_points=a["max_points"])
     result = {
         "run_id": run.id,
         "key": a["key"],
-        "total_points": len(points),
-        "downsampled": len(kept) < len(points),
+        "total_points": total,
+        "downsampled": len(kept) < total,
         "points": [{"step": p.step, "value": p.value, "timestamp": p.timestamp} for p in kept],
     }
-    if not points:
+    if not kept:
         return result, f"{a['key']} of {run.id[:8]}: no points after step {a['after_step']}"
-    first, last = points[0], points[-1]
-    shown = f", {len(kept)} shown" if len(kept) < len(points) else ""
+    first, last = kept[0], kept[-1]  # the window's first and last points always survive
+    shown = f", {len(kept)} shown" if len(kept) < total else ""
     text = (
-        f"{a['key']} of {run.id[:8]}: {len(points)} points{shown}; step {first.step}: "
+        f"{a['key']} of {run.id[:8]}: {total} points{shown}; step {first.step}: "
         f"{_num(first.value)} -> step {last.step}: {_num(last.value)}"
     )
     return result, text

@@ -117,7 +117,9 @@ def plot(runs: Any, key: str, *, x: str = "step") -> Plot:
     runs_ = [client.get_run(r) for r in _run_refs(runs)]
     lines = []
     for run in runs_:
-        history = client.metric_history(run.id, key)
+        # The extremes-keeping downsample happens in the store (a pyramid for long histories,
+        # docs/adr/0025); the x-axis downsample below then only trims a time axis.
+        history, count = client.metric_window(run.id, key, max_points=_MAX_POINTS)
         if not history:
             continue
         if x == "step":
@@ -127,7 +129,7 @@ def plot(runs: Any, key: str, *, x: str = "step") -> Plot:
             scale = 1000.0 if x == "relative" else 1.0
             pts = sorted(((m.timestamp - origin) / scale, m.value) for m in history)
         label = run.name or run.short_id
-        lines.append(Line(run.id, label, tuple(_html.downsample(pts, _MAX_POINTS)), len(history)))
+        lines.append(Line(run.id, label, tuple(_html.downsample(pts, _MAX_POINTS)), count))
     if not lines:
         logged = sorted({k for r in runs_ for k in r.metrics})
         hint = f"; they logged: {', '.join(logged)}" if logged else "; they logged no metrics"

@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 from chachaml._process import Liveness, is_dead_here, now_ms
 from chachaml._process import state as _process
 from chachaml.errors import InvalidValueError, RunNotFoundError, RunStateError, SchemaVersionError, StoreError
+from chachaml.store import _sqlite_tiles as _tiles
 from chachaml.store._sqlite_env import split_legacy_packages
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
 
@@ -386,6 +387,7 @@ class SqliteBase:
                 conn.executemany(_FOLD_ROWS, _summaries(tail))
             else:
                 conn.execute(_FOLD, (wm, hi))
+            _tiles.maintain(conn, wm, hi)
             conn.execute("UPDATE chachaml_meta SET value = ? WHERE key = 'summary_rowid'", (hi,))
 
     def _raise_not_running(
@@ -517,6 +519,8 @@ def _migrate(conn: sqlite3.Connection, uri: str) -> None:
                     conn.execute(stmt)
                 if number == 5:  # data moves in Python: SQLite has no sha256 (_sqlite_env)
                     split_legacy_packages(conn)
+                if number == 7:  # the min/max pyramid of the long histories folded so far
+                    _tiles.backfill(conn)
                 conn.execute(f"PRAGMA user_version = {int(number)}")
         conn.execute("COMMIT")
     except BaseException:

@@ -20,7 +20,7 @@ from chachaml.store._sqlite_base import SqliteBase, chunks, marks
 #: Tables whose rows belong to a run through a ``run_id`` column, deleted with it (every
 #: connection is migrated to the latest schema before use, so all of them exist).
 #: ``model_versions`` is deliberately absent: a run behind a version cannot be deleted.
-RUN_TABLES = ("params", "tags", "metrics", "metric_summary", "datasets", "artifacts")
+RUN_TABLES = ("params", "tags", "metrics", "metric_summary", "metric_tiles", "datasets", "artifacts")
 
 
 class LifecycleMixin(SqliteBase):

@@ -247,6 +247,31 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         ],
     ),
+    # 7: a min/max pyramid per long metric history (issue 9, docs/adr/0025): a downsampled read
+    # of a 1,000,000-point history touches a few thousand tiles instead of every point. Built
+    # for the histories already folded right after these statements (_sqlite_tiles.backfill),
+    # then kept by the fold.
+    (
+        7,
+        [
+            """CREATE TABLE metric_tiles (
+            run_id    TEXT NOT NULL,
+            key       TEXT NOT NULL,
+            shift     INTEGER NOT NULL,
+            tile      INTEGER NOT NULL,
+            n         INTEGER NOT NULL,
+            min_step  INTEGER,
+            min_value REAL,
+            min_ts    INTEGER,
+            max_step  INTEGER,
+            max_value REAL,
+            max_ts    INTEGER,
+            nan_step  INTEGER,
+            nan_ts    INTEGER,
+            PRIMARY KEY (run_id, key, shift, tile)
+        ) WITHOUT ROWID""",
+        ],
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -209,6 +209,23 @@ class RunStore(Protocol):
         above ``after_step`` when given; ``[]`` for an unknown run or key."""
         ...
 
+    def metric_window(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        after_step: int | None = None,
+        before_step: int | None = None,
+        max_points: int | None = None,
+    ) -> tuple[list[Metric], int]:
+        """The points of one metric with ``after_step < step < before_step`` (each bound
+        optional) in step order, and how many there are. With ``max_points`` (at least 2) and
+        more points than that, at most ``max_points`` of them: the window's first and last
+        points and each bucket's minimum and maximum, NaN never one of them, a bucket of only
+        NaN keeping one NaN point (``chachaml._downsample``; docs/adr/0025: buckets may be cut
+        differently, by step ranges). ``([], 0)`` for an unknown run or key."""
+        ...
+
     def metric_summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Per metric key of a run: ``{"last", "min", "max", "count", "last_step"}`` (min and max
         ignore NaN and are None when every point was NaN); ``{}`` for an unknown run."""

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from chachaml import _downsample
 from chachaml._process import Liveness
 from chachaml.entities import Artifact, Experiment, GcReport, Metric, ModelVersion, Run
 from chachaml.rules import MAX_STEP, no_next_step
@@ -82,7 +83,8 @@ def _point(run_id: str, key: str, value: float, step: int | None, ts: int) -> di
 
 
 # Rows of a deleted run beyond the SQLite store's list: its alert events, its applied batch ids.
-_RUN_TABLES = (*RUN_TABLES, "alert_events", "applied_batches")
+# metric_tiles is SQLite's (docs/adr/0025): PostgreSQL reads windows from its metrics index.
+_RUN_TABLES = (*(t for t in RUN_TABLES if t != "metric_tiles"), "alert_events", "applied_batches")
 
 
 class PostgresStore(PgRoles):
@@ -259,6 +261,31 @@ class PostgresStore(PgRoles):
             assert conn is not None
             rows = conn.execute(sql + " ORDER BY step, seq", args).fetchall()
         return [Metric(key, point_value(v, nan), step, ts) for step, v, nan, ts in rows]
+
+    def metric_window(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        after_step: int | None = None,
+        before_step: int | None = None,
+        max_points: int | None = None,
+    ) -> tuple[list[Metric], int]:
+        # The reference path (docs/adr/0025): the window's rows from the (run_id, key, step)
+        # index, downsampled in Python.
+        sql = "SELECT step, value, is_nan, timestamp FROM metrics WHERE run_id = ? AND key = ?"
+        args: list[Any] = [run_id, key]
+        if after_step is not None:
+            sql += " AND step > ?"
+            args.append(after_step)
+        if before_step is not None:
+            sql += " AND step < ?"
+            args.append(before_step)
+        with self._reading() as conn:
+            assert conn is not None
+            rows = conn.execute(sql + " ORDER BY step, seq", args).fetchall()
+        points = [Metric(key, point_value(v, nan), step, ts) for step, v, nan, ts in rows]
+        return _downsample.window(points, None, None, max_points)
 
     # -- the lifecycle of data -----------------------------------------------------------------
     def _delete_runs(self, conn: Any, run_ids: Sequence[str]) -> None:

@@ -355,6 +355,25 @@ class RemoteStore:
         found = self._call("metric_history", run_id=run_id, key=key, after_step=after_step)
         return [Metric.from_dict(m) for m in found]
 
+    def metric_window(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        after_step: int | None = None,
+        before_step: int | None = None,
+        max_points: int | None = None,
+    ) -> tuple[list[Metric], int]:
+        points, count = self._call(
+            "metric_window",
+            run_id=run_id,
+            key=key,
+            after_step=after_step,
+            before_step=before_step,
+            max_points=max_points,
+        )
+        return [Metric.from_dict(m) for m in points], int(count)
+
     def metric_summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
         return dict(self._call("metric_summaries", run_id=run_id))
 

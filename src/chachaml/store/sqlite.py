@@ -27,6 +27,7 @@ from chachaml.rules import (
     resolve_prefix,
 )
 from chachaml.store._sqlite_automation import AutomationMixin
+from chachaml.store import _sqlite_tiles as _tiles
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_env import EnvReader, encode_env, store_packages
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
@@ -504,6 +505,20 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                 Metric(key, point_value(v, nan), step, ts)
                 for step, v, nan, ts in conn.execute(sql + " ORDER BY step, rowid", args)
             ]
+
+    def metric_window(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        after_step: int | None = None,
+        before_step: int | None = None,
+        max_points: int | None = None,
+    ) -> tuple[list[Metric], int]:
+        with self._reading() as conn:
+            if conn is None:
+                return [], 0
+            return _tiles.window(conn, run_id, key, after_step, before_step, max_points)
 
     def metric_summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
         with self._reading() as conn:

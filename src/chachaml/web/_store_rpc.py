@@ -258,6 +258,7 @@ METHODS: dict[str, dict[str, Callable[[Any, str], Any]]] = {
     "get_run": {"run_id": S},
     "find_runs": {"flt": _filter},
     "metric_history": {"run_id": S, "key": S, "after_step": N_},
+    "metric_window": {"run_id": S, "key": S, "after_step": N_, "before_step": N_, "max_points": N_},
     "metric_summaries": {"run_id": S},
     "experiments": {},
     "best_run": {"flt": _filter, "key": S, "mode": S},
@@ -302,7 +303,7 @@ _POSITIONAL = {"create_run", "get_run", "find_runs", "metric_summaries", "list_a
                "restore_model", "alert_candidates", "add_alert_events", "set_alert_delivery",
                "put_pipeline", "get_pipeline"}  # fmt: skip
 _WHO = {"register_model", "promote", "set_alias", "delete_alias"}
-_READS = {"get_run", "find_runs", "metric_history", "metric_summaries", "experiments", "best_run",
+_READS = {"get_run", "find_runs", "metric_history", "metric_window", "metric_summaries", "experiments", "best_run",
           "get_artifact", "list_artifacts", "get_model_version", "get_model", "models",
           "model_versions", "model_history", "get_alert", "alerts", "alert_candidates",
           "alert_history", "get_pipeline", "pipelines"}  # fmt: skip

@@ -12,7 +12,6 @@ import csv
 import io
 from typing import Any
 
-from chachaml._downsample import downsample_indices
 from chachaml.entities import Run
 from chachaml.errors import ArtifactNotFoundError, InvalidValueError
 from chachaml.web._http import Request, Response, chunks, json_response
@@ -104,13 +103,9 @@ def metric_history(app: Any, req: Request) -> Response:
     before = req.integer("before_step", None, low=-(2**63))
     max_points = req.integer("max_points", None, low=2, high=MAX_POINTS)
     key = req.params["key"]
-    points = app.client.metric_history(req.params["run_id"], key, after_step=after)
-    if before is not None:  # a zoomed chart asks for its window only, at full resolution
-        points = [p for p in points if p.step < before]
-    total = len(points)
-    if max_points is not None and total > max_points:
-        keep = downsample_indices([p.value for p in points], max_points)
-        points = [points[i] for i in keep]
+    points, total = app.client.metric_window(
+        req.params["run_id"], key, after_step=after, before_step=before, max_points=max_points
+    )
     return json_response(
         {
             "key": key,
