@@ -306,6 +306,29 @@ def measure(
     timing = warm_pair(lambda: client.metric_history(long_id, "long"), history_floor, max(3, reps // 3))
     label = f"metric_history of {info.get('long_points', LONG_POINTS):,} points (store read)"
     results.append((label, *timing, HISTORY_TARGET_MS, f"{len(got_h):,} points"))
+
+    # The downsampled read the UI, the MCP tools and plot() make: the pyramid (docs/adr/0025).
+    # Floor: plain SQL reading as many rows (1,000) as the answer holds, by the same index.
+    def window_floor() -> Any:
+        return conn.execute(
+            "SELECT step, value, is_nan, timestamp FROM metrics "
+            "WHERE run_id = ? AND key = 'long' ORDER BY step LIMIT 1000",
+            (long_id,),
+        ).fetchall()
+
+    n_long = info.get("long_points", LONG_POINTS)
+    for label, kwargs in [
+        (f"metric_window of {n_long:,} points, max_points=1000", {}),
+        (
+            f"metric_window of {n_long:,} points, zoomed to 10%, max_points=1000",
+            {"after_step": n_long // 3, "before_step": n_long // 3 + n_long // 10},
+        ),
+    ]:
+        kept, count = client.metric_window(long_id, "long", max_points=1000, **kwargs)
+        timing = warm_pair(
+            lambda kw=kwargs: client.metric_window(long_id, "long", max_points=1000, **kw), window_floor, reps
+        )
+        results.append((label, *timing, HISTORY_TARGET_MS, f"{len(kept):,} of {count:,} points"))
     client.close()
     conn.close()
     return results

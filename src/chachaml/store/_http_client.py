@@ -9,12 +9,13 @@ import json
 import os
 import threading
 import time
+from dataclasses import asdict
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
 from chachaml.errors import AccessError, ChachamlError, InvalidValueError, StoreError, error_from_dict
 
-__all__ = ["HttpClient", "Unreachable", "sized_body"]
+__all__ = ["HttpClient", "Unreachable", "filter_json", "sized_body"]
 
 #: How long a call waits for a server that refuses connections (restarting) before failing.
 WAIT_S = float(os.environ.get("CHACHAML_SERVER_WAIT", "30"))
@@ -226,3 +227,10 @@ def sized_body(data: bytes | BinaryIO) -> tuple[bytes | BinaryIO, int, Any]:
     size = temp.tell()
     temp.seek(0)
     return temp, size, temp
+
+
+def filter_json(flt: Any) -> dict[str, Any]:
+    """A ``RunFilter`` as the JSON object the tracking server's ``find_runs`` takes."""
+    d = asdict(flt)
+    d["tags"] = None if flt.tags is None else dict(flt.tags)
+    return d

@@ -23,6 +23,7 @@ for a bucket holding only NaN). docs/adr/0025 says how this relates to ``_downsa
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -31,7 +32,6 @@ from chachaml import _downsample
 from chachaml.entities import Metric
 
 SHIFTS = tuple(range(6, 61, 3))
-TOP = SHIFTS[-1]
 #: Histories with more points than this get tiles.
 TILE_MIN = 2048
 #: A tiled history whose new rows in one fold exceed this is rebuilt rather than merged.
@@ -93,7 +93,7 @@ def _levels(rows: Iterable[tuple[int, float | None, int]]) -> dict[int, dict[int
             _merge(agg, _new(step, value, ts))
     out = {s0: base}
     prev = base
-    for fine, shift in zip(SHIFTS, SHIFTS[1:], strict=False):
+    for fine, shift in itertools.pairwise(SHIFTS):
         d = shift - fine
         cur: dict[int, Agg] = {}
         for t in sorted(prev):  # step order: ties keep the lower step
@@ -127,12 +127,15 @@ def build(conn: sqlite3.Connection, run_id: str, key: str, upto: int) -> None:
 
 def _tiled(conn: sqlite3.Connection, run_id: str, key: str) -> bool:
     row = conn.execute(
-        "SELECT 1 FROM metric_tiles WHERE run_id = ? AND key = ? AND shift = ? LIMIT 1", (run_id, key, TOP)
+        "SELECT 1 FROM metric_tiles WHERE run_id = ? AND key = ? AND shift = ? LIMIT 1",
+        (run_id, key, SHIFTS[-1]),
     ).fetchone()
     return row is not None
 
 
-def _merge_rows(conn: sqlite3.Connection, run_id: str, key: str, rows: list[tuple[int, float | None, int]]) -> None:
+def _merge_rows(
+    conn: sqlite3.Connection, run_id: str, key: str, rows: list[tuple[int, float | None, int]]
+) -> None:
     """Merge new rows (in logging order) into a tiled history's tiles."""
     levels = _levels(rows)
     for shift, tiles in levels.items():
@@ -169,7 +172,8 @@ def maintain(conn: sqlite3.Connection, wm: int, hi: int) -> None:
         return
     tails: dict[tuple[str, str], list[tuple[int, float | None, int]]] = {h: [] for h in merging}
     for run_id, key, step, value, ts in conn.execute(
-        "SELECT run_id, key, step, value, timestamp FROM metrics WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+        "SELECT run_id, key, step, value, timestamp FROM metrics "
+        "WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
         (wm, hi),
     ):
         tail = tails.get((run_id, key))
@@ -243,7 +247,7 @@ def window_with_buckets(
     last = conn.execute(select + " ORDER BY step DESC, rowid DESC LIMIT 1", args).fetchone()
     lo, hi = head[0][0], last[0]
     cap = TILES_PER_POINT * max_points
-    shift = next(s for s in SHIFTS if (hi >> s) - (lo >> s) + 1 <= cap)  # TOP: at most 16
+    shift = next(s for s in SHIFTS if (hi >> s) - (lo >> s) + 1 <= cap)  # the top level: at most 16
     t_lo, t_hi = lo >> shift, hi >> shift
     if t_hi - t_lo + 1 < buckets and shift == SHIFTS[0]:
         return reference()  # a narrow window: its points are few enough to read (unless stacked)
@@ -282,7 +286,8 @@ def window_with_buckets(
 def _stale(conn: sqlite3.Connection) -> bool:
     """Whether rows exist above the fold watermark (tiles describe only the rows below it)."""
     hi, wm = conn.execute(
-        "SELECT (SELECT max(rowid) FROM metrics), (SELECT value FROM chachaml_meta WHERE key = 'summary_rowid')"
+        "SELECT (SELECT max(rowid) FROM metrics), "
+        "(SELECT value FROM chachaml_meta WHERE key = 'summary_rowid')"
     ).fetchone()
     return hi is not None and hi > wm
 
@@ -313,7 +318,9 @@ def _assemble(
             groups[-1] = (start, tile, acc)
     picked: dict[tuple[int, Any, int], int] = {}  # (step, value or "nan", ts) -> rank
     for step, value, ts in (first, last):
-        picked.setdefault((step, "nan" if value is None else value, ts), 0 if (step, value, ts) == tuple(first) else 2)
+        picked.setdefault(
+            (step, "nan" if value is None else value, ts), 0 if (step, value, ts) == tuple(first) else 2
+        )
     spans: list[tuple[int, int]] = []
     for start, end, acc in groups:
         spans.append((max(start << shift, lo), min(((end + 1) << shift) - 1, hi)))

@@ -44,7 +44,7 @@ from chachaml.entities import (
 )
 from chachaml.errors import AccessError, ChachamlError, InvalidValueError, RunStateError, StoreError
 from chachaml.spool import Group, Spool, adopt_dead, new_spool, spool_folder
-from chachaml.store._http_client import HttpClient, Unreachable, sized_body
+from chachaml.store._http_client import HttpClient, Unreachable, filter_json, sized_body
 from chachaml.store.base import AlertPoint, MetricIn, NewRun, Owner, RunFilter
 
 __all__ = ["RemoteStore", "open_remote"]
@@ -349,7 +349,7 @@ class RemoteStore:
         return Run.from_dict(self._call("get_run", run_id=run_id))
 
     def find_runs(self, flt: RunFilter) -> list[Run]:
-        return [Run.from_dict(r) for r in self._call("find_runs", flt=_filter(flt))]
+        return [Run.from_dict(r) for r in self._call("find_runs", flt=filter_json(flt))]
 
     def metric_history(self, run_id: str, key: str, *, after_step: int | None = None) -> list[Metric]:
         found = self._call("metric_history", run_id=run_id, key=key, after_step=after_step)
@@ -364,14 +364,8 @@ class RemoteStore:
         before_step: int | None = None,
         max_points: int | None = None,
     ) -> tuple[list[Metric], int]:
-        points, count = self._call(
-            "metric_window",
-            run_id=run_id,
-            key=key,
-            after_step=after_step,
-            before_step=before_step,
-            max_points=max_points,
-        )
+        bounds: dict[str, Any] = {"before_step": before_step, "max_points": max_points}
+        points, count = self._call("metric_window", run_id=run_id, key=key, after_step=after_step, **bounds)
         return [Metric.from_dict(m) for m in points], int(count)
 
     def metric_summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
@@ -381,7 +375,7 @@ class RemoteStore:
         return [Experiment.from_dict(e) for e in self._call("experiments")]
 
     def best_run(self, flt: RunFilter, key: str, mode: str) -> Run | None:
-        found = self._call("best_run", flt=_filter(flt), key=key, mode=mode)
+        found = self._call("best_run", flt=filter_json(flt), key=key, mode=mode)
         return None if found is None else Run.from_dict(found)
 
     def delete_run(self, run_id: str) -> None:
@@ -602,9 +596,3 @@ def _close_at_exit(ref: weakref.ref[RemoteStore]) -> None:
     store = ref()
     if store is not None:
         store.close()
-
-
-def _filter(flt: RunFilter) -> dict[str, Any]:
-    d = asdict(flt)
-    d["tags"] = None if flt.tags is None else dict(flt.tags)
-    return d

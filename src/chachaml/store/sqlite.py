@@ -26,8 +26,8 @@ from chachaml.rules import (
     param_conflict,
     resolve_prefix,
 )
-from chachaml.store._sqlite_automation import AutomationMixin
 from chachaml.store import _sqlite_tiles as _tiles
+from chachaml.store._sqlite_automation import AutomationMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store._sqlite_env import EnvReader, encode_env, store_packages
 from chachaml.store._sqlite_lifecycle import LifecycleMixin

@@ -303,8 +303,8 @@ _POSITIONAL = {"create_run", "get_run", "find_runs", "metric_summaries", "list_a
                "restore_model", "alert_candidates", "add_alert_events", "set_alert_delivery",
                "put_pipeline", "get_pipeline"}  # fmt: skip
 _WHO = {"register_model", "promote", "set_alias", "delete_alias"}
-_READS = {"get_run", "find_runs", "metric_history", "metric_window", "metric_summaries", "experiments", "best_run",
-          "get_artifact", "list_artifacts", "get_model_version", "get_model", "models",
+_READS = {"get_run", "find_runs", "metric_history", "metric_window", "metric_summaries", "experiments",
+          "best_run", "get_artifact", "list_artifacts", "get_model_version", "get_model", "models",
           "model_versions", "model_history", "get_alert", "alerts", "alert_candidates",
           "alert_history", "get_pipeline", "pipelines"}  # fmt: skip
 
