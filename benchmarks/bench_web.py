@@ -256,7 +256,7 @@ def main() -> int:
         zoom = f"&after_step={args.points // 3}&before_step={args.points // 3 + args.points // 10}"
         for label, url in [
             (f"GET history {args.points:,} pts, max_points=1000", ""),
-            (f"GET history {args.points:,} pts zoomed to 10%, max_points=1000", zoom),
+            (f"GET history window (10%) of {args.points:,} pts, max_points=1000", zoom),
         ]:
             url = f"/api/v1/runs/{run_id}/metrics/loss?max_points=1000{url}"
             ours = warm_median(lambda url=url: server.get(url), args.reps)

@@ -35,7 +35,12 @@ def test_quick_web_benchmark_reports_each_figure(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    for label in ("GET /runs first page (100)", "GET /runs ordered by a metric", "GET history 5,000 pts"):
+    for label in (
+        "GET /runs first page (100)",
+        "GET /runs ordered by a metric",
+        "GET history 5,000 pts",
+        "GET history window (10%) of 5,000 pts",
+    ):
         lines = [line for line in proc.stdout.splitlines() if line.startswith(label)]
         assert len(lines) == 1, proc.stdout
         assert re.search(r"floor\s+\d+\.\d+ ms\s+ratio\s+\d+\.\d+\s+target <\d+ ms\s+(PASS|FAIL)", lines[0])
