@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 import chachaml
 from chachaml import _downsample
 from chachaml.entities import Metric
-from chachaml.errors import InvalidValueError
+from chachaml.errors import InvalidValueError, RunNotFoundError
 from chachaml.store import _sqlite_tiles as tiles
 from chachaml.store.sqlite import SqliteStore
 
@@ -231,3 +231,16 @@ def test_migration_7_builds_the_tiles_of_the_long_histories_already_folded(tmp_p
         assert count == 300 and spans is not None
     finally:
         store.close()
+
+
+def test_the_client_resolves_prefixes_checks_its_arguments_and_names_an_unknown_run() -> None:
+    client = chachaml.Client(":memory:")
+    run = client.start_run("c")
+    client.log_metrics({"m": 1.0}, step=1, run=run, timestamp=5)
+    client.log_metrics({"m": 2.0}, step=2, run=run, timestamp=6)
+    assert client.metric_window(run.id[:8], "m", before_step=2) == ([Metric("m", 1.0, 1, 5)], 1)
+    with pytest.raises(InvalidValueError, match="max_points"):
+        client.metric_window(run.id, "m", max_points=0)
+    with pytest.raises(RunNotFoundError):
+        client.metric_window("0" * 32, "m")
+    client.close()

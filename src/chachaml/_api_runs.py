@@ -8,6 +8,7 @@ from typing import Any
 
 from chachaml import _process
 from chachaml._api_base import ClientBase
+from chachaml._downsample import check_max_points
 from chachaml._values import (
     check_key,
     metric_points,
@@ -283,8 +284,6 @@ class RunsApi(ClientBase):
         run_id = self.resolve_run_id(run)
         after = None if after_step is None else step_value(after_step)
         before = None if before_step is None else step_value(before_step)
-        from chachaml._downsample import check_max_points
-
         check_max_points(max_points)
         points, count = self.store.metric_window(
             run_id, key, after_step=after, before_step=before, max_points=max_points
