@@ -244,3 +244,25 @@ def test_the_client_resolves_prefixes_checks_its_arguments_and_names_an_unknown_
     with pytest.raises(RunNotFoundError):
         client.metric_window("0" * 32, "m")
     client.close()
+
+
+def test_points_another_process_logged_since_the_fold_are_in_the_answer(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    store, run_id = _new_store(str(db))
+    try:
+        _write(store, run_id, [(s, math.sin(s / 10)) for s in range(600)], 1)
+        # a second connection writes as another process would, after this store's last fold
+        insert = "INSERT INTO metrics (run_id, key, step, value, timestamp) VALUES (?, 'm', ?, ?, ?)"
+        with sqlite3.connect(db) as other:
+            other.executemany(insert, [(run_id, 250, 99.0, 1), (run_id, 260, -99.0, 2)])
+            (wm,) = other.execute("SELECT value FROM chachaml_meta WHERE key = 'summary_rowid'").fetchone()
+            assert wm < other.execute("SELECT max(rowid) FROM metrics").fetchone()[0]
+        got, count = store.metric_window(run_id, "m", max_points=40)
+        assert count == 602
+        assert {99.0, -99.0} <= {p.value for p in got}
+        with store._reading() as conn:
+            assert conn is not None
+            assert tiles.unfolded(conn, run_id, "m") is False
+        _assert_tiles_match_a_fresh_build(store, run_id)
+    finally:
+        store.close()

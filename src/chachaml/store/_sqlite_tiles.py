@@ -242,7 +242,7 @@ def window_with_buckets(
         return kept, count, None
 
     buckets = (max_points - 2) // 2
-    if buckets < 2 or not _tiled(conn, run_id, key) or _stale(conn):
+    if buckets < 2 or not _tiled(conn, run_id, key) or unfolded(conn, run_id, key):
         return reference()
     last = conn.execute(select + " ORDER BY step DESC, rowid DESC LIMIT 1", args).fetchone()
     lo, hi = head[0][0], last[0]
@@ -283,13 +283,15 @@ def window_with_buckets(
     return _assemble(key, head[0], last, units, shift, buckets, lo, hi)
 
 
-def _stale(conn: sqlite3.Connection) -> bool:
-    """Whether rows exist above the fold watermark (tiles describe only the rows below it)."""
-    hi, wm = conn.execute(
-        "SELECT (SELECT max(rowid) FROM metrics), "
-        "(SELECT value FROM chachaml_meta WHERE key = 'summary_rowid')"
+def unfolded(conn: sqlite3.Connection, run_id: str, key: str) -> bool:
+    """Whether this history has rows above the fold watermark (its tiles do not hold them):
+    read from the rows above the watermark only (``+`` keeps SQLite off the history's index)."""
+    wm = conn.execute("SELECT value FROM chachaml_meta WHERE key = 'summary_rowid'").fetchone()
+    row = conn.execute(
+        "SELECT 1 FROM metrics WHERE rowid > ? AND +run_id = ? AND +key = ? LIMIT 1",
+        (int(wm[0]) if wm else 0, run_id, key),
     ).fetchone()
-    return hi is not None and hi > wm
+    return row is not None
 
 
 def _assemble(

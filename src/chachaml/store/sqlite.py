@@ -28,7 +28,7 @@ from chachaml.rules import (
 )
 from chachaml.store import _sqlite_tiles as _tiles
 from chachaml.store._sqlite_automation import AutomationMixin
-from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
+from chachaml.store._sqlite_base import SqliteBase, _rollback, chunks, marks, point_value
 from chachaml.store._sqlite_env import EnvReader, encode_env, store_packages
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
@@ -518,7 +518,20 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
         with self._reading() as conn:
             if conn is None:
                 return [], 0
-            return _tiles.window(conn, run_id, key, after_step, before_step, max_points)
+            # One snapshot for the several reads; points another process logged since the fold
+            # above are folded first, under the write lock, so the tiles hold them (ADR-0025).
+            conn.execute("BEGIN")
+            try:
+                if not self._readonly and _tiles.unfolded(conn, run_id, key):
+                    conn.execute("COMMIT")
+                    conn.execute("BEGIN IMMEDIATE")
+                    self._fold_in_tx(conn)
+                found = _tiles.window(conn, run_id, key, after_step, before_step, max_points)
+            except BaseException:
+                _rollback(conn)
+                raise
+            conn.execute("COMMIT")
+            return found
 
     def metric_summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
         with self._reading() as conn:
