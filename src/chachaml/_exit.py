@@ -66,11 +66,14 @@ def _is_cancellation(et: type[BaseException]) -> bool:
 def _error(et: Any, ev: Any, tb: Any) -> dict[str, str]:
     import traceback
 
-    return {
+    record = {
         "type": et.__name__,
         "message": str(ev),
         "traceback": "".join(traceback.format_exception(et, ev, tb)),
     }
+    # A NUL in an exception's text would make PostgreSQL refuse the whole end of the run:
+    # the record is for people, so it is shown escaped instead.
+    return {k: v.replace("\x00", "\\x00") for k, v in record.items()}
 
 
 _TOOL_IDS = (4, 3)  # sys.monitoring ids no standard tool claims (0-2 and 5 are taken by convention)
