@@ -141,11 +141,14 @@ def test_failed_and_pruned_trials_get_their_own_status_and_a_raising_study_fails
         1: ("failed", "FAIL"),
         2: ("killed", "PRUNED"),
         3: ("completed", "COMPLETE"),
-    }, "Optuna calls no callback for the trial whose exception escapes optimize"
+        4: ("failed", "FAIL"),
+    }, "Optuna calls no callback for trial 4, whose exception escapes optimize: the block logs it"
     study_run = chachaml.get_run(callback.run_id)
     assert study_run.status == "failed" and study_run.error is not None
     assert study_run.error["type"] == "KeyError"
-    assert callback.trial_run_id(1) is not None and callback.trial_run_id(4) is None
+    assert callback.trial_run_id(1) is not None
+    raised = chachaml.get_run(callback.trial_run_id(4) or "")
+    assert raised.error is not None and raised.error["type"] == "KeyError" and "x" in raised.params
     best = [r for r in children(callback.run_id) if r.tags.get("optuna.best") == "true"]
     assert [int(r.tags["optuna.trial"]) for r in best] == [study.best_trial.number]
 

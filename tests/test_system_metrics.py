@@ -276,3 +276,29 @@ def test_without_a_gpu_driver_there_are_no_gpu_metrics_and_no_error(tmp_path: Pa
     probe = Probe(disk_path=str(tmp_path))
     assert not any(k.startswith("system/gpu") for k in probe.sample())
     probe.close()
+
+
+@linux_only
+@pytest.mark.frameworks  # nvidia-ml-py is installed with the frameworks (.ci/run)
+@pytest.mark.skipif(Path("/dev/nvidiactl").exists(), reason="this machine has an NVIDIA driver")
+def test_with_nvidia_ml_py_installed_but_no_driver_a_sampled_run_has_no_gpu_metrics_and_no_error() -> None:
+    """The real nvidia-ml-py, no mock: its nvmlInit fails on this driverless machine, and a run
+    sampled with the gpu extra installed still gets every other family and ends cleanly."""
+    from _frameworks import need
+
+    pynvml = need("pynvml")
+    with pytest.raises(pynvml.NVMLError):  # the situation under test is real: no driver here
+        pynvml.nvmlInit()
+    assert system_metrics._Nvml.open() is None
+    chachaml.use_store("t.db")
+    with chachaml.with_run("train", system_metrics=0.05) as run:
+        sampler = system_metrics.running(run.id)
+        assert sampler is not None
+        wait_for(lambda: len(chachaml.metric_history(run.id, "system/cpu_percent")) >= 2, "two samples")
+    assert sampler.error is None, "the sampler thread met no error"
+    done = chachaml.get_run(run.id)
+    assert done.status == "completed" and done.error is None
+    keys = system_keys(run.id)
+    assert all(any(k.startswith(f) for k in keys) for f in FAMILIES), keys
+    assert not any(k.startswith("system/gpu") for k in keys)
+    assert not sampler_threads()

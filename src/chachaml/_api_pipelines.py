@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chachaml import _process
+from chachaml import _owned, _process
 from chachaml._api_alerts import AlertsApi
 from chachaml._automation_rules import check_steps
 from chachaml._exit import outcome
@@ -252,5 +252,7 @@ class PipelinesApi(AlertsApi):
         except BaseException as exc:
             status, error = outcome(type(exc), exc, exc.__traceback__)
             self.store.end_run(run.id, status, _process.now_ms(), error)
+            _owned.closed(run.id)
             raise
         self.store.end_run(run.id, "completed", _process.now_ms(), None)
+        _owned.closed(run.id)

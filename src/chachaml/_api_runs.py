@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from chachaml import _process
+from chachaml import _owned, _process
 from chachaml._api_base import ClientBase
 from chachaml._downsample import check_max_points
 from chachaml._values import (
@@ -42,6 +42,10 @@ class RunsApi(ClientBase):
     ) -> Run:
         """Create a run (owned by this process) and return it; or resume ``run_id``.
 
+        Like ``chachaml.start_run``, a run left open is ended when the process exits
+        (``completed``, or ``failed``/``killed`` when the process fails), and its heartbeat is
+        refreshed while the process lives; ``end_run`` ends it earlier.
+
         Args:
             name: a label for people; need not be unique.
             experiment: the experiment (created on first use); None means the parent's, else
@@ -67,6 +71,7 @@ class RunsApi(ClientBase):
             run = store.resume_run(resumed, _process.owner(), _process.now_ms())
             if clean_tags:
                 store.log_batch(run.id, tags=clean_tags)
+            _owned.opened(store, run.id)
             return run
         parent = None
         if parent_id is not None:
@@ -74,7 +79,7 @@ class RunsApi(ClientBase):
             if experiment is None or not is_full_id(parent):
                 found = store.get_run(parent)  # resolves a prefix; a child takes its experiment
                 parent, experiment = found.id, experiment or found.experiment
-        return store.create_run(
+        run = store.create_run(
             NewRun(
                 id=uuid.uuid4().hex,
                 experiment="default" if experiment is None else experiment,
@@ -87,12 +92,18 @@ class RunsApi(ClientBase):
                 env=_process.environment(),
             )
         )
+        # This process owns the run, however it was started: it is ended at process exit with
+        # the process's outcome and its heartbeat is kept fresh, as for chachaml.start_run.
+        _owned.opened(store, run.id)
+        return run
 
     def end_run(self, run: Any, status: str = "completed") -> None:
         """End a running run with ``status`` (completed, failed, killed); a finished run is left
         as it is. Returns None, like MLflow's ``end_run``."""
         check_final_status(status)
-        self.store.end_run(self.resolve_run_id(run), status, _process.now_ms(), None)
+        run_id = self.resolve_run_id(run)
+        self.store.end_run(run_id, status, _process.now_ms(), None)
+        _owned.closed(run_id)
 
     # -- logging -------------------------------------------------------------------------------
     def log_param(self, key: str, value: Any, *, run: Any, overwrite: bool = False) -> None:

@@ -23,9 +23,11 @@ the prompt comes back (``_Prompt``), and exceptions shown at the prompt are neve
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -64,11 +66,14 @@ def _is_cancellation(et: type[BaseException]) -> bool:
 def _error(et: Any, ev: Any, tb: Any) -> dict[str, str]:
     import traceback
 
-    return {
+    record = {
         "type": et.__name__,
         "message": str(ev),
         "traceback": "".join(traceback.format_exception(et, ev, tb)),
     }
+    # A NUL in an exception's text would make PostgreSQL refuse the whole end of the run:
+    # the record is for people, so it is shown escaped instead.
+    return {k: v.replace("\x00", "\\x00") for k, v in record.items()}
 
 
 _TOOL_IDS = (4, 3)  # sys.monitoring ids no standard tool claims (0-2 and 5 are taken by convention)
@@ -81,6 +86,7 @@ def install() -> None:
     previous_hook = sys.excepthook
 
     def excepthook(et: Any, ev: Any, tb: Any) -> None:
+        _tell_uncaught(ev)
         if not _prompt_goes_on():
             _request(*outcome(et, ev, tb))
         previous_hook(et, ev, tb)  # chain: the user's traceback still prints
@@ -105,6 +111,53 @@ def outcome_at_exit() -> tuple[str, dict[str, str] | None]:
         if process.exit_anchor != frame.f_lasti:
             return "completed", None  # unwound by a SystemExit no hook saw (3.11): code unknown
     return process.exit_status, process.exit_error
+
+
+# -- exceptions that reach the top level --------------------------------------------------------
+_listeners: list[Callable[[BaseException], None]] = []
+
+
+def watch_uncaught(listener: Callable[[BaseException], None]) -> None:
+    """Call ``listener(exc)`` for every exception that reaches the top level from now on: the end
+    of a script (``sys.excepthook``), a ``python`` prompt, an IPython or Jupyter cell
+    (``post_run_cell``). Listeners must not raise; one that does is ignored. Idempotent.
+
+    Framework hooks use it to end a run whose training raised without telling its callbacks
+    (docs/adr/0027-hooks-end-runs-of-unreported-failures.md).
+    """
+    with _state.lock:
+        if listener not in _listeners:
+            _listeners.append(listener)
+    _watch_ipython()
+
+
+def _tell_uncaught(exc: BaseException | None) -> None:
+    for listener in list(_listeners):
+        if exc is not None:
+            with contextlib.suppress(Exception):  # a listener's bug must not hide the traceback
+                listener(exc)
+
+
+_ipython_shells: list[Any] = []  # shells whose post_run_cell event we registered with
+
+
+def _watch_ipython() -> None:
+    """In IPython (a terminal or a Jupyter kernel) a cell's exception never reaches
+    ``sys.excepthook``: watch the shell's ``post_run_cell`` event instead (once per shell)."""
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    if shell is None or any(s is shell for s in _ipython_shells):
+        return
+    events = getattr(shell, "events", None)
+    if events is None:
+        return
+    _ipython_shells.append(shell)
+    events.register("post_run_cell", _post_run_cell)
+
+
+def _post_run_cell(result: Any) -> None:
+    _tell_uncaught(getattr(result, "error_in_exec", None))
 
 
 # -- requests -----------------------------------------------------------------------------------

@@ -39,9 +39,11 @@ __all__ = [
     "check_tags",
     "check_version",
     "is_full_id",
+    "MAX_DAYS",
     "MAX_STEP",
     "next_step",
     "no_next_step",
+    "no_nul",
     "param_conflict",
     "resolve_prefix",
     "started_before",
@@ -87,6 +89,22 @@ def check_tags(tags: Any) -> dict[str, str]:
     return {check_key(k, "tag key"): tag_value(v) for k, v in tags.items()}
 
 
+def no_nul(text: str | None, what: str) -> None:
+    """Refuse the NUL character in text a PostgreSQL store is asked to keep (a run name, a tag
+    value, a note): PostgreSQL text cannot hold it. SQLite stores it as it is (SPEC: values are
+    stored literally), so this is the PostgreSQL store's rule, named here so its message is the
+    same wherever it is raised."""
+    at = -1 if text is None else text.find("\x00")
+    if at >= 0:
+        assert text is not None
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise InvalidValueError(
+            f"{what} {shown!r} contains the NUL character (\\x00) at position {at}, which a "
+            "PostgreSQL store cannot keep; remove it (e.g. text.replace('\\x00', '')), or log "
+            "binary data as an artifact"
+        )
+
+
 def check_paging(limit: Any, offset: Any) -> None:
     """``limit`` is None or an int >= 0, ``offset`` an int >= 0 (bools refused)."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
@@ -123,15 +141,28 @@ def validate_query(where: object, order_by: object) -> tuple[str | None, str | N
     return w, o  # type: ignore[return-value]
 
 
+#: The largest ``older_than_days``: about 2,700 years, far beyond any run's age, and small
+#: enough that the bound in milliseconds is an integer every store can bind.
+MAX_DAYS = 1_000_000
+
+
 def started_before(older_than_days: Any, now: int) -> int | None:
     """The exclusive start-time bound of ``archive_runs(older_than_days=...)``: runs started
-    ``older_than_days`` ago or earlier are below it (None: no bound)."""
+    ``older_than_days`` ago or earlier are below it (None: no bound).
+
+    The Python verbs, the command line and the HTTP API refuse the same range (0 to
+    ``MAX_DAYS``), rather than clamping a huge value: a number past 1970 is a mistake (hours or
+    seconds typed as days), not a real age.
+    """
     if older_than_days is None:
         return None
     if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float):
         raise InvalidValueError(f"older_than_days must be a number of days, got {older_than_days!r}")
-    if not older_than_days >= 0:  # also refuses NaN
-        raise InvalidValueError(f"older_than_days must be >= 0, got {older_than_days!r}")
+    if not 0 <= older_than_days <= MAX_DAYS:  # also refuses NaN and infinity
+        raise InvalidValueError(
+            f"older_than_days must be between 0 and {MAX_DAYS:,} days, got {older_than_days!r}; "
+            "pass the age in days of the oldest runs to keep listed (e.g. 30)"
+        )
     # "Started N days ago or earlier", inclusive: with N = 0 a run started in this very
     # millisecond is included (issue 7, defect 8). The store's bound is exclusive, hence + 1.
     return now - int(older_than_days * DAY_MS) + 1

@@ -49,12 +49,22 @@ class ChachamlCallback(_Callback):  # type: ignore[misc]  # the base is untyped 
     ) -> None:
         super().__init__()
         tags = {"framework": "keras", **(tags or {})}
-        self._hook = HookRun(run, name=name, experiment=experiment, tags=tags)
+        self._hook = HookRun(run, name=name, experiment=experiment, tags=tags, framework="keras")
 
     @property
     def run_id(self) -> str | None:
         """The id of the run this callback writes to (None before its first use)."""
         return self._hook.run_id
+
+    def __enter__(self) -> ChachamlCallback:
+        """``with ChachamlCallback() as cb:`` picks the run now and holds it for the block: every
+        training and evaluation in the block lands in it, and the block's end ends a run the
+        callback started, ``failed`` (``killed`` for Ctrl-C) with the traceback if it raised."""
+        self._hook.hold()
+        return self
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        self._hook.release(ev)
 
     def on_train_begin(self, logs: Any = None) -> None:
         self._hook.restart()

@@ -21,7 +21,7 @@ from typing import Any
 import chachaml
 from chachaml._optional import require
 from chachaml.errors import InvalidValueError
-from chachaml.integrations._hook import HookRun
+from chachaml.integrations._hook import HookRun, status_of, through, watch
 
 require("optuna", "optuna")
 
@@ -68,7 +68,6 @@ class ChachamlCallback:
         tags = {"framework": "optuna", **(tags or {})}
         self._study = HookRun(run, name=name, experiment=experiment, tags=tags)
         study_id = self._study.begin()
-        self.run_id: str = study_id
         study_run = self._study.in_context(chachaml.get_run, study_id)
         self._store = self._study.in_context(chachaml.current_store)
         self._experiment: str = study_run.experiment
@@ -78,6 +77,13 @@ class ChachamlCallback:
         self._managed = False  # inside ``with``: the block, not each trial, ends the study run
         self._trial_runs: dict[int, str] = {}
         self._best: set[int] = set()
+        watch(self)  # an exception escaping optimize: the raising trial, the study run (on_uncaught)
+
+    @property
+    def run_id(self) -> str:
+        """The id of the study run (a new one after a study run this callback started failed)."""
+        assert self._study.run_id is not None
+        return self._study.run_id
 
     def __enter__(self) -> ChachamlCallback:
         with self._lock:
@@ -87,10 +93,57 @@ class ChachamlCallback:
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        if ev is None:
-            self.end()
-        else:
-            self.end("killed" if isinstance(ev, KeyboardInterrupt) else "failed", ev)
+        with self._lock:
+            self._managed = False
+            if ev is not None:
+                self._log_raising_trial(ev)
+            self.end(status_of(ev), ev)
+
+    def on_uncaught(self, exc: BaseException) -> None:
+        """An exception reached the top level (a script's end, a prompt, a notebook cell): if it
+        escaped an ``optimize`` this callback was given, the trial that raised it (Optuna calls no
+        callback for it) becomes a child run with the error, and the study run this callback
+        started is reopened and ended ``failed`` (``killed`` for Ctrl-C) with the exception."""
+        with self._lock:
+            if self._managed or through(exc.__traceback__, self._in_optimize) is None:
+                return  # not from our optimize, or a ``with`` block that ends the run itself
+            self._log_raising_trial(exc)
+            if not self._study.owned or self._study.failed:
+                return  # the user's run (theirs to end), or one already ended with a failure
+            if not self._study.active:
+                self._study.begin()
+            self._study.end(status_of(exc), exc)
+
+    def on_exit(self) -> None:
+        """Nothing: a study run still open at exit is ended by the exit handler, like any run."""
+
+    def _in_optimize(self, frame: Any) -> bool:
+        """Whether ``frame`` is Optuna's optimize loop running with this callback."""
+        if frame.f_globals.get("__name__") != "optuna.study._optimize":
+            return False
+        callbacks = frame.f_locals.get("callbacks")
+        return isinstance(callbacks, list | tuple) and any(c is self for c in callbacks)
+
+    def _log_raising_trial(self, exc: BaseException) -> str | None:
+        """Log the trial whose objective raised ``exc`` out of ``optimize`` (found in the
+        traceback: Optuna marks it FAIL and re-raises without calling callbacks)."""
+        frame = through(
+            exc.__traceback__,
+            lambda f: (
+                f.f_globals.get("__name__") == "optuna.study._optimize" and f.f_code.co_name == "_run_trial"
+            ),
+        )
+        if frame is None:
+            return None
+        study, trial = frame.f_locals.get("study"), frame.f_locals.get("trial")
+        number = getattr(trial, "number", None)
+        if study is None or number is None or number in self._trial_runs:
+            return None
+        frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+        if frozen is None:
+            return None
+        self._trial_runs[number] = self._log_trial(study, frozen, exc)
+        return self._trial_runs[number]
 
     def end(self, status: str = "completed", exc: BaseException | None = None) -> None:
         """End the study run if this callback started it (a given or current run is left alone)."""
@@ -128,28 +181,40 @@ class ChachamlCallback:
                 if auto:
                     self._study.end()
 
-    def _log_trial(self, study: Any, trial: Any) -> str:
+    def _log_trial(self, study: Any, trial: Any, exc: BaseException | None = None) -> str:
+        """Write ``trial`` as a child run of the study run; ``exc``: the exception its objective
+        raised, recorded with the run (type, message, traceback) as for a raising block."""
         state = trial.state.name
         # with_store: this thread's own clean room on the study's store, whatever thread it is.
-        with chachaml.with_store(self._store):
+        # A run started in it and left open ends with the block's outcome: exc's, when given.
+        room = chachaml.with_store(self._store)
+        room.__enter__()
+        outcome: BaseException | None = exc
+        try:
             child = chachaml.start_run(
                 f"trial {trial.number}",
                 experiment=self._experiment,
                 parent_id=self.run_id,
                 tags={"optuna.trial": trial.number, "optuna.state": state, "optuna.study": study.study_name},
             )
-            try:
-                if trial.params:
-                    chachaml.log_params(trial.params, run=child.id)
-                for step, value in sorted(trial.intermediate_values.items()):
-                    chachaml.log_metric("intermediate_value", value, step=step, run=child.id)
-                values = trial.values or []
-                named = zip(self._names(len(values)), values, strict=True)
-                metrics = {k: v for k, v in named if v is not None}
-                if metrics:
-                    chachaml.log_metrics(metrics, run=child.id)
-            finally:
+            if trial.params:
+                chachaml.log_params(trial.params, run=child.id)
+            for step, value in sorted(trial.intermediate_values.items()):
+                chachaml.log_metric("intermediate_value", value, step=step, run=child.id)
+            values = trial.values or []
+            named = zip(self._names(len(values)), values, strict=True)
+            metrics = {k: v for k, v in named if v is not None}
+            if metrics:
+                chachaml.log_metrics(metrics, run=child.id)
+            if exc is None:
                 chachaml.end_run(_STATUS.get(state, "completed"))
+        except BaseException as error:
+            outcome = error
+            raise
+        finally:
+            room.__exit__(
+                type(outcome) if outcome else None, outcome, outcome.__traceback__ if outcome else None
+            )
         return str(child.id)
 
     def _tag_best(self, study: Any) -> None:

@@ -50,7 +50,11 @@ class ChachamlCallback(_TrainerCallback):  # type: ignore[misc]  # the base is u
         log_model_config: bool = True,
     ) -> None:
         self._hook = HookRun(
-            run, name=name, experiment=experiment, tags={"framework": "transformers", **(tags or {})}
+            run,
+            name=name,
+            experiment=experiment,
+            tags={"framework": "transformers", **(tags or {})},
+            framework="transformers",
         )
         self._log_model_config = log_model_config
 
@@ -58,6 +62,16 @@ class ChachamlCallback(_TrainerCallback):  # type: ignore[misc]  # the base is u
     def run_id(self) -> str | None:
         """The id of the run this callback writes to (None before its first use)."""
         return self._hook.run_id
+
+    def __enter__(self) -> ChachamlCallback:
+        """``with ChachamlCallback() as cb:`` picks the run now and holds it for the block: every
+        training and evaluation in the block lands in it, and the block's end ends a run the
+        callback started, ``failed`` (``killed`` for Ctrl-C) with the traceback if it raised."""
+        self._hook.hold()
+        return self
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        self._hook.release(ev)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -35,14 +35,14 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from chachaml import _downsample
 from chachaml._process import Liveness
 from chachaml.entities import Artifact, Experiment, GcReport, Metric, ModelVersion, Run
-from chachaml.rules import MAX_STEP, no_next_step
+from chachaml.rules import MAX_STEP, no_next_step, no_nul
 from chachaml.store import _pg_dialect
 from chachaml.store._locations import artifact_root_uri
 from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, _passwords, parse_url
 from chachaml.store._pg_roles import PgRoles
 from chachaml.store._sqlite_base import chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import RUN_TABLES
-from chachaml.store.base import MetricIn, RunFilter
+from chachaml.store.base import MetricIn, NewRun, RunFilter
 from chachaml.store.sqlite import _RUN_COLS
 
 __all__ = ["PostgresStore", "open_postgres", "temporary_database"]
@@ -131,6 +131,37 @@ class PostgresStore(PgRoles):
         return False
 
     # -- run lifecycle -------------------------------------------------------------------------
+    # -- text PostgreSQL cannot hold: refused by name before the driver fails on it ---------
+    def create_run(self, new: NewRun) -> Run:
+        no_nul(new.name, "run name")
+        _no_nul_tags(new.tags)
+        return super().create_run(new)
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        metrics: Sequence[MetricIn] = (),
+        tags: Mapping[str, str] | None = None,
+        overwrite: bool = False,
+        batch_id: str | None = None,
+    ) -> bool:
+        _no_nul_tags(tags)
+        return super().log_batch(
+            run_id, params=params, metrics=metrics, tags=tags, overwrite=overwrite, batch_id=batch_id
+        )
+
+    def set_note(self, run_id: str, note: str) -> None:
+        no_nul(note, "the note")
+        super().set_note(run_id, note)
+
+    def restore_run(self, run: Run, metrics: Iterable[Metric]) -> bool:
+        no_nul(run.name, f"the name of run {run.id}")
+        no_nul(run.note, f"the note of run {run.id}")
+        _no_nul_tags(run.tags, f" of run {run.id}")
+        return super().restore_run(run, metrics)
+
     def create_experiment(
         self, name: str, description: str | None, owner: str | None, now: int
     ) -> Experiment:
@@ -403,3 +434,8 @@ def temporary_database(url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _no_nul_tags(tags: Mapping[str, str] | None, where: str = "") -> None:
+    for key, value in (tags or {}).items():
+        no_nul(value, f"the value of tag {key!r}{where}")

@@ -21,7 +21,7 @@ from typing import Any
 
 from chachaml._values import check_key, metric_value, params_items, step_value, timestamp_value
 from chachaml.errors import ChachamlError, InvalidValueError
-from chachaml.rules import check_artifact_name, check_tags
+from chachaml.rules import check_artifact_name, check_tags, started_before
 from chachaml.web._http import Request, Response, json_response
 
 __all__ = [
@@ -373,13 +373,9 @@ def archive(app: Any, req: Request) -> Response:
     return json_response({"changed": n})
 
 
-MAX_DAYS = 1_000_000  # about 2,700 years: older_than_days beyond this overflows a time in ms
-
-
 def check_days(days: float | None) -> float | None:
     """``older_than_days`` if it is a sensible number of days (0 to ``MAX_DAYS``)."""
-    if days is not None and not 0 <= days <= MAX_DAYS:
-        raise InvalidValueError(f"older_than_days must be between 0 and {MAX_DAYS:,}, got {days!r}")
+    started_before(days, 0)  # the same rule as the Python verbs: raises naming the range
     return days
 
 
