@@ -129,8 +129,10 @@ def notebook_html(db: Path) -> str:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src.format(db=str(db))) for src in NOTEBOOK_CELLS]
-    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    # The kernel runs in the store's folder, so the first cell shows "demo.db", not a temp path.
+    nb.cells = [nbformat.v4.new_code_cell(src.format(db=db.name)) for src in NOTEBOOK_CELLS]
+    resources = {"metadata": {"path": str(db.parent)}}
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120, resources=resources).execute()
     parts = []
     for n, cell in enumerate(nb.cells, 1):
         (result,) = [o for o in cell.outputs if o.output_type == "execute_result"]
