@@ -495,15 +495,16 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
         with self._reading() as conn:
             if conn is None:
                 return []
-            sql = "SELECT step, value, is_nan, timestamp FROM metrics WHERE run_id = ? AND key = ?"
+            # A NaN is stored as NULL with is_nan = 1: NULL reads back as NaN (Metric._from_rows).
+            sql = (
+                "SELECT CASE is_nan WHEN 0 THEN value END, step, timestamp FROM metrics "
+                "WHERE run_id = ? AND key = ?"
+            )
             args: list[Any] = [run_id, key]
             if after_step is not None:
                 sql += " AND step > ?"
                 args.append(after_step)
-            return [
-                Metric(key, point_value(v, nan), step, ts)
-                for step, v, nan, ts in conn.execute(sql + " ORDER BY step, rowid", args)
-            ]
+            return Metric._from_rows(key, conn.execute(sql + " ORDER BY step, rowid", args).fetchall())
 
     def metric_summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
         with self._reading() as conn:
