@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from chachaml import _display, rules
 from chachaml.errors import InvalidValueError
@@ -29,6 +29,7 @@ __all__ = [
     "Model",
     "ModelEvent",
     "ModelVersion",
+    "LAZY_RUN_FIELDS",
     "Run",
     "RUN_ATTRIBUTES",
     "STAGES",
@@ -76,6 +77,18 @@ def _build(cls: Any, data: Mapping[str, Any], nested: Mapping[str, Any]) -> Any:
         raise InvalidValueError(
             f"cannot read a {cls.__name__} from a dict with the keys {sorted(data)}: {exc}"
         ) from exc
+
+
+def _bulk_new(cls: Any, n: int, columns: Mapping[str, Any]) -> list[Any]:
+    """``n`` new instances of the slotted ``cls`` with each slot in ``columns`` set from its
+    column (an iterable of ``n`` values), without running ``__init__``: the objects are made by
+    ``object.__new__`` and each column is stored through its slot descriptor, C calls mapped
+    over the column, so no Python function runs per object. Slots left out stay unset.
+    """
+    out = list(map(object.__new__, repeat(cls, n)))
+    for name, column in columns.items():
+        deque(map(getattr(cls, name).__set__, out, column), 0)
+    return out
 
 
 class _Entity:
@@ -134,15 +147,8 @@ class Metric(_Entity):
             if None in values:
                 nan = float("nan")
                 values = tuple(nan if v is None else v for v in values)
-            out: list[Metric] = list(map(object.__new__, repeat(cls, n)))
-            for slot, column in (
-                (cls.key, repeat(key, n)),
-                (cls.value, values),
-                (cls.step, steps),
-                (cls.timestamp, stamps),
-            ):
-                deque(map(slot.__set__, out, column), 0)  # type: ignore[attr-defined]
-            return out
+            columns = {"key": repeat(key, n), "value": values, "step": steps, "timestamp": stamps}
+            return _bulk_new(cls, n, columns)
         finally:
             if was_enabled:
                 gc.enable()
@@ -371,6 +377,11 @@ class GcReport(_Entity):
         return f"<GcReport {verb} {n} file{'s' if n != 1 else ''}, {_fmt_size(self.freed_bytes)}{missing}>"
 
 
+#: The fields of a ``Run`` from ``runs()`` / ``search_runs()`` that are read on first access,
+#: for the whole result list at once (docs/adr/0024-lazy-reads-and-first-use.md).
+LAZY_RUN_FIELDS = ("params", "metrics", "tags", "env", "datasets")
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     """A snapshot of one run: attributes, params, latest metrics, tags, datasets.
@@ -378,6 +389,11 @@ class Run:
     ``metrics`` maps each key to its latest value (the value at the highest step; among equal
     steps, the one logged last). ``error`` is ``None`` or a dict with ``type``, ``message`` and
     ``traceback``. ``best_value`` / ``best_step`` are set only on runs returned by ``best_run``.
+
+    The runs of a list from ``runs()`` / ``search_runs()`` read ``params``, ``metrics``,
+    ``tags``, ``env`` and ``datasets`` when one of them is first read, for every run of the
+    list at once (one query per table): a query that only needs the matching runs' ids, names
+    or statuses never pays for them. Those fields then hold the store's state at that moment.
     """
 
     id: str
@@ -398,6 +414,28 @@ class Run:
     archived: bool = False
     best_value: float | None = None
     best_step: int | None = None
+    # What reads the lazy fields of a run from runs() (None once read, and for every other run).
+    _lazy: Any = field(default=None, init=False, repr=False, compare=False)
+
+    if not TYPE_CHECKING:  # (the type checker sees the fields as plain attributes)
+
+        def __getattr__(self, name: str) -> Any:
+            # Called only when a slot is unset: a lazy field of a run from runs(), not read yet.
+            if name in LAZY_RUN_FIELDS:
+                lazy = object.__getattribute__(self, "_lazy")
+                if lazy is not None:
+                    lazy.load()
+                    return object.__getattribute__(self, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self) -> list[Any]:
+        """Pickle (and copy) the fields' values, lazy ones read first; never the reader."""
+        return [getattr(self, name) for name in _RUN_FIELD_NAMES]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        for name, value in zip(_RUN_FIELD_NAMES, state, strict=True):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_lazy", None)
 
     @property
     def duration(self) -> int | None:
@@ -472,3 +510,6 @@ class Run:
         from chachaml import _html  # the notebook view: status colour, a sparkline per metric
 
         return _html.run_view(self)
+
+
+_RUN_FIELD_NAMES = tuple(name for name in Run.__dataclass_fields__ if not name.startswith("_"))

@@ -76,6 +76,11 @@ def _range_sql(r: IndexRange) -> tuple[str, str, list[Any]]:
     return table, " AND ".join(conds), args
 
 
+def _column(rows: list[Any], cols: str) -> list[Any]:
+    """The ids of ``SELECT runs.id`` rows; the rows themselves for any other column list."""
+    return [r[0] for r in rows] if cols == "runs.id" else rows
+
+
 def _paging(limit: int | None, offset: int) -> tuple[str, list[Any]]:
     if limit is not None:
         return " LIMIT ? OFFSET ?", [limit, offset]
@@ -159,8 +164,9 @@ class QueryMixin(SqliteBase):
         with self._read_only(conn):
             return conn.execute(sql, args).fetchall()
 
-    def _page_ids(self, conn: sqlite3.Connection, flt: RunFilter) -> list[str]:
-        """The ids of the matching runs on the requested page, in order (docs/adr/0018).
+    def _page_ids(self, conn: sqlite3.Connection, flt: RunFilter, cols: str = "runs.id") -> list[Any]:
+        """The matching runs on the requested page, in order (docs/adr/0018): their ids, or with
+        ``cols`` (columns of ``runs``, qualified) those columns' rows, read by the same statement.
 
         One of three plans, all returning exactly what ``SELECT ... WHERE <query> ORDER BY
         <order> LIMIT ... OFFSET ...`` over every run would:
@@ -199,15 +205,15 @@ class QueryMixin(SqliteBase):
                 source, test = f"({union}) d", ""
             page, pargs = _paging(limit, offset)
             sql = (
-                f"SELECT runs.id FROM {source} CROSS JOIN runs ON runs.id = d.run_id "
+                f"SELECT {cols} FROM {source} CROSS JOIN runs ON runs.id = d.run_id "
                 f"WHERE {test}{where} ORDER BY {order}{page}"
             )
-            return [r[0] for r in self._select(conn, sql, [*rargs, *args, *pargs])]
+            return _column(self._select(conn, sql, [*rargs, *args, *pargs]), cols)
         if not metric_walk:
             page, pargs = _paging(limit, offset)
-            sql = f"SELECT runs.id FROM runs WHERE {where} ORDER BY {order}{page}"
-            return [r[0] for r in self._select(conn, sql, [*args, *pargs])]
-        return self._metric_walk(conn, flt, keys, limit, offset)
+            sql = f"SELECT {cols} FROM runs WHERE {where} ORDER BY {order}{page}"
+            return _column(self._select(conn, sql, [*args, *pargs]), cols)
+        return self._metric_walk(conn, flt, keys, limit, offset, cols)
 
     def _driving_ranges(
         self, conn: sqlite3.Connection, ranges: list[IndexRange], limit: int | None, offset: int
@@ -245,8 +251,14 @@ class QueryMixin(SqliteBase):
         return [r for _, r in counted] if counted[0][0] < walk else []
 
     def _metric_walk(
-        self, conn: sqlite3.Connection, flt: RunFilter, keys: list[Any], limit: int | None, offset: int
-    ) -> list[str]:
+        self,
+        conn: sqlite3.Connection,
+        flt: RunFilter,
+        keys: list[Any],
+        limit: int | None,
+        offset: int,
+        cols: str = "runs.id",
+    ) -> list[Any]:
         """The page ordered by a metric aggregate: runs holding a value in index order, then
         the runs without one (they sort last), each group tie-broken like the full ``ORDER BY``."""
         lead = keys[0]
@@ -260,14 +272,14 @@ class QueryMixin(SqliteBase):
         )
         page, pargs = _paging(limit, offset)
         direction = "DESC" if lead.descending else "ASC"  # no NULLS LAST: valued rows only, in index order
-        ids = [
-            r[0]
-            for r in self._select(
+        ids = _column(
+            self._select(
                 conn,
-                f"SELECT runs.id {valued} ORDER BY {col} {direction}, {tail}{page}",
+                f"SELECT {cols} {valued} ORDER BY {col} {direction}, {tail}{page}",
                 [lead.field.key, *args, *rargs, *pargs],
-            )
-        ]
+            ),
+            cols,
+        )
         if limit is not None and len(ids) == limit:
             return ids
         skip = 0
@@ -275,15 +287,15 @@ class QueryMixin(SqliteBase):
             valued_count = self._select(conn, f"SELECT count(*) {valued}", [lead.field.key, *args])[0][0]
             skip = max(0, offset - valued_count)
         page, pargs = _paging(None if limit is None else limit - len(ids), skip)
-        ids += [
-            r[0]
-            for r in self._select(
+        ids += _column(
+            self._select(
                 conn,
-                f"SELECT runs.id FROM runs WHERE {where} AND NOT EXISTS (SELECT 1 FROM metric_summary o "
+                f"SELECT {cols} FROM runs WHERE {where} AND NOT EXISTS (SELECT 1 FROM metric_summary o "
                 f"WHERE o.run_id = runs.id AND o.key = ? AND {col} IS NOT NULL) ORDER BY {tail}{page}",
                 [*args, lead.field.key, *rargs, *pargs],
-            )
-        ]
+            ),
+            cols,
+        )
         return ids
 
     def best_run(self, flt: RunFilter, key: str, mode: str) -> Run | None:
