@@ -147,12 +147,16 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                     f"a run with id {new.id!r} already exists; resume it with "
                     f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
                 )
-            store_packages(conn, digest, packages)
+            known: set[str] = self.__dict__.setdefault("_stored_digests", set())
+            if digest not in known:  # (rows of env_packages are never deleted)
+                store_packages(conn, digest, packages)
             if new.tags:
                 conn.executemany(
                     "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
                     [(new.id, k, v) for k, v in new.tags.items()],
                 )
+        if digest is not None:
+            known.add(digest)  # committed: later runs of this store skip the insert
         return Run(
             id=new.id,
             experiment=new.experiment,
