@@ -28,7 +28,7 @@ _EXPORTS = {
     "Client": "client",
     "Comparison": "results",
     "ConflictError": "errors",
-    "ContextExecutor": "context",
+    "ContextExecutor": "_executor",
     "Dataset": "entities",
     "Experiment": "entities",
     "ExperimentNotFoundError": "errors",
@@ -157,6 +157,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what the type checker and IDEs see
     # ``X as X`` marks an explicit re-export, so ``mypy --strict`` users can write ``chachaml.X``.
+    from chachaml._executor import ContextExecutor as ContextExecutor
     from chachaml.analysis import best_run as best_run
     from chachaml.analysis import compare_runs as compare_runs
     from chachaml.analysis import export_runs as export_runs
@@ -185,7 +186,6 @@ if TYPE_CHECKING:  # what the type checker and IDEs see
     from chachaml.batching import batched as batched
     from chachaml.batching import flush as flush
     from chachaml.client import Client as Client
-    from chachaml.context import ContextExecutor as ContextExecutor
     from chachaml.context import bind as bind
     from chachaml.context import current_store as current_store
     from chachaml.context import use_store as use_store

@@ -81,6 +81,12 @@ _TOOL_IDS = (4, 3)  # sys.monitoring ids no standard tool claims (0-2 and 5 are 
 
 def install() -> None:
     """Chain ``sys.excepthook``, wrap ``sys.exit``/``exit``/``quit``, watch the entry frame (once)."""
+    # The hook formats tracebacks: import ``traceback`` now, not while an uncaught
+    # KeyboardInterrupt is being reported. Importing it inside the hook then made CPython 3.11
+    # exit with status 1 instead of dying by SIGINT (tests/test_exit.py caught it once nothing
+    # else on the logging path imported ``traceback``; docs/adr/0024).
+    import traceback  # noqa: F401
+
     process = _state
     process.entry_frame = _entry_frame()
     previous_hook = sys.excepthook

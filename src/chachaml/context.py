@@ -20,7 +20,6 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar, copy_context
 from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
@@ -31,6 +30,7 @@ from chachaml.entities import Run
 from chachaml.errors import InvalidValueError, NoActiveRunError
 
 if TYPE_CHECKING:
+    from chachaml._executor import ContextExecutor
     from chachaml.store.base import Store
 
 __all__ = [
@@ -462,11 +462,14 @@ def bind(fn: Callable[P, R]) -> Callable[P, R]:
     return bound
 
 
-class ContextExecutor(ThreadPoolExecutor):
-    """A ``ThreadPoolExecutor`` whose tasks run in the submitter's context (per submit/map)."""
+def __getattr__(name: str) -> Any:
+    """``ContextExecutor`` lives in ``chachaml._executor``: imported when first named, so that
+    the logging path does not import ``concurrent.futures``."""
+    if name == "ContextExecutor":
+        from chachaml._executor import ContextExecutor
 
-    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
-        return super().submit(copy_context().run, fn, *args, **kwargs)
+        return ContextExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Snapshot(NamedTuple):

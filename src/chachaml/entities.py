@@ -10,9 +10,12 @@ Times are integer milliseconds since the Unix epoch (UTC).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from chachaml import _display, rules
 from chachaml.errors import InvalidValueError
@@ -26,6 +29,7 @@ __all__ = [
     "Model",
     "ModelEvent",
     "ModelVersion",
+    "LAZY_RUN_FIELDS",
     "Run",
     "RUN_ATTRIBUTES",
     "STAGES",
@@ -75,6 +79,18 @@ def _build(cls: Any, data: Mapping[str, Any], nested: Mapping[str, Any]) -> Any:
         ) from exc
 
 
+def _bulk_new(cls: Any, n: int, columns: Mapping[str, Any]) -> list[Any]:
+    """``n`` new instances of the slotted ``cls`` with each slot in ``columns`` set from its
+    column (an iterable of ``n`` values), without running ``__init__``: the objects are made by
+    ``object.__new__`` and each column is stored through its slot descriptor, C calls mapped
+    over the column, so no Python function runs per object. Slots left out stay unset.
+    """
+    out = list(map(object.__new__, repeat(cls, n)))
+    for name, column in columns.items():
+        deque(map(getattr(cls, name).__set__, out, column), 0)
+    return out
+
+
 class _Entity:
     """Base of the simple entities: ``to_dict`` is their fields, in order, as plain data, and
     ``from_dict`` reads that back (the wire format of a server and a remote store)."""
@@ -108,6 +124,34 @@ class Metric(_Entity):
 
     def __repr__(self) -> str:
         return f"Metric({self.key!r}, {self.value!r}, step={self.step})"
+
+    @classmethod
+    def _from_rows(cls, key: str, rows: Sequence[tuple[float | None, int, int]]) -> list[Metric]:
+        """``[Metric(key, value, step, timestamp) for value, step, timestamp in rows]``, built
+        column by column without a Python call per point (docs/adr/0024-lazy-reads-and-first-use.md).
+
+        A ``None`` value is NaN (SQLite stores a NaN as NULL). The objects are created with
+        ``object.__new__`` and their slots filled through the slot descriptors (C calls mapped
+        over each column), which skips the frozen ``__init__``'s four ``object.__setattr__``
+        calls per point; the garbage collector is paused meanwhile, since a Metric holds no
+        reference cycle and a collection every 700 new objects would walk the list again and
+        again. The result is the same as building each point with ``Metric(...)``.
+        """
+        n = len(rows)
+        if n == 0:
+            return []
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            values, steps, stamps = zip(*rows, strict=True)
+            if None in values:
+                nan = float("nan")
+                values = tuple(nan if v is None else v for v in values)
+            columns = {"key": repeat(key, n), "value": values, "step": steps, "timestamp": stamps}
+            return _bulk_new(cls, n, columns)
+        finally:
+            if was_enabled:
+                gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +377,11 @@ class GcReport(_Entity):
         return f"<GcReport {verb} {n} file{'s' if n != 1 else ''}, {_fmt_size(self.freed_bytes)}{missing}>"
 
 
+#: The fields of a ``Run`` from ``runs()`` / ``search_runs()`` that are read on first access,
+#: for the whole result list at once (docs/adr/0024-lazy-reads-and-first-use.md).
+LAZY_RUN_FIELDS = ("params", "metrics", "tags", "env", "datasets")
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     """A snapshot of one run: attributes, params, latest metrics, tags, datasets.
@@ -340,6 +389,11 @@ class Run:
     ``metrics`` maps each key to its latest value (the value at the highest step; among equal
     steps, the one logged last). ``error`` is ``None`` or a dict with ``type``, ``message`` and
     ``traceback``. ``best_value`` / ``best_step`` are set only on runs returned by ``best_run``.
+
+    The runs of a list from ``runs()`` / ``search_runs()`` read ``params``, ``metrics``,
+    ``tags``, ``env`` and ``datasets`` when one of them is first read, for every run of the
+    list at once (one query per table): a query that only needs the matching runs' ids, names
+    or statuses never pays for them. Those fields then hold the store's state at that moment.
     """
 
     id: str
@@ -360,6 +414,28 @@ class Run:
     archived: bool = False
     best_value: float | None = None
     best_step: int | None = None
+    # What reads the lazy fields of a run from runs() (None once read, and for every other run).
+    _lazy: Any = field(default=None, init=False, repr=False, compare=False)
+
+    if not TYPE_CHECKING:  # (the type checker sees the fields as plain attributes)
+
+        def __getattr__(self, name: str) -> Any:
+            # Called only when a slot is unset: a lazy field of a run from runs(), not read yet.
+            if name in LAZY_RUN_FIELDS:
+                lazy = object.__getattribute__(self, "_lazy")
+                if lazy is not None:
+                    lazy.load()
+                    return object.__getattribute__(self, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self) -> list[Any]:
+        """Pickle (and copy) the fields' values, lazy ones read first; never the reader."""
+        return [getattr(self, name) for name in _RUN_FIELD_NAMES]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        for name, value in zip(_RUN_FIELD_NAMES, state, strict=True):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_lazy", None)
 
     @property
     def duration(self) -> int | None:
@@ -434,3 +510,6 @@ class Run:
         from chachaml import _html  # the notebook view: status colour, a sparkline per metric
 
         return _html.run_view(self)
+
+
+_RUN_FIELD_NAMES = tuple(name for name in Run.__dataclass_fields__ if not name.startswith("_"))

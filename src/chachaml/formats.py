@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import mimetypes
-import pickle
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +64,8 @@ def _numpy() -> Any:
 
 
 def _encode_pickle(value: Any) -> bytes:
+    import pickle  # here: only the pickle format needs it
+
     try:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # pickling raises many types (PicklingError, TypeError, AttributeError)
@@ -153,10 +153,16 @@ def _decode_table(fh: BinaryIO) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in data["rows"]]
 
 
+def _decode_pickle(fh: BinaryIO) -> Any:
+    import pickle
+
+    return pickle.load(fh)
+
+
 register_format(
     "pickle",
     encode=_encode_pickle,
-    decode=pickle.load,  # runs code from the file: see the module docstring
+    decode=_decode_pickle,  # runs code from the file: see the module docstring
     content_type="application/x-python-pickle",
     extension=".pkl",
 )
@@ -209,6 +215,8 @@ def content_type(fmt: Format, name: str) -> str:
     """Refine the format's content type from the name for raw formats (``.md``, ``.png``, ...)."""
     if fmt.name not in ("text", "bytes"):
         return fmt.content_type
+    import mimetypes  # here: it imports urllib.parse and ipaddress (~3 ms)
+
     guessed, _ = mimetypes.guess_type(name, strict=False)
     if guessed is None:
         return fmt.content_type

@@ -6,7 +6,6 @@ The single-record values live in ``chachaml.entities``; this module adds renderi
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +70,8 @@ class RunList(Sequence[Run]):
         """Write the records to ``path`` as CSV (UTF-8, header row first)."""
         cols = self._columns()
         with open(path, "w", newline="", encoding="utf-8") as fh:
+            import csv  # here: only writing a file needs it
+
             writer = csv.DictWriter(fh, fieldnames=cols)
             writer.writeheader()
             writer.writerows(self.to_records())

@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import socket
 import stat
 import time
 import uuid
@@ -28,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from chachaml._process import PID_NAMESPACE, pid_alive
+from chachaml._process import HOST, PID_NAMESPACE, pid_alive
 from chachaml.errors import ConflictError, InvalidValueError
 from chachaml.rules import MAX_NAME, TMP_PREFIX  # noqa: F401 -- re-exported for local backends
 from chachaml.rules import check_artifact_name as check_name
@@ -37,7 +36,7 @@ CHUNK = 1 << 20  # bytes per read when streaming a file in
 STALE_TMP_S = 3600.0  # a temp file untouched this long is abandoned, whoever wrote it
 # Who may judge a temporary file's writer by its pid: this host *and* PID namespace (a writer in
 # a container has another pid here, issue 7). A writer elsewhere is judged by the file's age.
-_HOST = hashlib.sha256(f"{socket.gethostname()}:{PID_NAMESPACE}".encode()).hexdigest()[:8]
+_HOST = hashlib.sha256(f"{HOST}:{PID_NAMESPACE}".encode()).hexdigest()[:8]
 MARKER_PREFIX = ".chachaml-store-"  # + the store id: an empty folder in the root (see above)
 
 

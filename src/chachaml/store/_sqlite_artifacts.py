@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import tempfile
 import weakref
 from collections.abc import Sequence
 from typing import Any, BinaryIO, NoReturn
@@ -198,6 +197,8 @@ class ArtifactsMixin(RegistryMixin):
         if root is None:
             with self._lock:
                 if self._tmp_root is None:
+                    import tempfile  # here: only an in-memory store with artifacts needs it
+
                     self._tmp_root = tempfile.mkdtemp(prefix="chachaml-artifacts-")
                     self._tmp_cleanup = weakref.finalize(self, _remove_tree, self._tmp_root, os.getpid())
                     mark(self._tmp_root, self._identity())

@@ -31,9 +31,19 @@ def encode_env(env: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
     packages = env.get("packages")
     if not isinstance(packages, dict):
         return json.dumps(dict(env), default=str), None, None
-    text = json.dumps(packages, default=str)
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    global _last
+    if _last is not None and _last[0] == packages:  # every run of a process: the same list
+        text, digest = _last[1], _last[2]
+    else:
+        text = json.dumps(packages, default=str)
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        _last = (dict(packages), text, digest)
     return json.dumps({**env, "packages": digest}, default=str), digest, text
+
+
+# The last package list encoded (a copy), its JSON and digest: comparing a list with the copy
+# costs a fraction of encoding and hashing it again for every run of the process.
+_last: tuple[dict[str, Any], str, str] | None = None
 
 
 def store_packages(conn: sqlite3.Connection, digest: str | None, text: str | None) -> None:

@@ -11,25 +11,46 @@ anything but reading the run tables and calling the few functions the compiler e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from chachaml.query import parse_order_by
 from chachaml.rules import validate_query
-from chachaml.store import _sql_compile
-from chachaml.store._sql_compile import INDEXED_AGGREGATES, IndexRange, index_ranges
 from chachaml.store._sqlite_base import SqliteBase
-from chachaml.store._sqlite_dialect import SQLITE
 from chachaml.store.base import RunFilter
 
 if TYPE_CHECKING:
     from chachaml.entities import Run
+    from chachaml.store._sql_compile import IndexRange
+    from chachaml.store._sqlite_dialect import SqliteDialect
+
+
+# The query language and its compiler are imported on the first query, not with the store:
+# opening a store and logging never need them (~5 ms of imports; docs/adr/0024).
+@functools.cache
+def _compiler() -> ModuleType:
+    from chachaml.store import _sql_compile
+
+    return _sql_compile
+
+
+@functools.cache
+def _dialect() -> SqliteDialect:
+    from chachaml.store._sqlite_dialect import SQLITE
+
+    return SQLITE
+
+
+@functools.cache
+def _allowed_functions() -> frozenset[str]:
+    return frozenset(_dialect().allowed_functions | {"min", "max", "count"})
+
 
 DEFAULT_ORDER = "runs.start_time DESC, runs.rowid DESC"  # newest first, ties in insertion order
 _READABLE = frozenset({"runs", "params", "tags", "metric_summary", "metrics"})
-_ALLOWED_FUNCTIONS = SQLITE.allowed_functions | {"min", "max", "count"}
 #: Index-range probes count at most this many rows (inside covering indexes, ~0.05 µs a row);
 #: a range this big never drives a plan.
 PROBE_CAP = 20_000
@@ -55,6 +76,11 @@ def _range_sql(r: IndexRange) -> tuple[str, str, list[Any]]:
     return table, " AND ".join(conds), args
 
 
+def _column(rows: list[Any], cols: str) -> list[Any]:
+    """The ids of ``SELECT runs.id`` rows; the rows themselves for any other column list."""
+    return [r[0] for r in rows] if cols == "runs.id" else rows
+
+
 def _paging(limit: int | None, offset: int) -> tuple[str, list[Any]]:
     if limit is not None:
         return " LIMIT ? OFFSET ?", [limit, offset]
@@ -67,7 +93,7 @@ def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, 
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_READ and arg1 in _READABLE:
         return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _ALLOWED_FUNCTIONS:
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _allowed_functions():
         return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
 
@@ -111,10 +137,10 @@ class QueryMixin(SqliteBase):
     _default_order = DEFAULT_ORDER
 
     def _where_sql(self, query: Any) -> tuple[str, list[Any]]:
-        return _sql_compile.compile_where(query, SQLITE)
+        return _compiler().compile_where(query, _dialect())  # type: ignore[no-any-return]
 
     def _order_sql(self, order_by: str) -> tuple[str, list[Any]]:
-        return _sql_compile.compile_order(order_by, SQLITE)
+        return _compiler().compile_order(order_by, _dialect())  # type: ignore[no-any-return]
 
     @contextmanager
     def _read_only(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
@@ -124,7 +150,7 @@ class QueryMixin(SqliteBase):
         connection runs while the authorizer is installed.
         """
         if self._functions_on is not conn:
-            for name, fn in SQLITE.functions.items():
+            for name, fn in _dialect().functions.items():
                 conn.create_function(name, 1, fn, deterministic=True)
             self._functions_on = conn
         conn.set_authorizer(_authorize)
@@ -138,8 +164,9 @@ class QueryMixin(SqliteBase):
         with self._read_only(conn):
             return conn.execute(sql, args).fetchall()
 
-    def _page_ids(self, conn: sqlite3.Connection, flt: RunFilter) -> list[str]:
-        """The ids of the matching runs on the requested page, in order (docs/adr/0018).
+    def _page_ids(self, conn: sqlite3.Connection, flt: RunFilter, cols: str = "runs.id") -> list[Any]:
+        """The matching runs on the requested page, in order (docs/adr/0018): their ids, or with
+        ``cols`` (columns of ``runs``, qualified) those columns' rows, read by the same statement.
 
         One of three plans, all returning exactly what ``SELECT ... WHERE <query> ORDER BY
         <order> LIMIT ... OFFSET ...`` over every run would:
@@ -157,12 +184,16 @@ class QueryMixin(SqliteBase):
         where, args, order = self._compile_filter(flt)
         flt_where, flt_order = validate_query(flt.where, flt.order_by)
         limit, offset = flt.limit, flt.offset
+        from chachaml.query import parse_order_by
+
+        sql_compile = _compiler()
         keys = parse_order_by(flt_order) if flt_order is not None else []
         lead = keys[0].field if keys else None
-        metric_walk = lead is not None and lead.kind == "metric" and lead.agg in INDEXED_AGGREGATES
+        indexed = sql_compile.INDEXED_AGGREGATES
+        metric_walk = lead is not None and lead.kind == "metric" and lead.agg in indexed
         drive: list[IndexRange] = []
         if flt_where is not None:
-            drive = self._driving_ranges(conn, index_ranges(flt_where), limit, offset)
+            drive = self._driving_ranges(conn, sql_compile.index_ranges(flt_where), limit, offset)
         if drive:
             parts = [_range_sql(r) for r in drive]
             rargs = [a for _, _, part_args in parts for a in part_args]
@@ -174,15 +205,15 @@ class QueryMixin(SqliteBase):
                 source, test = f"({union}) d", ""
             page, pargs = _paging(limit, offset)
             sql = (
-                f"SELECT runs.id FROM {source} CROSS JOIN runs ON runs.id = d.run_id "
+                f"SELECT {cols} FROM {source} CROSS JOIN runs ON runs.id = d.run_id "
                 f"WHERE {test}{where} ORDER BY {order}{page}"
             )
-            return [r[0] for r in self._select(conn, sql, [*rargs, *args, *pargs])]
+            return _column(self._select(conn, sql, [*rargs, *args, *pargs]), cols)
         if not metric_walk:
             page, pargs = _paging(limit, offset)
-            sql = f"SELECT runs.id FROM runs WHERE {where} ORDER BY {order}{page}"
-            return [r[0] for r in self._select(conn, sql, [*args, *pargs])]
-        return self._metric_walk(conn, flt, keys, limit, offset)
+            sql = f"SELECT {cols} FROM runs WHERE {where} ORDER BY {order}{page}"
+            return _column(self._select(conn, sql, [*args, *pargs]), cols)
+        return self._metric_walk(conn, flt, keys, limit, offset, cols)
 
     def _driving_ranges(
         self, conn: sqlite3.Connection, ranges: list[IndexRange], limit: int | None, offset: int
@@ -220,14 +251,20 @@ class QueryMixin(SqliteBase):
         return [r for _, r in counted] if counted[0][0] < walk else []
 
     def _metric_walk(
-        self, conn: sqlite3.Connection, flt: RunFilter, keys: list[Any], limit: int | None, offset: int
-    ) -> list[str]:
+        self,
+        conn: sqlite3.Connection,
+        flt: RunFilter,
+        keys: list[Any],
+        limit: int | None,
+        offset: int,
+        cols: str = "runs.id",
+    ) -> list[Any]:
         """The page ordered by a metric aggregate: runs holding a value in index order, then
         the runs without one (they sort last), each group tie-broken like the full ``ORDER BY``."""
         lead = keys[0]
         col = _RANGE_VALUE[lead.field.agg][1].replace("d.", "o.")
         where, args, _ = self._compile_filter(dataclasses.replace(flt, order_by=None))
-        rest, rargs = _sql_compile.compile_order_keys(keys[1:], SQLITE)
+        rest, rargs = _compiler().compile_order_keys(keys[1:], _dialect())
         tail = f"{rest}, {DEFAULT_ORDER}" if rest else DEFAULT_ORDER
         valued = (
             f"FROM metric_summary o CROSS JOIN runs ON runs.id = o.run_id "
@@ -235,14 +272,14 @@ class QueryMixin(SqliteBase):
         )
         page, pargs = _paging(limit, offset)
         direction = "DESC" if lead.descending else "ASC"  # no NULLS LAST: valued rows only, in index order
-        ids = [
-            r[0]
-            for r in self._select(
+        ids = _column(
+            self._select(
                 conn,
-                f"SELECT runs.id {valued} ORDER BY {col} {direction}, {tail}{page}",
+                f"SELECT {cols} {valued} ORDER BY {col} {direction}, {tail}{page}",
                 [lead.field.key, *args, *rargs, *pargs],
-            )
-        ]
+            ),
+            cols,
+        )
         if limit is not None and len(ids) == limit:
             return ids
         skip = 0
@@ -250,15 +287,15 @@ class QueryMixin(SqliteBase):
             valued_count = self._select(conn, f"SELECT count(*) {valued}", [lead.field.key, *args])[0][0]
             skip = max(0, offset - valued_count)
         page, pargs = _paging(None if limit is None else limit - len(ids), skip)
-        ids += [
-            r[0]
-            for r in self._select(
+        ids += _column(
+            self._select(
                 conn,
-                f"SELECT runs.id FROM runs WHERE {where} AND NOT EXISTS (SELECT 1 FROM metric_summary o "
+                f"SELECT {cols} FROM runs WHERE {where} AND NOT EXISTS (SELECT 1 FROM metric_summary o "
                 f"WHERE o.run_id = runs.id AND o.key = ? AND {col} IS NOT NULL) ORDER BY {tail}{page}",
                 [*args, lead.field.key, *rargs, *pargs],
-            )
-        ]
+            ),
+            cols,
+        )
         return ids
 
     def best_run(self, flt: RunFilter, key: str, mode: str) -> Run | None:

@@ -40,7 +40,7 @@ from chachaml.store import _pg_dialect
 from chachaml.store._locations import artifact_root_uri
 from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, _passwords, parse_url
 from chachaml.store._pg_roles import PgRoles
-from chachaml.store._sqlite_base import chunks, marks, point_value
+from chachaml.store._sqlite_base import chunks, marks
 from chachaml.store._sqlite_lifecycle import RUN_TABLES
 from chachaml.store.base import MetricIn, NewRun, RunFilter
 from chachaml.store.sqlite import _RUN_COLS
@@ -253,7 +253,8 @@ class PostgresStore(PgRoles):
             args.append(flt.offset)
         with self._reading() as conn:
             assert conn is not None
-            return self._assemble(conn, self._select(conn, sql, args))
+            rows = self._select(conn, sql, args)
+        return self._lazy_runs(rows)  # params, metrics, ... read on first access (docs/adr/0024)
 
     def best_run(self, flt: RunFilter, key: str, mode: str) -> Run | None:
         """The matching run with the highest (``max``) or lowest (``min``) value of ``key``;
@@ -283,7 +284,10 @@ class PostgresStore(PgRoles):
         return dataclasses.replace(run, best_value=value, best_step=None if step is None else step[0])
 
     def metric_history(self, run_id: str, key: str, *, after_step: int | None = None) -> list[Metric]:
-        sql = "SELECT step, value, is_nan, timestamp FROM metrics WHERE run_id = ? AND key = ?"
+        sql = (
+            "SELECT CASE is_nan WHEN 0 THEN value END, step, timestamp FROM metrics "
+            "WHERE run_id = ? AND key = ?"
+        )
         args: list[Any] = [run_id, key]
         if after_step is not None:
             sql += " AND step > ?"
@@ -291,7 +295,7 @@ class PostgresStore(PgRoles):
         with self._reading() as conn:
             assert conn is not None
             rows = conn.execute(sql + " ORDER BY step, seq", args).fetchall()
-        return [Metric(key, point_value(v, nan), step, ts) for step, v, nan, ts in rows]
+        return Metric._from_rows(key, rows)  # a NULL value is NaN
 
     def metric_window(
         self,

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chachaml._process import Liveness
-from chachaml._values import decode_param
 from chachaml.entities import Dataset, Experiment, Metric, Run
 from chachaml.errors import ConflictError, InvalidValueError, RunNotFoundError
 from chachaml.rules import (
@@ -33,6 +33,7 @@ from chachaml.store._sqlite_env import EnvReader, encode_env, store_packages
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
 from chachaml.store._sqlite_restore import RestoreMixin
+from chachaml.store._sqlite_runs import RUN_COLS, LazyFields, assemble, lazy_runs, load_pending
 from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 
 # Metric rows bind the value as given and is_nan as 1 or 0: SQLite stores a NaN float as NULL
@@ -73,10 +74,8 @@ _INSERT_METRIC_STEP = (
     "INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan) VALUES (?, ?, ?, ?, ?, ?)"
 )
 
-_RUN_COLS = (
-    "id, experiment, name, status, start_time, end_time, parent_id, created_by, note, error, env, archived, "
-    "env_packages"
-)
+_RUN_COLS = RUN_COLS  # (PostgresStore imports it from here)
+_PAGE_COLS = ", ".join(f"runs.{c.strip()}" for c in RUN_COLS.split(","))
 
 
 def _refuse_step_overflow(conn: sqlite3.Connection, run_id: str, keys: Sequence[str]) -> None:
@@ -149,12 +148,16 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                     f"a run with id {new.id!r} already exists; resume it with "
                     f"start_run(run_id={new.id!r}) or let chachaml choose a new id"
                 )
-            store_packages(conn, digest, packages)
+            known: set[str] = self.__dict__.setdefault("_stored_digests", set())
+            if digest not in known:  # (rows of env_packages are never deleted)
+                store_packages(conn, digest, packages)
             if new.tags:
                 conn.executemany(
                     "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)",
                     [(new.id, k, v) for k, v in new.tags.items()],
                 )
+        if digest is not None:
+            known.add(digest)  # committed: later runs of this store skip the insert
         return Run(
             id=new.id,
             experiment=new.experiment,
@@ -420,91 +423,42 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
         with self._reading() as conn:
             if conn is None:
                 return []
-            ids = self._page_ids(conn, flt)  # read-only, planned (_sqlite_query)
-            found: dict[str, Any] = {}
-            for chunk in chunks(ids):
-                for row in conn.execute(
-                    f"SELECT {_RUN_COLS} FROM runs WHERE id IN ({marks(len(chunk))})", chunk
-                ):
-                    found[row[0]] = row
-            # (a run another process deleted between the two statements is left out)
-            return self._assemble(conn, [found[i] for i in ids if i in found])
+            # The page's rows in one read-only, planned statement (_sqlite_query).
+            return self._lazy_runs(self._page_ids(conn, flt, _PAGE_COLS))
 
     def _assemble(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Run]:
-        ids = [r[0] for r in rows]
-        envs = self._env_reader
-        envs.load(conn, [r[12] for r in rows])
-        params: dict[str, dict[str, Any]] = {i: {} for i in ids}
-        metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
-        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-        datasets: dict[str, list[Dataset]] = {i: [] for i in ids}
-        for chunk in chunks(ids):
-            m = marks(len(chunk))
-            for rid, k, v in conn.execute(
-                f"SELECT run_id, key, value FROM params WHERE run_id IN ({m})", chunk
-            ):
-                params[rid][k] = decode_param(v)
-            for rid, k, v, nan in conn.execute(
-                f"SELECT run_id, key, last_value, last_is_nan FROM metric_summary WHERE run_id IN ({m})",
-                chunk,
-            ):
-                metrics[rid][k] = point_value(v, nan)
-            for rid, k, v in conn.execute(
-                f"SELECT run_id, key, value FROM tags WHERE run_id IN ({m})", chunk
-            ):
-                tags[rid][k] = v
-            for rid, *d in conn.execute(
-                "SELECT run_id, name, role, source, n_rows, n_cols, features, digest, created "
-                f"FROM datasets WHERE run_id IN ({m}) ORDER BY id",
-                chunk,
-            ):
-                datasets[rid].append(
-                    Dataset(
-                        name=d[0],
-                        role=d[1],
-                        source=d[2],
-                        n_rows=d[3],
-                        n_cols=d[4],
-                        features=None if d[5] is None else json.loads(d[5]),
-                        digest=d[6],
-                        created=d[7],
-                    )
-                )
-        return [
-            Run(
-                id=r[0],
-                experiment=r[1],
-                name=r[2],
-                status=r[3],
-                start_time=r[4],
-                end_time=r[5],
-                parent_id=r[6],
-                created_by=r[7],
-                note=r[8],
-                error=None if r[9] is None else json.loads(r[9]),
-                env=envs.env(r[10], r[12]),
-                archived=bool(r[11]),
-                params=params[r[0]],
-                metrics=metrics[r[0]],
-                tags=tags[r[0]],
-                datasets=datasets[r[0]],
-            )
-            for r in rows
-        ]
+        """Whole runs from their rows (``get_run``)."""
+        return assemble(conn, self._env_reader, rows)
+
+    def _lazy_runs(self, rows: list[Any]) -> list[Run]:
+        """Runs from their rows whose params, metrics, tags, env and datasets are read on first
+        access, for all of them at once (``find_runs``; docs/adr/0024)."""
+        pending: weakref.WeakSet[LazyFields] | None = self.__dict__.get("_pending_fields")
+        if pending is None:
+            pending = self.__dict__["_pending_fields"] = weakref.WeakSet()
+        return lazy_runs(self, rows, pending)
+
+    def close(self) -> None:
+        """Close the connection; results of ``find_runs`` not read yet are read first."""
+        pending = self.__dict__.get("_pending_fields")
+        if pending and not self.closed:
+            load_pending(pending)
+        super().close()
 
     def metric_history(self, run_id: str, key: str, *, after_step: int | None = None) -> list[Metric]:
         with self._reading() as conn:
             if conn is None:
                 return []
-            sql = "SELECT step, value, is_nan, timestamp FROM metrics WHERE run_id = ? AND key = ?"
+            # A NaN is stored as NULL with is_nan = 1: NULL reads back as NaN (Metric._from_rows).
+            sql = (
+                "SELECT CASE is_nan WHEN 0 THEN value END, step, timestamp FROM metrics "
+                "WHERE run_id = ? AND key = ?"
+            )
             args: list[Any] = [run_id, key]
             if after_step is not None:
                 sql += " AND step > ?"
                 args.append(after_step)
-            return [
-                Metric(key, point_value(v, nan), step, ts)
-                for step, v, nan, ts in conn.execute(sql + " ORDER BY step, rowid", args)
-            ]
+            return Metric._from_rows(key, conn.execute(sql + " ORDER BY step, rowid", args).fetchall())
 
     def metric_window(
         self,
