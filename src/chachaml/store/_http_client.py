@@ -101,7 +101,8 @@ class HttpClient:
         """One request; returns (status, body).
 
         A connection refused (nothing was sent) is retried until ``wait_s`` (a server
-        restarting); any other transport failure is retried once on a fresh connection when
+        restarting), and so is a 503 (its database restarting) when ``safe_retry``; any other
+        transport failure is retried once on a fresh connection when
         ``safe_retry`` (the request is a read or idempotent), else raised as ``Unreachable``.
         """
         deadline = time.monotonic() + (WAIT_S if wait_s is None else wait_s)
@@ -115,6 +116,12 @@ class HttpClient:
                 data = resp.read()
                 if resp.getheader("Connection", "").lower() == "close":
                     self._drop()
+                if resp.status == 503 and safe_retry and isinstance(body, bytes | None):
+                    # the server's database is down or restarting: the same call, again, later
+                    if time.monotonic() < deadline:
+                        time.sleep(delay)
+                        delay = min(delay * 2, 1.0)
+                        continue
                 return resp.status, data
             except ConnectionRefusedError as exc:
                 self._drop()

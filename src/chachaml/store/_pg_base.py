@@ -31,7 +31,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chachaml._process import Liveness, now_ms
 from chachaml._process import state as _process
-from chachaml.errors import InvalidValueError, RunStateError, SchemaVersionError, StoreError
+from chachaml.errors import (
+    InvalidValueError,
+    RunStateError,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailableError,
+)
 from chachaml.store._pg_schema import LATEST, MIGRATION_LOCK, MIGRATIONS
 from chachaml.store._sqlite_base import SqliteBase, _unencodable
 
@@ -240,7 +246,7 @@ class PostgresBase(SqliteBase):
             with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as raw:
                 migrate(raw, self.uri)
         except psycopg.OperationalError as exc:
-            raise StoreError(
+            raise StoreUnavailableError(
                 f"cannot connect to the PostgreSQL database {self.uri}: {str(exc).strip()}; check "
                 "that the server runs and that the URL (user, password, host, port, database) is right"
             ) from exc
@@ -325,6 +331,11 @@ class PostgresBase(SqliteBase):
                 f"PostgreSQL text cannot hold the NUL character (\\x00) ({exc}); remove it from the "
                 "value, or log it as an artifact"
             ) from exc
+        if isinstance(exc, psycopg.OperationalError):  # the server went away, restarts, or is busy
+            return StoreUnavailableError(
+                f"the PostgreSQL database {self.uri} cannot be reached now ({str(exc).strip()}); "
+                "the call did not complete: try it again once the database is back"
+            )
         return StoreError(f"the PostgreSQL database {self.uri} failed: {str(exc).strip()}")
 
     # -- housekeeping done on read -----------------------------------------------------------

@@ -157,8 +157,8 @@ class RemoteStore:
         except AccessError as exc:
             self._fatal = exc
             raise Unreachable(str(exc)) from exc
-        except Unreachable:
-            raise
+        except StoreError as exc:  # 5xx: the server or its database failed, not the batch
+            raise Unreachable(str(exc)) from exc  # kept in the spool and sent again (same id)
         except ChachamlError as exc:  # refused for good (the run was ended or deleted elsewhere)
             from chachaml.errors import error_to_dict
 
