@@ -9,12 +9,14 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
 from chachaml.errors import AccessError, ChachamlError, InvalidValueError, StoreError, error_from_dict
 
-__all__ = ["HttpClient", "Unreachable", "sized_body"]
+__all__ = ["HttpClient", "Unreachable", "lines_body", "sized_body"]
 
 #: How long a call waits for a server that refuses connections (restarting) before failing.
 WAIT_S = float(os.environ.get("CHACHAML_SERVER_WAIT", "30"))
@@ -233,3 +235,28 @@ def sized_body(data: bytes | BinaryIO) -> tuple[bytes | BinaryIO, int, Any]:
     size = temp.tell()
     temp.seek(0)
     return temp, size, temp
+
+
+@contextmanager
+def lines_body(head: dict[str, Any], rows: Iterable[Any], chunk: int = 5000) -> Iterator[tuple[BinaryIO, int]]:
+    """A JSON-lines request body in a temporary file (never in memory): ``head`` on the first line,
+    then ``rows`` in lists of ``chunk`` a line (NaN and infinities as JSON's NaN tokens); yields
+    the file, at its start, and its size."""
+    import tempfile
+
+    def line(value: Any) -> bytes:
+        return json.dumps(value, default=str, separators=(",", ":")).encode("utf-8") + b"\n"
+
+    with tempfile.TemporaryFile() as body:
+        body.write(line(head))
+        block: list[Any] = []
+        for row in rows:
+            block.append(row)
+            if len(block) >= chunk:
+                body.write(line(block))
+                block = []
+        if block:
+            body.write(line(block))
+        size = body.tell()
+        body.seek(0)
+        yield body, size  # type: ignore[misc]

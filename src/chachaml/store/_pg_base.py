@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 
 DEFAULT_POOL_SIZE = 4  # connections per process; ?pool_size=N in the URL changes it
 CONNECT_TIMEOUT_S = 10
+#: How long a call waits for a pooled connection before failing with ``StoreUnavailableError``
+#: (the database down or restarting, or every connection busy); a server answers it with 503.
+POOL_WAIT_S = 10.0
 #: Advisory transaction locks (fixed bigints): registry writes, and artifact commits vs gc.
 REGISTRY_LOCK = 0x63686163686D01
 ARTIFACT_LOCK = 0x63686163686D02
@@ -258,6 +261,7 @@ class PostgresBase(SqliteBase):
             max_size=self._pool_size,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
             check=_check_idle,
+            timeout=POOL_WAIT_S,
             open=False,
             name=f"chachaml {self.uri}",
         )

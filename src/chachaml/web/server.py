@@ -215,7 +215,9 @@ class TeamApp:
         except ValueError:
             return _json(400, "InvalidValueError", "Content-Length is not a number")
         upload = method == "PUT" and (
-            "/artifacts/" in path or path.startswith(_store_rpc.PREFIX + "artifact/")
+            "/artifacts/" in path
+            or path.startswith(_store_rpc.PREFIX + "artifact/")
+            or path == _store_rpc.PREFIX + "restore_run"  # a copied run's points, streamed
         )
         limit = self.max_upload if upload else MAX_JSON
         if length > limit:
