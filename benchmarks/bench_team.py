@@ -29,6 +29,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _floor import Report, interleave_cpu, median
@@ -94,14 +95,26 @@ print(run.id, t0, time.time())
 """
 
 
+def _first_line(proc: Any) -> str:
+    import queue
+    import threading
+
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    return lines.get(timeout=60)
+
+
+def _lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
 def bench_two_servers(report: Report, url: str, quick: bool) -> None:
     """16 clients x 10,000 points through two server processes on one database."""
     import json
-    import queue
     import signal
     import subprocess
     import tempfile
-    import threading
     import time
 
     clients, points = (4, 500) if quick else (16, int(os.environ.get("BENCH_POINTS", "10000")))
@@ -112,18 +125,32 @@ def bench_two_servers(report: Report, url: str, quick: bool) -> None:
         try:
             for i in range(2):
                 log = os.path.join(tmp, f"access-{i}.log")
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "chachaml",
+                    "server",
+                    "--store",
+                    db,
+                    "--port",
+                    "0",
+                    "--access-log",
+                    log,
+                ]
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "chachaml", "server", "--store", db, "--port", "0",
-                     "--access-log", log], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                )  # fmt: skip
+                    cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+                )
                 servers.append(proc)
-                lines: queue.Queue[str] = queue.Queue()
-                threading.Thread(target=lambda p=proc: lines.put(p.stdout.readline()), daemon=True).start()  # type: ignore[misc]
-                urls.append(lines.get(timeout=60).split(" at ", 1)[1].strip().rstrip("/"))
+                urls.append(_first_line(proc).split(" at ", 1)[1].strip().rstrip("/"))
                 logs.append(log)
             procs = [
-                subprocess.Popen([sys.executable, "-c", LOAD, urls[i % 2], str(points)], env=env,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+                subprocess.Popen(
+                    [sys.executable, "-c", LOAD, urls[i % 2], str(points)],
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
                 for i in range(clients)
             ]
             time.sleep(2.0)  # only a start signal: let every client import first
@@ -147,12 +174,13 @@ def bench_two_servers(report: Report, url: str, quick: bool) -> None:
             for run_id, *_ in outs:
                 got = [(m.step, m.value) for m in c.metric_history(run_id, "x")]
                 bad_runs += got != [(i, float(i)) for i in range(points)]
-        records = [json.loads(line) for log in logs for line in open(log, encoding="utf-8")]
+        records = [[json.loads(line) for line in _lines(log)] for log in logs]
+        per_server = [len(r) for r in records]
+        records = [r for rs in records for r in rs]
         fives = sum(1 for r in records if r["status"] >= 500)
         for r in records:
             if r["status"] >= 500:
                 print(f"  5xx: {r}", file=sys.stderr)
-        per_server = [sum(1 for _ in open(log, encoding="utf-8")) for log in logs]
     report.line(
         "two servers, 16 clients" if not quick else "two servers, 4 clients (quick)",
         f"{clients * points / span:10,.0f} points/s  {clients}x{points:,} points  runs wrong: {bad_runs}  "

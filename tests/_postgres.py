@@ -107,9 +107,12 @@ class PrivateCluster:
             raise AssertionError(f"{tool} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
 
     def _ctl(self, action: str, *extra: str) -> None:
-        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root} -c fsync=off"
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
+        opts += " -c fsync=off"  # a throwaway cluster: durability across a power cut is not tested
         log = os.path.join(self.root, "log")
-        self._run("pg_ctl", action, "-D", self.data, "-l", log, "-w", "-t", str(int(_START_S)), "-o", opts, *extra)
+        self._run(
+            "pg_ctl", action, "-D", self.data, "-l", log, "-w", "-t", str(int(_START_S)), "-o", opts, *extra
+        )
 
     def start(self) -> PrivateCluster:
         self._ctl("start")

@@ -7,8 +7,9 @@
 
 Each waits until GO_FILE exists, so all of them hit the server at the same moment. ``open``
 opens (and so migrates) the database and prints ``ok``; ``log`` logs COUNT points of ``loss``
-with the default step into the run RUN_ID; ``batch`` writes ROUNDS batches of 40 ``loss`` and 40
-``acc`` points (interleaved, default steps) each followed by one ``log_metric`` of ``loss``; ``param`` logs the param ``lr`` = VALUE into RUN_ID and
+with the default step into the run RUN_ID; ``batch`` writes ROUNDS batches of 40 ``loss`` and
+40 ``acc`` points (interleaved, default steps) each followed by one ``log_metric`` of ``loss``;
+``param`` logs the param ``lr`` = VALUE into RUN_ID and
 prints ``stored`` or ``conflict``.
 """
 

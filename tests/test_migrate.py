@@ -387,8 +387,9 @@ def _check_million(target: str, run_id: str) -> None:
 def test_a_run_of_a_million_points_is_copied_into_a_server_and_into_postgresql(
     tmp_path: Path, dest: str
 ) -> None:
-    from _postgres import fresh_database
     from tests._teamserver import ServerProcess, write_tokens
+
+    from _postgres import fresh_database
 
     src = tmp_path / "laptop.db"
     run_id = _million_point_source(src)

@@ -288,7 +288,10 @@ def test_concurrent_batches_and_single_points_never_share_a_step(
     assert sorted(m.step for m in loss) == list(range(n * rounds * 41))
     assert sorted(m.step for m in acc) == list(range(n * rounds * 40))
     summaries = pg.metric_summaries(run.id)
-    assert (summaries["loss"]["count"], summaries["loss"]["last_step"]) == (n * rounds * 41, n * rounds * 41 - 1)
+    assert (summaries["loss"]["count"], summaries["loss"]["last_step"]) == (
+        n * rounds * 41,
+        n * rounds * 41 - 1,
+    )
     assert (summaries["loss"]["min"], summaries["loss"]["max"]) == (-1.0, 39.0 + rounds - 1)
     assert summaries["loss"]["last"] == loss[-1].value  # the point with the highest step
     assert (summaries["acc"]["count"], summaries["acc"]["min"]) == (n * rounds * 40, 0.0)

@@ -387,7 +387,9 @@ def test_exit_with_the_server_down_says_so_and_keeps_the_spool(tmp_path: Path, t
     assert _points(db, run_id) == [(i, float(i)) for i in range(100)]
 
 
-def test_a_run_too_large_for_one_json_request_is_streamed_whole(server: ServerProcess, tmp_path: Path) -> None:
+def test_a_run_too_large_for_one_json_request_is_streamed_whole(
+    server: ServerProcess, tmp_path: Path
+) -> None:
     """600,000 points are over the 16 MiB JSON limit: restore_run streams them in one PUT."""
     import math
 

@@ -187,4 +187,3 @@ def test_a_server_whose_database_is_down_answers_503_and_recovers(tmp_path: Path
         finally:
             srv.stop()
         assert _points(cluster.url, run_id) == [(0, 1.0)]
-

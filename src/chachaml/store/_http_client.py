@@ -118,12 +118,12 @@ class HttpClient:
                 data = resp.read()
                 if resp.getheader("Connection", "").lower() == "close":
                     self._drop()
-                if resp.status == 503 and safe_retry and isinstance(body, bytes | None):
+                retry = resp.status == 503 and safe_retry and isinstance(body, bytes | None)
+                if retry and time.monotonic() < deadline:
                     # the server's database is down or restarting: the same call, again, later
-                    if time.monotonic() < deadline:
-                        time.sleep(delay)
-                        delay = min(delay * 2, 1.0)
-                        continue
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
                 return resp.status, data
             except ConnectionRefusedError as exc:
                 self._drop()
@@ -238,7 +238,9 @@ def sized_body(data: bytes | BinaryIO) -> tuple[bytes | BinaryIO, int, Any]:
 
 
 @contextmanager
-def lines_body(head: dict[str, Any], rows: Iterable[Any], chunk: int = 5000) -> Iterator[tuple[BinaryIO, int]]:
+def lines_body(
+    head: dict[str, Any], rows: Iterable[Any], chunk: int = 5000
+) -> Iterator[tuple[BinaryIO, int]]:
     """A JSON-lines request body in a temporary file (never in memory): ``head`` on the first line,
     then ``rows`` in lists of ``chunk`` a line (NaN and infinities as JSON's NaN tokens); yields
     the file, at its start, and its size."""
@@ -259,4 +261,4 @@ def lines_body(head: dict[str, Any], rows: Iterable[Any], chunk: int = 5000) -> 
             body.write(line(block))
         size = body.tell()
         body.seek(0)
-        yield body, size  # type: ignore[misc]
+        yield body, size
