@@ -325,6 +325,12 @@ class PostgresBase(SqliteBase):
             self._reap_dead(conn)  # type: ignore[arg-type]
             yield conn  # type: ignore[misc]
 
+    @contextmanager
+    def _plain_read(self) -> Iterator[sqlite3.Connection | None]:
+        """A pooled connection for reads that need no reaping (see ``SqliteBase._plain_read``)."""
+        with self._borrow() as raw:
+            yield PgConn(raw)  # type: ignore[misc]
+
     def _error(self, exc: Exception) -> StoreError:
         import psycopg
 
