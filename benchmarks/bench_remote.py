@@ -177,9 +177,8 @@ def server_ingest(
     head = f"server ingest, {clients} senders"
     print(f"{head:31}: {rate_server:10,.0f} points/s ({total:,}, batches of {batch:,}; median of {rounds})")
     print(f"same batches straight to store : {rate_direct:10,.0f} points/s")
-    print(
-        f"  rounds, server / direct      : {', '.join(f'{a / b:.2f}' for a, b in zip(server_rates, direct_rates))}"
-    )
+    each = ", ".join(f"{a / b:.2f}" for a, b in zip(server_rates, direct_rates, strict=True))
+    print(f"  rounds, server / direct      : {each}")
     verdict = "OK" if share >= 1 / 3 else "MISSED"
     print(f"  server / direct              : {share:8.2f}    target >= 0.33  {verdict}")
 
