@@ -81,7 +81,7 @@ class ArtifactsMixin(RegistryMixin):
         self._marked: str | None = None  # the root last found marked with our id
         self._given = self._location  # what the caller named, to compare with the recorded one
         self._location_read = False  # whether chachaml_meta('artifact_location') was read
-        if self.path and os.path.isfile(self.path):
+        if artifacts is not None and self.path and os.path.isfile(self.path):
             self._recorded_location()  # a different location than the recorded one: refused now
 
     def _recorded_location(self) -> None:
