@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from tests._postgres import fresh_database, private_cluster
-from tests._teamserver import START_TIMEOUT_S, ServerProcess, write_tokens
+from tests._teamserver import START_TIMEOUT_S, ServerProcess, request, write_tokens
 
 from chachaml.client import Client
 
@@ -114,8 +114,7 @@ n = int(sys.argv[2])
 for i in range(n):
     c.log_metric("x", float(i))
     if i == n // 4:
-        print("quarter", flush=True)
-        sys.stdin.readline()    # the test restarts PostgreSQL here
+        print("quarter", flush=True)  # the test restarts PostgreSQL now, while this goes on
 c.end_run()                     # waits until the server has every point
 print("done", flush=True)
 """
@@ -128,9 +127,9 @@ def test_postgresql_restarted_mid_run_the_server_recovers_without_a_restart(
     with private_cluster() as cluster:
         log = tmp_path / "access.log"
         srv = ServerProcess(cluster.url, ["--tokens", str(tokens), "--access-log", str(log)]).start()
+        n = 20_000
+        clients = [_python(RUN_THROUGH, _env(tmp_path, tok), srv.url, str(n)) for tok in (ANN, BOB)]
         try:
-            n = 6_000
-            clients = [_python(RUN_THROUGH, _env(tmp_path, tok), srv.url, str(n)) for tok in (ANN, BOB)]
             ids = []
             for client in clients:
                 assert client.stdout is not None
@@ -141,15 +140,18 @@ def test_postgresql_restarted_mid_run_the_server_recovers_without_a_restart(
                 cluster.restart()
             else:
                 cluster.kill_hard()
+                probe = {"args": {"run_id": ids[0]}}  # while it is down: a 503, never a 500
+                status, _ = request(f"{srv.url}/api/v1/store/get_run", "POST", probe, token=ANN)
+                assert status == 503
                 cluster.start()
-            for client in clients:
-                assert client.stdin is not None
-                client.stdin.write("\n")
-                client.stdin.flush()
             for client in clients:
                 assert _finish(client).strip().endswith("done")
             assert srv.proc is not None and srv.proc.poll() is None and srv.proc.pid == server_pid
         finally:
+            for client in clients:
+                if client.poll() is None:
+                    client.kill()
+                    client.communicate()
             srv.stop()
         for run_id in ids:
             assert _points(cluster.url, run_id) == [(i, float(i)) for i in range(n)]
@@ -162,8 +164,6 @@ def test_postgresql_restarted_mid_run_the_server_recovers_without_a_restart(
 def test_a_server_whose_database_is_down_answers_503_and_recovers(tmp_path: Path, tokens: Path) -> None:
     """Down: every store call is a 503 naming the database (the client retries it), the health
     endpoint still answers; back up: the same server process serves again."""
-    from tests._teamserver import request
-
     with private_cluster() as cluster:
         srv = ServerProcess(cluster.url, ["--tokens", str(tokens)]).start()
         try:
