@@ -38,7 +38,8 @@ from chachaml.client import Client
 
 def start_server(db: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chachaml", "server", "--store", db, "--port", "0", "--access-log", "-"],
+        [sys.executable, "-m", "chachaml", "server", "--store", db, "--port", "0", "--access-log", "-",
+         *os.environ.get("BENCH_SERVER_ARGS", "").split()],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
@@ -129,34 +130,55 @@ def _spans(procs: list[subprocess.Popen[str]]) -> float:
 
 
 def server_ingest(
-    clients: int, points: int, batch: int, url: str, env: dict[str, str], direct_db: str
+    clients: int, points: int, batch: int, url: str, env: dict[str, str], direct_db: str, rounds: int = 3
 ) -> None:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(SENDER), url, str(points), str(batch)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(clients)
-    ]
-    server_s = _spans(procs)
+    """Alternating rounds (server, then direct; then direct, then server; ...): the machine's
+    load drifts, so each side is measured under the same load and the medians are compared."""
+    server_rates: list[float] = []
+    direct_rates: list[float] = []
     total = clients * points
-    with Client(direct_db) as c:
-        runs = [c.start_run(f"direct-{i}") for i in range(clients)]
+
+    def through_server() -> None:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", textwrap.dedent(SENDER), url, str(points), str(batch)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(clients)
+        ]
+        server_rates.append(total / _spans(procs))
+
+    def direct(c: Client, r: int) -> None:
+        runs = [c.start_run(f"direct-{r}-{i}") for i in range(clients)]
         now = int(time.time() * 1000)
+        bodies = [
+            (run.id, [("x", float(i), None, now) for i in range(lo, min(points, lo + batch))])
+            for run in runs
+            for lo in range(0, points, batch)
+        ]
         t0 = time.perf_counter()
-        for run in runs:
-            for lo in range(0, points, batch):
-                pts = [("x", float(i), None, now) for i in range(lo, min(points, lo + batch))]
-                c.store.log_batch(run.id, metrics=pts)
-        direct_s = time.perf_counter() - t0
-    rate_server, rate_direct = total / server_s, total / direct_s
+        for run_id, pts in bodies:
+            c.store.log_batch(run_id, metrics=pts)
+        direct_rates.append(total / (time.perf_counter() - t0))
+
+    with Client(direct_db) as c:
+        for r in range(rounds):
+            if r % 2 == 0:
+                through_server()
+                direct(c, r)
+            else:
+                direct(c, r)
+                through_server()
+    rate_server, rate_direct = statistics.median(server_rates), statistics.median(direct_rates)
     share = rate_server / rate_direct
     head = f"server ingest, {clients} senders"
-    print(f"{head:31}: {rate_server:10,.0f} points/s ({total:,}, batches of {batch:,})")
+    print(f"{head:31}: {rate_server:10,.0f} points/s ({total:,}, batches of {batch:,}; median of {rounds})")
     print(f"same batches straight to store : {rate_direct:10,.0f} points/s")
+    each = ", ".join(f"{a / b:.2f}" for a, b in zip(server_rates, direct_rates, strict=True))
+    print(f"  rounds, server / direct      : {each}")
     verdict = "OK" if share >= 1 / 3 else "MISSED"
     print(f"  server / direct              : {share:8.2f}    target >= 0.33  {verdict}")
 
@@ -204,6 +226,7 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=10_000)
     ap.add_argument("--batch", type=int, default=1000, help="points per batch for the ingest figure")
     ap.add_argument("--quick", action="store_true", help="small N (smoke test)")
+    ap.add_argument("--only", choices=["per_call", "server_ingest", "ingest"], help="one figure only")
     args = ap.parse_args()
     if args.quick:
         args.calls, args.rounds, args.clients, args.points = 500, 2, 2, 500
@@ -213,9 +236,14 @@ def main() -> None:
         env["XDG_STATE_HOME"] = os.environ["XDG_STATE_HOME"] = os.path.join(tmp, "state")
         proc, url = start_server(os.path.join(tmp, "server.db"), env)
         try:
-            per_call(args.calls, args.rounds, url, os.path.join(tmp, "local.db"))
-            server_ingest(args.clients, args.points, args.batch, url, env, os.path.join(tmp, "direct1.db"))
-            ingest(args.clients, args.points, url, env, os.path.join(tmp, "direct.db"))
+            if args.only in (None, "per_call"):
+                per_call(args.calls, args.rounds, url, os.path.join(tmp, "local.db"))
+            if args.only in (None, "server_ingest"):
+                server_ingest(
+                    args.clients, args.points, args.batch, url, env, os.path.join(tmp, "direct1.db")
+                )
+            if args.only in (None, "ingest"):
+                ingest(args.clients, args.points, url, env, os.path.join(tmp, "direct.db"))
         finally:
             stop_server(proc)
 

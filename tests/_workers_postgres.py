@@ -3,10 +3,13 @@
     python _workers_postgres.py open URL GO_FILE
     python _workers_postgres.py log URL RUN_ID COUNT GO_FILE
     python _workers_postgres.py param URL RUN_ID VALUE GO_FILE
+    python _workers_postgres.py batch URL RUN_ID ROUNDS GO_FILE
 
 Each waits until GO_FILE exists, so all of them hit the server at the same moment. ``open``
 opens (and so migrates) the database and prints ``ok``; ``log`` logs COUNT points of ``loss``
-with the default step into the run RUN_ID; ``param`` logs the param ``lr`` = VALUE into RUN_ID and
+with the default step into the run RUN_ID; ``batch`` writes ROUNDS batches of 40 ``loss`` and
+40 ``acc`` points (interleaved, default steps) each followed by one ``log_metric`` of ``loss``;
+``param`` logs the param ``lr`` = VALUE into RUN_ID and
 prints ``stored`` or ``conflict``.
 """
 
@@ -43,6 +46,16 @@ def log(url: str, run_id: str, count: str, go_file: str) -> None:
         chachaml.log_metric("loss", 1.0 / (i + 1), run=run_id)
 
 
+def batch(url: str, run_id: str, rounds: str, go_file: str) -> None:
+    store = open_store(url)
+    _wait(go_file)
+    for r in range(int(rounds)):
+        points = [(k, float(i + r), None, 1) for i in range(40) for k in ("loss", "acc")]
+        store.log_batch(run_id, metrics=points)
+        store.log_metric(run_id, "loss", -1.0, None, 2)
+    store.close()
+
+
 def param(url: str, run_id: str, value: str, go_file: str) -> None:
     chachaml.use_store(url)
     _wait(go_file)
@@ -56,4 +69,4 @@ def param(url: str, run_id: str, value: str, go_file: str) -> None:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"open": open_, "log": log, "param": param}[command](*args)
+    {"open": open_, "log": log, "param": param, "batch": batch}[command](*args)

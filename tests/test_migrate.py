@@ -352,3 +352,63 @@ def test_sqlite_to_postgresql_with_artifacts_in_s3_copies_everything_once(
         assert "artifacts: 0 copied (0 bytes), 2 already there" in again.stdout
         assert "models: 0 copied, 1 already there" in again.stdout
         assert dump(url, location) == dump(src)
+
+
+MILLION = 1_000_000
+
+
+def _million_point_source(path: Path) -> str:
+    """A store holding one finished run of 1,000,000 points (too many for one JSON request)."""
+    from chachaml.entities import Metric, Run
+    from chachaml.store import open_store
+
+    run = Run(id="d" * 32, experiment="long", status="completed", start_time=1, end_time=2)
+    store = open_store(str(path))
+    try:
+        points = (Metric("loss", 1.0 / (i + 1), i, 1_700_000_000_000 + i) for i in range(MILLION))
+        assert store.restore_run(run, points)
+    finally:
+        store.close()
+    return run.id
+
+
+def _check_million(target: str, run_id: str) -> None:
+    with Client(target) as c:
+        got = c.metric_history(run_id, "loss")
+        run = c.get_run(run_id)
+    assert len(got) == MILLION
+    assert all(m.step == i and m.value == 1.0 / (i + 1) for i, m in enumerate(got))
+    assert got[-1].timestamp == 1_700_000_000_000 + MILLION - 1
+    assert run.status == "completed" and run.metrics["loss"] == 1.0 / MILLION
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dest", ["server", "postgresql"])
+def test_a_run_of_a_million_points_is_copied_into_a_server_and_into_postgresql(
+    tmp_path: Path, dest: str
+) -> None:
+    from tests._teamserver import ServerProcess, write_tokens
+
+    from _postgres import fresh_database
+
+    src = tmp_path / "laptop.db"
+    run_id = _million_point_source(src)
+    token = "migrate-writer-token-0123456789"
+    env = {"CHACHAML_TOKEN": token, "XDG_STATE_HOME": str(tmp_path / "state")}
+    with fresh_database() as url:
+        srv = None
+        if dest == "server":
+            write_tokens(tmp_path / "tokens", ann=("write", token))
+            srv = ServerProcess(url, ["--tokens", str(tmp_path / "tokens")]).start()
+        try:
+            into = srv.url if srv else url
+            proc = migrate(str(src), into, "--quiet", env=env)
+            assert proc.returncode == 0, proc.stderr
+            assert f"runs: 1 copied ({MILLION} metric points)" in proc.stdout, proc.stdout
+            again = migrate(str(src), into, "--quiet", env=env)
+            assert again.returncode == 0, again.stderr
+            assert "runs: 0 copied (0 metric points), 1 already there" in again.stdout, again.stdout
+        finally:
+            if srv:
+                srv.stop()
+        _check_million(url, run_id)

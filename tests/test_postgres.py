@@ -274,6 +274,31 @@ def test_concurrent_default_step_writers_never_share_a_step(
 
 
 @pytest.mark.slow
+def test_concurrent_batches_and_single_points_never_share_a_step(
+    pg: PostgresStore, url: str, tmp_path: Path
+) -> None:
+    """Many-point batches resolve their default steps under the summary rows' locks, the same
+    locks single log_metric calls take: 6 processes mixing both never share or skip a step."""
+    run = chachaml.start_run("shared")
+    go = tmp_path / "go"
+    n, rounds = 6, 10
+    _run_workers([[WORKER, "batch", url, run.id, str(rounds), str(go)] for _ in range(n)], go)
+    loss = chachaml.metric_history(run.id, "loss")
+    acc = chachaml.metric_history(run.id, "acc")
+    assert sorted(m.step for m in loss) == list(range(n * rounds * 41))
+    assert sorted(m.step for m in acc) == list(range(n * rounds * 40))
+    summaries = pg.metric_summaries(run.id)
+    assert (summaries["loss"]["count"], summaries["loss"]["last_step"]) == (
+        n * rounds * 41,
+        n * rounds * 41 - 1,
+    )
+    assert (summaries["loss"]["min"], summaries["loss"]["max"]) == (-1.0, 39.0 + rounds - 1)
+    assert summaries["loss"]["last"] == loss[-1].value  # the point with the highest step
+    assert (summaries["acc"]["count"], summaries["acc"]["min"]) == (n * rounds * 40, 0.0)
+    chachaml.end_run()
+
+
+@pytest.mark.slow
 def test_eight_processes_promoting_at_once_leave_exactly_one_production(
     pg: PostgresStore, url: str, tmp_path: Path
 ) -> None:

@@ -387,20 +387,27 @@ def test_exit_with_the_server_down_says_so_and_keeps_the_spool(tmp_path: Path, t
     assert _points(db, run_id) == [(i, float(i)) for i in range(100)]
 
 
-def test_a_run_too_large_for_one_request_is_refused_by_name_before_sending(
+def test_a_run_too_large_for_one_json_request_is_streamed_whole(
     server: ServerProcess, tmp_path: Path
 ) -> None:
+    """600,000 points are over the 16 MiB JSON limit: restore_run streams them in one PUT."""
+    import math
+
     from chachaml.entities import Metric, Run
-    from chachaml.errors import StoreError
     from chachaml.store.remote import RemoteStore
 
     run = Run(id="c" * 32, experiment="big", status="completed", start_time=1, end_time=2)
-    points = (Metric("loss", 0.123456789, i, 1_700_000_000_000 + i) for i in range(600_000))
+    n = 600_000
+    values = [math.nan if i == 7 else -math.inf if i == 8 else i * 0.5 for i in range(n)]
+    points = (Metric("loss", values[i], i, 1_700_000_000_000 + i) for i in range(n))
     store = RemoteStore(server.url, token=TOKEN, adopt=False, spool_root=str(tmp_path / "state"))
     try:
-        with pytest.raises(StoreError, match=r"run cccccccc has 600000 metric points.*--store"):
-            store.restore_run(run, points)
-        assert store.restore_run(run, [Metric("loss", 1.0, 0, 1)]) is True  # nothing was written
-        assert [m.step for m in store.metric_history(run.id, "loss")] == [0]
+        assert store.restore_run(run, points) is True
+        assert store.restore_run(run, [Metric("loss", 1.0, 0, 1)]) is False  # there: nothing written
+        got = store.metric_history(run.id, "loss")
     finally:
         store.close()
+    assert len(got) == n
+    assert [(m.step, m.timestamp) for m in got] == [(i, 1_700_000_000_000 + i) for i in range(n)]
+    assert math.isnan(got[7].value) and got[8].value == -math.inf
+    assert all(got[i].value == values[i] for i in range(n) if i != 7)

@@ -276,3 +276,34 @@ def test_a_bad_s3_location_names_the_fix(tmp_path: Path) -> None:
     for bad in ("s3://", "s3:///prefix", "gs://bucket/x"):
         with pytest.raises(InvalidValueError, match="s3://bucket"):
             open_store(tmp_path / "r.db", artifacts=bad)
+
+
+def test_the_location_is_recorded_in_the_database_and_a_different_one_is_refused(
+    location: str, tmp_path: Path
+) -> None:
+    from chachaml.errors import InvalidValueError
+
+    db = tmp_path / "runs.db"
+    with Client(db, artifacts=location) as c:
+        run = c.start_run("s3")
+        c.log_artifact("model.json", {"w": 1}, run=run)
+        c.end_run(run)
+    with Client(db) as c:  # reopened without artifacts=: the recorded location is used
+        assert c.load_artifact(run.id, "model.json") == {"w": 1}
+        assert c.store.artifact_root == location
+        run2 = c.start_run("again")
+        c.log_artifact("more.json", [2], run=run2)
+        c.end_run(run2)
+    assert f"{run2.id}/more.json" in _keys(location)
+    assert not (tmp_path / "runs-artifacts").exists()
+    with Client(db, artifacts=location) as c:  # the same location again is fine
+        assert c.load_artifact(run2.id, "more.json") == [2]
+    other = _s3.new_location()
+    for elsewhere in (other, str(tmp_path / "folder")):
+        with pytest.raises(InvalidValueError) as err:
+            Client(db, artifacts=elsewhere)
+        message = str(err.value)
+        assert location in message and os.path.basename(elsewhere) in message, message
+        assert "chachaml migrate" in message and f"artifacts={location!r}" in message, message
+    with chachaml.with_store(db):
+        assert chachaml.load_artifact(run.id, "model.json") == {"w": 1}

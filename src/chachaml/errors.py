@@ -15,6 +15,7 @@
     │   └── ModelNotFoundError
     ├── StoreError                  the database failed (chained ``from`` the driver error)
     │   ├── AccessError             a tracking server refused the token (401 / 403)
+    │   ├── StoreUnavailableError   the database cannot be reached now; retry (503)
     │   └── SchemaVersionError      the database was written by a newer chachaml
     └── MissingDependencyError (ImportError)   an optional package is not installed
 
@@ -43,6 +44,7 @@ __all__ = [
     "RunStateError",
     "SchemaVersionError",
     "StoreError",
+    "StoreUnavailableError",
     "error_from_dict",
     "error_to_dict",
 ]
@@ -125,6 +127,11 @@ class AccessError(StoreError):
     """A tracking server refused the token: missing or unknown (401), or it may not write (403)."""
 
 
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached now (down, restarting, every connection busy); the same
+    call may succeed later. A tracking server answers it with 503 and the remote store retries."""
+
+
 class SchemaVersionError(StoreError):
     """The database was written by a newer chachaml with a schema this one cannot read."""
 
@@ -193,6 +200,7 @@ _CLASSES: dict[str, type[ChachamlError]] = {
         ModelNotFoundError,
         StoreError,
         AccessError,
+        StoreUnavailableError,
         SchemaVersionError,
         MissingDependencyError,
     )

@@ -9,13 +9,15 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode, urlsplit
 
 from chachaml.errors import AccessError, ChachamlError, InvalidValueError, StoreError, error_from_dict
 
-__all__ = ["HttpClient", "Unreachable", "filter_json", "sized_body"]
+__all__ = ["HttpClient", "Unreachable", "filter_json", "lines_body", "sized_body"]
 
 #: How long a call waits for a server that refuses connections (restarting) before failing.
 WAIT_S = float(os.environ.get("CHACHAML_SERVER_WAIT", "30"))
@@ -102,7 +104,8 @@ class HttpClient:
         """One request; returns (status, body).
 
         A connection refused (nothing was sent) is retried until ``wait_s`` (a server
-        restarting); any other transport failure is retried once on a fresh connection when
+        restarting), and so is a 503 (its database restarting) when ``safe_retry``; any other
+        transport failure is retried once on a fresh connection when
         ``safe_retry`` (the request is a read or idempotent), else raised as ``Unreachable``.
         """
         deadline = time.monotonic() + (WAIT_S if wait_s is None else wait_s)
@@ -116,6 +119,12 @@ class HttpClient:
                 data = resp.read()
                 if resp.getheader("Connection", "").lower() == "close":
                     self._drop()
+                retry = resp.status == 503 and safe_retry and isinstance(body, bytes | None)
+                if retry and time.monotonic() < deadline:
+                    # the server's database is down or restarting: the same call, again, later
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
                 return resp.status, data
             except ConnectionRefusedError as exc:
                 self._drop()
@@ -234,3 +243,30 @@ def filter_json(flt: Any) -> dict[str, Any]:
     d = asdict(flt)
     d["tags"] = None if flt.tags is None else dict(flt.tags)
     return d
+
+
+@contextmanager
+def lines_body(
+    head: dict[str, Any], rows: Iterable[Any], chunk: int = 5000
+) -> Iterator[tuple[BinaryIO, int]]:
+    """A JSON-lines request body in a temporary file (never in memory): ``head`` on the first line,
+    then ``rows`` in lists of ``chunk`` a line (NaN and infinities as JSON's NaN tokens); yields
+    the file, at its start, and its size."""
+    import tempfile
+
+    def line(value: Any) -> bytes:
+        return json.dumps(value, default=str, separators=(",", ":")).encode("utf-8") + b"\n"
+
+    with tempfile.TemporaryFile() as body:
+        body.write(line(head))
+        block: list[Any] = []
+        for row in rows:
+            block.append(row)
+            if len(block) >= chunk:
+                body.write(line(block))
+                block = []
+        if block:
+            body.write(line(block))
+        size = body.tell()
+        body.seek(0)
+        yield body, size

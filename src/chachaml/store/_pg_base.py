@@ -31,7 +31,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chachaml._process import Liveness, now_ms
 from chachaml._process import state as _process
-from chachaml.errors import InvalidValueError, RunStateError, SchemaVersionError, StoreError
+from chachaml.errors import (
+    InvalidValueError,
+    RunStateError,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailableError,
+)
 from chachaml.store._pg_schema import LATEST, MIGRATION_LOCK, MIGRATIONS
 from chachaml.store._sqlite_base import SqliteBase, _unencodable
 
@@ -43,6 +49,9 @@ if TYPE_CHECKING:
 
 DEFAULT_POOL_SIZE = 4  # connections per process; ?pool_size=N in the URL changes it
 CONNECT_TIMEOUT_S = 10
+#: How long a call waits for a pooled connection before failing with ``StoreUnavailableError``
+#: (the database down or restarting, or every connection busy); a server answers it with 503.
+POOL_WAIT_S = 10.0
 #: Advisory transaction locks (fixed bigints): registry writes, and artifact commits vs gc.
 REGISTRY_LOCK = 0x63686163686D01
 ARTIFACT_LOCK = 0x63686163686D02
@@ -240,7 +249,7 @@ class PostgresBase(SqliteBase):
             with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as raw:
                 migrate(raw, self.uri)
         except psycopg.OperationalError as exc:
-            raise StoreError(
+            raise StoreUnavailableError(
                 f"cannot connect to the PostgreSQL database {self.uri}: {str(exc).strip()}; check "
                 "that the server runs and that the URL (user, password, host, port, database) is right"
             ) from exc
@@ -252,6 +261,7 @@ class PostgresBase(SqliteBase):
             max_size=self._pool_size,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
             check=_check_idle,
+            timeout=POOL_WAIT_S,
             open=False,
             name=f"chachaml {self.uri}",
         )
@@ -315,6 +325,12 @@ class PostgresBase(SqliteBase):
             self._reap_dead(conn)  # type: ignore[arg-type]
             yield conn  # type: ignore[misc]
 
+    @contextmanager
+    def _plain_read(self) -> Iterator[sqlite3.Connection | None]:
+        """A pooled connection for reads that need no reaping (see ``SqliteBase._plain_read``)."""
+        with self._borrow() as raw:
+            yield PgConn(raw)  # type: ignore[misc]
+
     def _error(self, exc: Exception) -> StoreError:
         import psycopg
 
@@ -325,6 +341,11 @@ class PostgresBase(SqliteBase):
                 f"PostgreSQL text cannot hold the NUL character (\\x00) ({exc}); remove it from the "
                 "value, or log it as an artifact"
             ) from exc
+        if isinstance(exc, psycopg.OperationalError):  # the server went away, restarts, or is busy
+            return StoreUnavailableError(
+                f"the PostgreSQL database {self.uri} cannot be reached now ({str(exc).strip()}); "
+                "the call did not complete: try it again once the database is back"
+            )
         return StoreError(f"the PostgreSQL database {self.uri} failed: {str(exc).strip()}")
 
     # -- housekeeping done on read -----------------------------------------------------------

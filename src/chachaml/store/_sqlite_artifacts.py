@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, NoReturn
 
 from chachaml._process import Liveness
 from chachaml.entities import Artifact, GcReport
-from chachaml.errors import ArtifactNotFoundError, RunNotFoundError, StoreError
+from chachaml.errors import ArtifactNotFoundError, InvalidValueError, RunNotFoundError, StoreError
 from chachaml.rules import artifact_ancestors, artifact_unchanged, folder_clash
 from chachaml.store._artifact_files import ArtifactFiles, open_location
 from chachaml.store._files import MARKER_PREFIX, LocalFiles, digest, mark
@@ -75,8 +75,51 @@ class ArtifactsMixin(RegistryMixin):
         self._tmp_root: str | None = None
         self._tmp_cleanup: weakref.finalize[Any, Any] | None = None
         self._store_id: str | None = None  # see _identity
+        self._recorded: str | None = None  # the location this store recorded or found recorded
         self._legacy: bool | None = None  # held artifacts before store ids existed
         self._marked: str | None = None  # the root last found marked with our id
+        self._given = self._location  # what the caller named, to compare with the recorded one
+        self._location_read = False  # whether chachaml_meta('artifact_location') was read
+        if artifacts is not None and self.path and os.path.isfile(self.path):
+            self._recorded_location()  # a different location than the recorded one: refused now
+
+    def _recorded_location(self) -> None:
+        """Use the artifact location recorded in the database (``chachaml_meta``), written on
+        the first artifact put in a location given with ``artifacts=``: a later ``use_store(path)``
+        finds the artifacts without the argument, and a different one is refused."""
+        if self._location_read or self.closed or not self.path:  # PostgreSQL: its URL says where
+            return
+        with self._lock:
+            conn = self._connection(create=False)
+            if conn is None:
+                return
+            row = conn.execute("SELECT value FROM chachaml_meta WHERE key = 'artifact_location'").fetchone()
+        self._location_read = True
+        if row is None:
+            return
+        recorded = self._recorded = str(row[0])
+        if self._given is None:
+            self._location = open_location(recorded)
+        elif self._given.root != recorded:
+            raise InvalidValueError(
+                f"the database {self.uri} keeps its artifacts in {recorded!r}, but it was opened "
+                f"with artifacts={self._given.root!r}; open it with artifacts={recorded!r} (or "
+                "without artifacts=), or copy it with its artifacts to the new location: "
+                f"`chachaml migrate {self.path} NEW.db --artifacts {self._given.root}`"
+            )
+
+    def _record_location(self, files: ArtifactFiles) -> None:
+        """Record ``files`` as this database's artifact location (before its first artifact)."""
+        if not self.path or files is not self._given or self._recorded == files.root:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO chachaml_meta (key, value) VALUES ('artifact_location', ?)",
+                (files.root,),
+            )
+        self._location_read = False
+        self._recorded_location()  # another process may have recorded another one first
+        self._recorded = files.root
 
     @property
     def artifact_root(self) -> str | None:
@@ -84,6 +127,7 @@ class ArtifactsMixin(RegistryMixin):
         ``:memory:``, a temporary folder (created on the first artifact, removed when the store
         is closed), else None. A store without the ``.db`` extension that held artifacts before
         issue 7 keeps its old ``<path>-artifacts``."""
+        self._recorded_location()
         if self._location is not None:
             return self._location.root
         root = super().artifact_root
@@ -169,6 +213,7 @@ class ArtifactsMixin(RegistryMixin):
         """Make sure artifacts may be written to ``files.root``; raise naming it if not."""
         owned = self._owns(files, adopt=True)
         if owned is not False:
+            self._record_location(files)
             return
         ids = files.marker_ids() or []
         if ids:
@@ -191,6 +236,7 @@ class ArtifactsMixin(RegistryMixin):
             self._tmp_cleanup()  # runs at most once; also registered for interpreter exit
 
     def _files(self) -> ArtifactFiles:
+        self._recorded_location()
         if self._location is not None:
             return self._location
         root = self.artifact_root

@@ -113,7 +113,7 @@ class AutomationMixin(SqliteBase):
         return _alert(row)
 
     def alerts(self) -> list[Alert]:
-        with self._reading() as conn:
+        with self._plain_read() as conn:  # definitions only: a server lists them every batch
             if conn is None:
                 return []
             return [_alert(r) for r in conn.execute(f"SELECT {_ALERT_COLS} FROM alerts ORDER BY name")]

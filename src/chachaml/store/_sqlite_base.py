@@ -313,6 +313,16 @@ class SqliteBase:
             except UnicodeEncodeError as exc:
                 raise _unencodable(exc) from exc
 
+    @contextmanager
+    def _plain_read(self) -> Iterator[sqlite3.Connection | None]:
+        """A connection for reads of what housekeeping never changes (alert definitions): no
+        dead-run reaping, no summary fold, so a server can look them up on every batch."""
+        with self._lock:
+            try:
+                yield self._connection(create=False)
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
     # -- housekeeping done on read -----------------------------------------------------------
     def _reap_dead(self, conn: sqlite3.Connection) -> None:
         """Mark running runs whose process is gone as ``killed`` (docs/adr/0006)."""

@@ -39,7 +39,7 @@ from chachaml.rules import MAX_STEP, no_next_step, no_nul
 from chachaml.store import _pg_dialect
 from chachaml.store._locations import artifact_root_uri
 from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, _passwords, parse_url
-from chachaml.store._pg_roles import PgRoles
+from chachaml.store._pg_roles import _MERGE_SUMMARY, PgRoles, _summaries
 from chachaml.store._sqlite_base import chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import RUN_TABLES
 from chachaml.store.base import MetricIn, NewRun, RunFilter
@@ -76,6 +76,19 @@ INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan)
 SELECT %(r)s, %(k)s, coalesce(%(s)s::bigint, s.last_step), %(v)s::float8, %(t)s::bigint, %(n)s::int
 FROM s
 """
+
+
+_FEW = 16  # up to this many points a batch is written point by point (log_metrics)
+# The summary rows of keys given a default step, made if missing (last_step -1: "no point yet",
+# replaced by the batch's merge) and locked until the batch commits, in key order.
+_LOCK_SUMMARIES = """
+INSERT INTO metric_summary AS ms
+    (run_id, key, last_step, last_value, last_is_nan, last_timestamp, min, max, count)
+SELECT ?, k, -1, NULL, 0, 0, NULL, NULL, 0 FROM unnest(?::text[]) AS k ORDER BY k
+ON CONFLICT (run_id, key) DO UPDATE SET count = ms.count
+RETURNING key, last_step
+"""
+_INSERT_ROW = "INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan) VALUES (?, ?, ?, ?, ?, ?)"
 
 
 def _point(run_id: str, key: str, value: float, step: int | None, ts: int) -> dict[str, Any]:
@@ -205,8 +218,36 @@ class PostgresStore(PgRoles):
         return cur.rowcount == 0  # type: ignore[no-any-return]
 
     def _write_metrics(self, conn: Any, run_id: str, metrics: Sequence[MetricIn]) -> None:
-        # In the order given (an implicit step continues after an explicit one before it); the
-        # statements run pipelined, in one round trip per batch.
+        # A few points: one pipelined statement per point, each resolving its own step.
+        if len(metrics) <= _FEW:
+            self._write_few(conn, run_id, metrics)
+            return
+        # Many points (a remote store's batch): the summary rows of the keys that need a default
+        # step are locked first, in key order (one writer at a time per run and key, as the
+        # per-point statement does), the steps resolved here, then plain inserts and one summary
+        # merge per key: a few statements per batch instead of a summary upsert per point.
+        pg = cast(PgConn, conn)
+        implicit = sorted({k for k, _, s, _ in metrics if s is None})
+        top: dict[str, int] = {}
+        if implicit:
+            for key, last in pg.execute(_LOCK_SUMMARIES, (run_id, implicit)).fetchall():
+                if last >= 0:
+                    top[key] = last
+        rows: list[tuple[str, str, int, float, int, int]] = []
+        append = rows.append
+        for k, v, s, ts in metrics:
+            if s is None:
+                s = top[k] + 1 if k in top else 0
+                if s > MAX_STEP:
+                    raise no_next_step(run_id, k)
+                top[k] = s
+            elif s > top.get(k, -1):
+                top[k] = s
+            append((run_id, k, s, v, ts, 1 if v != v else 0))
+        pg.executemany(_INSERT_ROW, rows)
+        pg.executemany(_MERGE_SUMMARY, sorted(_summaries(rows), key=lambda r: r[1]))
+
+    def _write_few(self, conn: Any, run_id: str, metrics: Sequence[MetricIn]) -> None:
         import psycopg
 
         try:

@@ -11,8 +11,8 @@ and every module verb work over it unchanged. Each store method is one call to
   reads see its writes and ``end_run`` ends a run whose points have all arrived;
 * artifact bytes stream with ``PUT``/``GET`` (``_http_client``), ``restore_artifact``'s too.
 
-``restore_run`` reads its points before the call (a source failing mid-copy sends nothing, so
-the run stays absent) and sends them in one request, written in one transaction there.
+``restore_run`` reads its points into a temporary file first (a source failing mid-copy sends
+nothing) and streams them in one ``PUT`` of JSON lines, of any length, in one transaction there.
 
 An error the server gives a spooled batch (401/403 included) is never dropped: the sender
 stops on a refused token, and the next log call, ``flush()`` or read raises it.
@@ -21,6 +21,7 @@ stops on a refused token, and the next log call, ``flush()`` or read raises it.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import sys
 import threading
@@ -42,9 +43,9 @@ from chachaml.entities import (
     ModelVersion,
     Run,
 )
-from chachaml.errors import AccessError, ChachamlError, InvalidValueError, RunStateError, StoreError
+from chachaml.errors import AccessError, ChachamlError, RunStateError, StoreError
 from chachaml.spool import Group, Spool, adopt_dead, new_spool, spool_folder
-from chachaml.store._http_client import HttpClient, Unreachable, filter_json, sized_body
+from chachaml.store._http_client import HttpClient, Unreachable, filter_json, lines_body, sized_body
 from chachaml.store.base import AlertPoint, MetricIn, NewRun, Owner, RunFilter
 
 __all__ = ["RemoteStore", "open_remote"]
@@ -157,8 +158,8 @@ class RemoteStore:
         except AccessError as exc:
             self._fatal = exc
             raise Unreachable(str(exc)) from exc
-        except Unreachable:
-            raise
+        except StoreError as exc:  # 5xx: the server or its database failed, not the batch
+            raise Unreachable(str(exc)) from exc  # kept in the spool and sent again (same id)
         except ChachamlError as exc:  # refused for good (the run was ended or deleted elsewhere)
             from chachaml.errors import error_to_dict
 
@@ -505,17 +506,18 @@ class RemoteStore:
 
     # -- copies from another store (chachaml migrate) -----------------------------------------------
     def restore_run(self, run: Run, metrics: Iterable[Metric]) -> bool:
-        points = [[m.key, m.value, m.step, m.timestamp] for m in metrics]  # all read before sending
-        try:  # not retried on a lost reply: a resend would answer False for the run the first wrote
-            return bool(self._call("restore_run", idempotent=False, run=run.to_dict(), metrics=points))
-        except InvalidValueError as exc:
-            if "bytes of JSON" not in str(exc):
-                raise
-            raise StoreError(
-                f"run {run.id[:8]} has {len(points)} metric points, too many to copy in one request "
-                f"({exc}); copy it into the server's store directly: `chachaml migrate SOURCE "
-                "<the server's --store>`"
-            ) from exc
+        """Streamed in one ``PUT`` of JSON lines, whatever its length (see the module docstring)."""
+        self._check_open()
+        points = ([m.key, m.value, m.step, m.timestamp] for m in metrics)
+        with lines_body({"run": run.to_dict()}, points) as (body, size):  # read whole before sending
+            self.flush()
+            headers = {"Content-Type": "application/x-ndjson", "Content-Length": str(size)}
+            # not retried on a lost reply: a resend would answer False for the run the first wrote
+            status, out = self._http.request("PUT", "/api/v1/store/restore_run", body, headers,
+                                             safe_retry=False)  # fmt: skip
+        if status >= 300:
+            raise self._http.error(status, out)
+        return bool(json.loads(out.decode("utf-8"))["result"])
 
     def restore_model(self, model: Model, history: Sequence[ModelEvent]) -> bool:
         found = self._call("restore_model", idempotent=False, model=model.to_dict(),

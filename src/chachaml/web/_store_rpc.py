@@ -23,8 +23,9 @@ event): they copy records another store made, so they are writes a ``read`` toke
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -349,6 +350,8 @@ def handle(
         method = req.path[len(PREFIX) :]
         if method.startswith("artifact/"):
             return _put_artifact(store, req, method[len("artifact/") :])
+        if method == "restore_run" and req.method == "PUT":
+            return _restore_streamed(store, req)
         spec = METHODS.get(method)
         if spec is None:
             raise HttpError(404, f"no store method {method!r}; known: {', '.join(sorted(METHODS))}",
@@ -408,3 +411,46 @@ def _put_artifact(store: Any, req: Request, rest: str) -> Response:
         overwrite=req.boolean("overwrite"),
     )
     return _reply({"result": art.to_dict()}, 201)
+
+
+_LINE = 16 * 1024 * 1024  # the longest line of a streamed restore_run body (a cut one is not JSON)
+
+
+def _restore_streamed(store: Any, req: Request) -> Response:
+    """``PUT /api/v1/store/restore_run``: a copied run whose points are streamed, so a run of any
+    length fits (the JSON endpoint's body is limited to 16 MiB, about 400,000 points).
+
+    The body is JSON lines: first ``{"run": {...}}``, then each line a list of
+    ``[key, value, step, timestamp]`` points. The points go to ``store.restore_run`` as they are
+    read (never the whole run in memory), which writes the run in ONE transaction: a body that is
+    cut short or holds a bad line leaves the run absent, and a run already there answers false.
+    """
+    body = req.stream()
+    try:
+        try:
+            head = json.loads(body.readline(_LINE))
+        except ValueError:
+            head = None
+        if not isinstance(head, dict) or set(head) != {"run"}:
+            raise InvalidValueError('the first line of a restore_run body must be {"run": {...}}')
+        run = _run(head["run"], "run")
+
+        def points() -> Iterator[Metric]:
+            n = 1
+            while line := body.readline(_LINE):
+                n += 1
+                if not line.strip():
+                    continue
+                try:
+                    chunk = json.loads(line)
+                except ValueError:
+                    raise InvalidValueError(
+                        f"line {n} of the restore_run body is not JSON; send one list of points a line"
+                    ) from None
+                yield from _points(chunk, f"line {n}")
+
+        return _reply({"result": store.restore_run(run, points())})
+    finally:
+        with contextlib.suppress(ChachamlError, OSError):  # a run already there reads no points
+            while body.read(1 << 20):
+                pass

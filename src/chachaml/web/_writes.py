@@ -229,7 +229,8 @@ def _check_alerts(c: Any, run_id: str, points: list[Any]) -> None:
     if not points:
         return
     try:
-        c.check_alerts(run_ids=[run_id], wait=0)
+        if c.store.alerts():  # none defined (the usual case): the batch costs one small read
+            c.check_alerts(run_ids=[run_id], wait=0)
     except ChachamlError:
         traceback.print_exc(file=sys.stderr)
 

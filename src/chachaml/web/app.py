@@ -34,6 +34,7 @@ from chachaml.errors import (
     NoActiveRunError,
     NotFoundError,
     RunStateError,
+    StoreUnavailableError,
 )
 from chachaml.web import api
 from chachaml.web._http import (
@@ -85,6 +86,8 @@ def status_of(exc: ChachamlError) -> int:
         return 400
     if isinstance(exc, MissingDependencyError):
         return 501
+    if isinstance(exc, StoreUnavailableError):
+        return 503  # the database is down or restarting: the same request may succeed later
     return 500  # StoreError: the database failed, not the request
 
 

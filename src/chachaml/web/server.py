@@ -215,7 +215,9 @@ class TeamApp:
         except ValueError:
             return _json(400, "InvalidValueError", "Content-Length is not a number")
         upload = method == "PUT" and (
-            "/artifacts/" in path or path.startswith(_store_rpc.PREFIX + "artifact/")
+            "/artifacts/" in path
+            or path.startswith(_store_rpc.PREFIX + "artifact/")
+            or path == _store_rpc.PREFIX + "restore_run"  # a copied run's points, streamed
         )
         limit = self.max_upload if upload else MAX_JSON
         if length > limit:
@@ -285,6 +287,16 @@ def openapi_document() -> dict[str, Any]:
                           "404": err, "409": err},
         }
     }  # fmt: skip
+    doc["paths"]["/api/v1/store/restore_run"] = {
+        "put": {
+            "operationId": "store_restore_run_streamed",
+            "summary": "restore_run with its points streamed, for a run of any length (ADR-0026)",
+            "description": 'Body: JSON lines, first {"run": {...}}, then lists of [key, value, step, '
+            "timestamp] points. Written in one transaction; a run already there answers false.",
+            "requestBody": {"required": True, "content": {"application/x-ndjson": {}}},
+            "responses": {"200": {"description": '{"result": true|false}'}, "400": err, "413": err},
+        }
+    }
     doc["paths"]["/api/v1/store/artifact/{run_id}/{name}"] = {
         "put": {
             "operationId": "store_log_artifact",
