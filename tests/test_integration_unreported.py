@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,14 @@ from chachaml.integrations import optuna as chachaml_optuna  # noqa: E402
 from chachaml.integrations import transformers as chachaml_transformers  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_names() -> Iterator[None]:
+    """Keras numbers the names of the objects a process makes (``sgd``, ``sgd_1``, ...): leave
+    the counters as found, so a later test module sees the names a fresh process would."""
+    yield
+    need("keras").backend.clear_session()
 
 
 def runs_in(db: Path) -> dict[str, chachaml.Run]:
@@ -112,12 +121,16 @@ def test_transformers_with_form_ends_the_run_failed_with_the_traceback_and_keeps
 
 def test_a_with_block_inside_a_users_run_leaves_that_run_to_the_user() -> None:
     chachaml.use_store("t.db")
-    with pytest.raises(RuntimeError), chachaml.with_run("mine") as mine:
-        with chachaml_keras.ChachamlCallback() as callback:
+    with chachaml.with_run("mine") as mine:
+        callback = chachaml_keras.ChachamlCallback()
+        with pytest.raises(RuntimeError, match="step 6"), callback:
             scripts.keras_fit(callback)
-        assert chachaml.get_run(mine.id).status == "running"  # pragma: no cover - not reached
-    assert callback.run_id == mine.id
-    assert chachaml.get_run(mine.id).status == "failed", "the user's own with_run block failed it"
+        assert callback.run_id == mine.id
+        assert chachaml.get_run(mine.id).status == "running", "the hook's block left the user's run alone"
+        chachaml.log_metric("after", 1.0)
+    run = chachaml.get_run(mine.id)
+    assert (run.status, run.metrics["after"]) == ("completed", 1.0)
+    assert [p.step for p in chachaml.metric_history(mine.id, "loss")] == [0]
     assert len(chachaml.runs()) == 1
 
 
@@ -247,6 +260,27 @@ study.optimize(scripts.optuna_objective({fail_at}), n_trials=6, n_jobs={n_jobs},
     assert runs[f"trial {fail_at}"].parent_id == runs["search"].id
     others = [r for name, r in runs.items() if name.startswith("trial ") and name != f"trial {fail_at}"]
     assert len(others) >= fail_at // n_jobs and all(r.status == "completed" for r in others)
+
+
+@pytest.mark.slow
+def test_a_training_raising_out_of_a_thread_fails_its_run_when_the_thread_ends(tmp_path: Path) -> None:
+    proc = run_python(
+        tmp_path,
+        SETUP
+        + """
+import threading
+from chachaml.integrations.keras import ChachamlCallback
+cb = ChachamlCallback(name="dense")
+worker = threading.Thread(target=scripts.keras_fit, args=(cb,))
+worker.start()
+worker.join()
+run = chachaml.get_run(cb.run_id)
+print("THREAD", run.status, run.error["message"])  # before the process exits
+""",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "THREAD failed step 6 exploded" in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+    assert "step 6 exploded" in proc.stderr, "the thread's traceback still prints"
 
 
 @pytest.mark.slow

@@ -126,15 +126,29 @@ _listeners: list[Callable[[BaseException], None]] = []
 def watch_uncaught(listener: Callable[[BaseException], None]) -> None:
     """Call ``listener(exc)`` for every exception that reaches the top level from now on: the end
     of a script (``sys.excepthook``), a ``python`` prompt, an IPython or Jupyter cell
-    (``post_run_cell``). Listeners must not raise; one that does is ignored. Idempotent.
+    (``post_run_cell``), the end of a thread (``threading.excepthook``, chained like
+    ``sys.excepthook``). Listeners must not raise; one that does is ignored. Idempotent.
 
     Framework hooks use it to end a run whose training raised without telling its callbacks
     (docs/adr/0027-hooks-end-runs-of-unreported-failures.md).
     """
+    global _thread_hook_chained
     with _state.lock:
         if listener not in _listeners:
             _listeners.append(listener)
+        if not _thread_hook_chained:
+            _thread_hook_chained = True
+            previous = threading.excepthook
+
+            def thread_excepthook(args: Any) -> None:
+                _tell_uncaught(args.exc_value)
+                previous(args)  # chain: the thread's traceback still prints
+
+            threading.excepthook = thread_excepthook
     _watch_ipython()
+
+
+_thread_hook_chained = False
 
 
 def _tell_uncaught(exc: BaseException | None) -> None:

@@ -10,8 +10,9 @@ transformers call no callback when training raises; such a run is still ended wi
 status (docs/adr/0027-hooks-end-runs-of-unreported-failures.md):
 
 * ``with callback:`` holds the run for the block and ends it with the block's exception;
-* an exception that reaches the top level (a script's end, a prompt, a notebook cell) through
-  the framework's training frame ends it ``failed`` (``killed`` for Ctrl-C) with that exception;
+* an exception that reaches the top level (a script's end, a prompt, a notebook cell, the end of
+  a thread) through the framework's training frame ends it ``failed`` (``killed`` for Ctrl-C)
+  with that exception;
 * a process that exits normally while a training never reported its end ends it ``failed``;
 * the next training with the same hook ends it ``failed`` before starting a fresh run.
 
@@ -33,7 +34,7 @@ import chachaml
 from chachaml import _exit
 from chachaml.errors import InvalidValueError
 
-__all__ = ["HookRun", "numbers", "outermost_frame", "through", "unwatch", "watch"]
+__all__ = ["HookRun", "numbers", "outermost_frame", "status_of", "through", "unwatch", "watch"]
 
 UNREPORTED_AT_EXIT = (
     "the process exited while a training was still running: the framework raised without "
