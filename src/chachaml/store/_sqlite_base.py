@@ -23,6 +23,7 @@ from chachaml._process import Liveness, is_dead_here, now_ms
 from chachaml._process import state as _process
 from chachaml.errors import InvalidValueError, RunNotFoundError, RunStateError, SchemaVersionError, StoreError
 from chachaml.store._sqlite_env import split_legacy_packages
+from chachaml.store._sqlite_journal import JournalMixin
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
 
 T = TypeVar("T")
@@ -118,7 +119,7 @@ def point_value(value: float | None, is_nan: int) -> float:
     return float("nan") if is_nan else value  # type: ignore[return-value]
 
 
-class SqliteBase:
+class SqliteBase(JournalMixin):
     """Shared machinery of the SQLite store: one connection behind a lock, opened lazily."""
 
     def __init__(self, path: str | None, *, is_dead: Liveness | None = None) -> None:
@@ -141,6 +142,10 @@ class SqliteBase:
         # True once the file turned out not to be writable (permissions, a read-only mount):
         # reads skip the fold and the reaping of dead runs, writes fail naming the cause.
         self._readonly = False
+        # This process's write-behind journal (docs/adr/0023), made on the first log call; the
+        # pid it was tried for (a forked child makes its own).
+        self._journal = None
+        self._journal_pid = -1
 
     # -- connection management ---------------------------------------------------------------
     @property
@@ -154,6 +159,7 @@ class SqliteBase:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
+                self._journal_close()
                 self._fold_quietly()
                 self._conn.close()
             self._conn = None
@@ -180,6 +186,8 @@ class SqliteBase:
             return None
         try:
             self._conn = self._open()
+            if self.path and not self._readonly:
+                self._replay_dead(self._conn)  # journals of processes that died (docs/adr/0023)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {self.uri}: {exc}") from exc
         return self._conn
@@ -262,6 +270,7 @@ class SqliteBase:
         """One write transaction, taken with BEGIN IMMEDIATE (read-then-write safe)."""
         with self._lock:
             conn = self._write()
+            self._drain_journal()  # journaled points first: rowid order stays logging order
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -304,6 +313,7 @@ class SqliteBase:
             try:
                 conn = self._connection(create=False)
                 if conn is not None and not self._readonly:
+                    self._drain_journal()  # this process sees its own points at once
                     self._reap_dead(conn)
                     self._fold(conn)
                 yield conn
@@ -437,6 +447,8 @@ _open_stores: weakref.WeakSet[SqliteBase] = weakref.WeakSet()
 def _fold_at_exit() -> None:
     for store in list(_open_stores):
         if not store.closed:
+            with contextlib.suppress(Exception):
+                store._journal_close()
             store._fold_quietly()
 
 

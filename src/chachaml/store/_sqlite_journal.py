@@ -1,0 +1,438 @@
+"""The SQLite store's write-behind journal: appending, draining, replaying (docs/adr/0023).
+
+``log_metric`` (and metric-only ``log_batch``: ``log_metrics``, ``batched()`` flushes) copy
+their points into this process's journal (``_journal``) and return; a daemon thread drains
+every store's journal into SQLite every ``DRAIN_S`` seconds, each batch in one transaction that
+also records how far it got (``journal_progress``). Every read and every other write of the
+store drains first, synchronously, so this process sees its own points at once and rowid order
+stays logging order. On open, a store replays the journals of processes that died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from chachaml._owned_files import adopt_unowned
+from chachaml._process import state as _process
+from chachaml.errors import ChachamlError, RunStateError
+from chachaml.rules import MAX_STEP
+from chachaml.store._journal import (
+    CAPACITY,
+    CONTINUES,
+    HEADER_SIZE,
+    NAMES,
+    RECORD,
+    STEP_NONE,
+    SUFFIX,
+    Journal,
+    NewerJournalError,
+    Point,
+    Segment,
+    folder_for,
+    read_header,
+    read_names,
+    scan,
+)
+
+if TYPE_CHECKING:
+    from chachaml.store.base import MetricIn
+
+BASE = HEADER_SIZE + NAMES
+pack_record = RECORD.pack_into
+_PROGRESS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS journal_progress (journal TEXT PRIMARY KEY, slot INTEGER NOT NULL) "
+    "WITHOUT ROWID"
+)
+_PROGRESS_SET = (
+    "INSERT INTO journal_progress (journal, slot) VALUES (?, ?) "
+    "ON CONFLICT (journal) DO UPDATE SET slot = excluded.slot"
+)
+
+
+def enabled() -> bool:
+    """``CHACHAML_JOURNAL=0`` (or ``off``/``false``/``no``) restores the direct commit path."""
+    return os.environ.get("CHACHAML_JOURNAL", "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+def drain_interval() -> float:
+    """Seconds between background drains (``CHACHAML_JOURNAL_DRAIN_S``, default 0.15)."""
+    try:
+        return max(0.001, float(os.environ.get("CHACHAML_JOURNAL_DRAIN_S", "0.15")))
+    except ValueError:
+        return 0.15
+
+
+class JournalMixin:
+    """The journal half of ``SqliteStore`` (mixed into ``SqliteBase``'s subclasses)."""
+
+    path: str | None
+    uri: str
+    _lock: threading.RLock
+    _readonly: bool
+    _journal: Journal | None
+    _journal_pid: int
+
+    if TYPE_CHECKING:
+
+        def _write(self) -> sqlite3.Connection: ...
+        def _write_metrics(self, conn: sqlite3.Connection, run_id: str, metrics: Sequence[MetricIn]) -> None: ...
+        def _error(self, exc: sqlite3.Error) -> Exception: ...
+
+    # -- opening ---------------------------------------------------------------------------------
+    def _journal_for_write(self) -> Journal | None:
+        """This process's journal for this store, made on first use; None: write directly
+        (``:memory:``, read-only, ``CHACHAML_JOURNAL=0``, or the file could not be made)."""
+        j = self._journal
+        if j is not None or self._journal_pid == _process.pid:
+            return j
+        with self._lock:
+            if self._journal is not None or self._journal_pid == _process.pid:
+                return self._journal
+            self._journal_pid = _process.pid
+            if not self.path or not enabled():
+                return None
+            self._write()  # opens the file (and replays dead processes' journals)
+            if self._readonly:
+                return None
+            try:
+                j = Journal(folder_for(self.path))
+            except OSError as exc:  # no space to preallocate, a read-only folder, no mmap...
+                warnings.warn(
+                    f"chachaml: cannot make a journal next to {self.path} ({exc}); every log call "
+                    "commits to SQLite directly instead (slower, equally durable)",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                return None
+            self._journal = j
+            weakref.finalize(self, j.abandon)
+            _journaled.add(self)
+            _start_drainer()
+            return j
+
+    # -- appending -------------------------------------------------------------------------------
+    def _journal_points(self, run_id: str, points: Sequence[MetricIn]) -> bool:
+        """Append the points of one call (all or nothing); False: the caller writes them directly
+        (no journal, the run is not known running, a key at the largest step, too many points).
+
+        Raises:
+            RunStateError: another process ended the run while this one had points of it in the
+                journal (they were not written; the drain warned).
+        """
+        j = self._journal_for_write()
+        if j is None or len(points) > CAPACITY // 4:
+            return False
+        if run_id in j.refused:
+            n = j.refused.pop(run_id)
+            raise RunStateError(
+                f"cannot log metrics to run {run_id[:8]}: another process ended it while this one was "
+                f"still logging to it, and the last {n} point(s) logged here were not written; "
+                f"start a new run, or resume this one with start_run(run_id={run_id!r})"
+            )
+        if not points:
+            return True
+        direct = False
+        for k, _, s, _ in points:
+            if s is not None and s >= MAX_STEP:  # after it, step=None must be refused at the call
+                j.direct.add((run_id, k))
+                j.refs.pop((run_id, k), None)
+                direct = True
+            elif (run_id, k) in j.direct:
+                direct = True
+        if direct:
+            return False
+        if run_id not in j.running and not self._journal_admit(j, run_id, [p[0] for p in points]):
+            return False
+        for _ in range(4):
+            with j.lock:
+                seg = j.seg
+                i = seg.next
+                if i + len(points) <= seg.capacity:
+                    try:
+                        refs = [j.ref(run_id, p[0]) for p in points]
+                    except OverflowError:
+                        refs = []
+                    if refs:
+                        mm, last = seg.mm, len(points) - 1
+                        for n, (k, v, s, ts) in enumerate(points):
+                            flags = refs[n] | (CONTINUES if n < last else 0)
+                            if s is None:
+                                pack_record(mm, BASE + (i << 5), 0, v, ts, flags | STEP_NONE, i + 1)
+                            else:
+                                pack_record(mm, BASE + (i << 5), s, v, ts, flags, i + 1)
+                            i += 1
+                        seg.next = i
+                        return True
+            if not self._journal_rotate(j, seg):
+                return False
+        return False
+
+    def _journal_admit(self, j: Journal, run_id: str, keys: Sequence[str]) -> bool:
+        """Check once that ``run_id`` is running (then log calls to it skip the check) and that
+        none of ``keys`` already holds the largest step; False: write directly (which raises)."""
+        with self._lock:
+            conn = self._write()
+            try:
+                row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None or row[0] != "running":
+                    return False
+                for k in dict.fromkeys(keys):
+                    if conn.execute(
+                        "SELECT 1 FROM metrics WHERE run_id = ? AND key = ? AND step = ?", (run_id, k, MAX_STEP)
+                    ).fetchone():
+                        j.direct.add((run_id, k))
+                        return False
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            j.running.add(run_id)
+            return True
+
+    def _journal_rotate(self, j: Journal, full: Segment) -> bool:
+        """Replace the segment ``full`` by a new one, after draining it; False: no new segment
+        could be made (disk full): the journal is switched off and calls write directly."""
+        with self._lock, j.lock:
+            if j.seg is not full:
+                return True  # another thread rotated meanwhile
+            self._drain_segment(full, live=True)
+            try:
+                new = Segment.create(j.folder)
+            except OSError as exc:
+                warnings.warn(
+                    f"chachaml: cannot start a new journal file for {self.path} ({exc}); log calls "
+                    "commit to SQLite directly from now on",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                if full.done >= full.next:
+                    full.close(remove=True)
+                    self._journal_progress_forget(full.id)
+                self._journal = None
+                return False
+            j.refs.clear()  # before the new segment shows: the fast path re-checks its ref
+            j.seg = new
+            full.close(remove=full.done >= full.next)  # drained: nothing of it is lost
+            self._journal_progress_forget(full.id)
+            return True
+
+    # -- draining --------------------------------------------------------------------------------
+    def _drain_journal(self) -> None:
+        """Write everything journaled so far into SQLite (the caller holds ``_lock``)."""
+        j = self._journal
+        if j is not None and j.seg.done < j.seg.next:
+            self._drain_segment(j.seg, live=True)
+
+    def _drain_segment(self, seg: Segment, *, live: bool) -> None:
+        """One transaction: the complete points of ``seg`` after ``seg.done``, and the progress."""
+        points, done = scan(seg.mm, seg.names, seg.done, seg.next, seg.capacity)
+        if done == seg.done:
+            return
+        conn = self._write()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                refused = self._write_journaled(conn, points, live=live)
+                conn.execute(_PROGRESS_TABLE)
+                conn.execute(_PROGRESS_SET, (seg.id, done))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        seg.done = done
+        if refused:
+            self._journal_refused(refused)
+
+    def _write_journaled(
+        self, conn: sqlite3.Connection, points: list[Point], *, live: bool
+    ) -> dict[str, tuple[str, int]]:
+        """Write ``points`` run by run (each run's in logging order) inside the caller's
+        transaction; returns the runs whose points were not written: ``{run: (status, count)}``.
+
+        A live process writes only to runs that are running (another process may have ended one
+        meanwhile). A replay writes to any run that still exists: its points were acknowledged
+        while the run was running, and a run whose process died is marked killed only after."""
+        by_run: dict[str, list[MetricIn]] = {}
+        for run_id, key, value, step, ts in points:
+            found = by_run.get(run_id)
+            if found is None:
+                found = by_run[run_id] = []
+            found.append((key, value, step, ts))
+        refused: dict[str, tuple[str, int]] = {}
+        for run_id, metrics in by_run.items():
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or (live and row[0] != "running"):
+                refused[run_id] = ("deleted" if row is None else str(row[0]), len(metrics))
+                continue
+            conn.execute("SAVEPOINT journal_run")
+            try:
+                self._write_metrics(conn, run_id, metrics)
+            except (ChachamlError, sqlite3.IntegrityError) as exc:  # e.g. no next step: not the rest
+                conn.execute("ROLLBACK TO journal_run")
+                refused[run_id] = (f"refused ({exc})", len(metrics))
+            conn.execute("RELEASE journal_run")
+        return refused
+
+    def _journal_refused(self, refused: dict[str, tuple[str, int]]) -> None:
+        j = self._journal
+        for run_id, (status, count) in refused.items():
+            if j is not None:
+                j.forget_run(run_id)
+                if status != "deleted":
+                    j.refused[run_id] = j.refused.get(run_id, 0) + count
+            warnings.warn(
+                f"chachaml: {count} metric point(s) logged to run {run_id[:8]} in {self.uri} were "
+                f"not written: the run is {status} (another process ended or deleted it while "
+                "this one was logging to it); the next log call to it raises RunStateError",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _journal_progress_forget(self, journal_id: str) -> None:
+        """Drop the progress row of a journal file that is gone (deleted after its last drain)."""
+        conn = self._write()
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("DELETE FROM journal_progress WHERE journal = ?", (journal_id,))
+
+    def _journal_close(self) -> None:
+        """Drain, then delete this process's journal file (``close()``, interpreter exit)."""
+        with self._lock:
+            j = self._journal
+            if j is None or j.pid != os.getpid():
+                return
+            with j.lock:
+                seg = j.seg
+                with contextlib.suppress(sqlite3.Error, Exception):
+                    self._drain_segment(seg, live=True)
+                self._journal = None
+                _journaled.discard(self)
+                drained = seg.done >= seg.next
+                seg.close(remove=drained)
+                if drained:
+                    self._journal_progress_forget(seg.id)
+                    with contextlib.suppress(OSError):
+                        j.folder.rmdir()  # only when empty: another process may still be writing
+
+    def flush(self) -> None:
+        """Write every point journaled so far into SQLite (``chachaml.flush()``)."""
+        with self._lock:
+            self._drain_journal()
+
+    # -- replaying dead processes' journals ------------------------------------------------------
+    def _replay_dead(self, conn: sqlite3.Connection) -> None:
+        """Write the journals of processes that died into SQLite, exactly once, and delete them
+        (on open; the caller holds ``_lock``)."""
+        if not self.path:
+            return
+        folder = folder_for(self.path)
+        if not folder.is_dir():
+            return
+        mine = self._journal.seg.path if self._journal is not None else None
+        for path, fd in adopt_unowned(folder, f"*{SUFFIX}", mine=mine):
+            try:
+                self._replay_one(conn, path, fd)
+            finally:
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # empty: no live writer, nothing left to replay
+
+    def _replay_one(self, conn: sqlite3.Connection, path: Any, fd: int) -> None:
+        import mmap
+
+        size = os.fstat(fd).st_size
+        if size == 0:  # made by a process that died before preallocating it
+            path.unlink(missing_ok=True)
+            return
+        mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        try:
+            try:
+                jid, capacity = read_header(mm, path)
+            except (NewerJournalError, ValueError) as exc:
+                warnings.warn(f"chachaml: {exc}", RuntimeWarning, stacklevel=2)
+                return
+            conn.execute(_PROGRESS_TABLE)
+            row = conn.execute("SELECT slot FROM journal_progress WHERE journal = ?", (jid,)).fetchone()
+            start = 0 if row is None else int(row[0])
+            seg = Segment(path, fd, mm, jid, capacity, next=capacity, done=start, names=read_names(mm))
+            try:
+                self._drain_segment(seg, live=False)
+            except KeyError:  # a record naming an undefined sid: damaged beyond the crash model
+                warnings.warn(f"chachaml: the journal {path} is damaged; it was left as it is", RuntimeWarning, stacklevel=2)
+                return
+        finally:
+            mm.close()
+        path.unlink(missing_ok=True)
+        self._journal_progress_forget(jid)
+
+
+# -- the drain thread (one per process, for every store with a journal) ---------------------------
+_journaled: weakref.WeakSet[JournalMixin] = weakref.WeakSet()
+_gate = threading.Lock()  # held while one store drains; fork waits for it (no lock is copied held)
+_drainer: list[threading.Thread] = []
+
+
+def _start_drainer() -> None:
+    with _gate:
+        if _drainer and _drainer[0].is_alive():
+            return
+        thread = threading.Thread(target=_drain_forever, name="chachaml-journal-drain", daemon=True)
+        _drainer[:] = [thread]
+        thread.start()
+
+
+def _drain_forever() -> None:
+    complained: set[str] = set()
+    while True:
+        time.sleep(drain_interval())
+        for store in list(_journaled):
+            j = store._journal
+            if j is None or not j.pending:
+                continue
+            try:
+                with _gate, store._lock:
+                    store._drain_journal()
+            except Exception as exc:  # noqa: BLE001 - retried next time; a sync drain raises it
+                if store.uri not in complained:
+                    complained.add(store.uri)
+                    warnings.warn(
+                        f"chachaml: writing journaled points into {store.uri} failed ({exc}); "
+                        "retrying, and the next read or write of the store raises if it still fails",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
+            del store
+
+
+def _before_fork() -> None:
+    _gate.acquire()
+
+
+def _after_fork_parent() -> None:
+    _gate.release()
+
+
+def _after_fork_child() -> None:
+    """A forked child never writes into its parent's mapping: it forgets the parent's journals
+    (unmapping its own copy; the parent keeps the file and its lock) and makes its own."""
+    _gate.release()
+    for store in list(_journaled):
+        j = store._journal
+        store._journal = None
+        if j is not None:
+            with contextlib.suppress(OSError, ValueError):
+                j.seg.close(remove=False)
+    _journaled.clear()
+    _drainer.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child)
