@@ -21,6 +21,7 @@ reading stops there. A names entry is valid when its crc32 matches.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -262,8 +263,5 @@ class Journal:
         child's copy): delete it only if everything in it is in SQLite already. A file left
         behind is replayed by the next process that opens the database."""
         seg = self.seg
-        try:
+        with contextlib.suppress(OSError, ValueError):
             seg.close(remove=seg.done >= seg.next and os.getpid() == self.pid)
-        except (OSError, ValueError):
-            pass
-

@@ -314,6 +314,7 @@ class SqliteBase(JournalMixin):
                 conn = self._connection(create=False)
                 if conn is not None and not self._readonly:
                     self._drain_journal()  # this process sees its own points at once
+                    self._replay_dead(conn)  # and those of processes that died since it opened
                     self._reap_dead(conn)
                     self._fold(conn)
                 yield conn

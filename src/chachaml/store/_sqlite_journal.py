@@ -79,11 +79,14 @@ class JournalMixin:
     _readonly: bool
     _journal: Journal | None
     _journal_pid: int
+    _conn: sqlite3.Connection | None
 
     if TYPE_CHECKING:
 
         def _write(self) -> sqlite3.Connection: ...
-        def _write_metrics(self, conn: sqlite3.Connection, run_id: str, metrics: Sequence[MetricIn]) -> None: ...
+        def _write_metrics(
+            self, conn: sqlite3.Connection, run_id: str, metrics: Sequence[MetricIn]
+        ) -> None: ...
         def _error(self, exc: sqlite3.Error) -> Exception: ...
 
     # -- opening ---------------------------------------------------------------------------------
@@ -113,7 +116,9 @@ class JournalMixin:
                 )
                 return None
             self._journal = j
-            weakref.finalize(self, j.abandon)
+            # Garbage-collected without close(): let go of the file (the next open replays it).
+            # Not at exit: the exit handler drains first (_sqlite_base._fold_at_exit).
+            weakref.finalize(self, j.abandon).atexit = False
             _journaled.add(self)
             _start_drainer()
             return j
@@ -162,7 +167,7 @@ class JournalMixin:
                         refs = []
                     if refs:
                         mm, last = seg.mm, len(points) - 1
-                        for n, (k, v, s, ts) in enumerate(points):
+                        for n, (_, v, s, ts) in enumerate(points):
                             flags = refs[n] | (CONTINUES if n < last else 0)
                             if s is None:
                                 pack_record(mm, BASE + (i << 5), 0, v, ts, flags | STEP_NONE, i + 1)
@@ -186,7 +191,8 @@ class JournalMixin:
                     return False
                 for k in dict.fromkeys(keys):
                     if conn.execute(
-                        "SELECT 1 FROM metrics WHERE run_id = ? AND key = ? AND step = ?", (run_id, k, MAX_STEP)
+                        "SELECT 1 FROM metrics WHERE run_id = ? AND key = ? AND step = ?",
+                        (run_id, k, MAX_STEP),
                     ).fetchone():
                         j.direct.add((run_id, k))
                         return False
@@ -256,11 +262,12 @@ class JournalMixin:
         self, conn: sqlite3.Connection, points: list[Point], *, live: bool
     ) -> dict[str, tuple[str, int]]:
         """Write ``points`` run by run (each run's in logging order) inside the caller's
-        transaction; returns the runs whose points were not written: ``{run: (status, count)}``.
+        transaction; returns the runs whose points were not (all) written: ``{run: (status, count)}``.
 
-        A live process writes only to runs that are running (another process may have ended one
-        meanwhile). A replay writes to any run that still exists: its points were acknowledged
-        while the run was running, and a run whose process died is marked killed only after."""
+        A live process writes to a run another process ended meanwhile only the points whose
+        timestamp is not after the run's end (none if the end time is unknown). A replay writes
+        to any run that still exists: its points were acknowledged while this process believed
+        the run running, and a run whose process died is marked killed only after."""
         by_run: dict[str, list[MetricIn]] = {}
         for run_id, key, value, step, ts in points:
             found = by_run.get(run_id)
@@ -269,10 +276,20 @@ class JournalMixin:
             found.append((key, value, step, ts))
         refused: dict[str, tuple[str, int]] = {}
         for run_id, metrics in by_run.items():
-            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None or (live and row[0] != "running"):
-                refused[run_id] = ("deleted" if row is None else str(row[0]), len(metrics))
+            row = conn.execute("SELECT status, end_time FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                refused[run_id] = ("deleted", len(metrics))
                 continue
+            if live and row[0] != "running":
+                # Ended by another process: what was logged before its end (by the points'
+                # timestamps) is kept, what came after is refused.
+                end = row[1]
+                kept = [] if end is None else [m for m in metrics if m[3] <= end]
+                if len(kept) < len(metrics):
+                    refused[run_id] = (str(row[0]), len(metrics) - len(kept))
+                metrics = kept
+                if not metrics:
+                    continue
             conn.execute("SAVEPOINT journal_run")
             try:
                 self._write_metrics(conn, run_id, metrics)
@@ -366,7 +383,11 @@ class JournalMixin:
             try:
                 self._drain_segment(seg, live=False)
             except KeyError:  # a record naming an undefined sid: damaged beyond the crash model
-                warnings.warn(f"chachaml: the journal {path} is damaged; it was left as it is", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"chachaml: the journal {path} is damaged; it was left as it is",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
                 return
         finally:
             mm.close()
@@ -378,6 +399,7 @@ class JournalMixin:
 _journaled: weakref.WeakSet[JournalMixin] = weakref.WeakSet()
 _gate = threading.Lock()  # held while one store drains; fork waits for it (no lock is copied held)
 _drainer: list[threading.Thread] = []
+ADOPT_S = 5.0  # how often a long-lived store looks for journals whose owner died meanwhile
 
 
 def _start_drainer() -> None:
@@ -391,16 +413,23 @@ def _start_drainer() -> None:
 
 def _drain_forever() -> None:
     complained: set[str] = set()
+    adopt_at = time.monotonic() + ADOPT_S
     while True:
         time.sleep(drain_interval())
+        adopt = time.monotonic() >= adopt_at
+        if adopt:
+            adopt_at = time.monotonic() + ADOPT_S
         for store in list(_journaled):
             j = store._journal
-            if j is None or not j.pending:
+            if j is None or not (j.pending or adopt):
                 continue
             try:
                 with _gate, store._lock:
                     store._drain_journal()
-            except Exception as exc:  # noqa: BLE001 - retried next time; a sync drain raises it
+                    if adopt and store._conn is not None and store._journal is not None:
+                        # journals of processes that died since this store opened the file
+                        store._replay_dead(store._conn)
+            except Exception as exc:
                 if store.uri not in complained:
                     complained.add(store.uri)
                     warnings.warn(
@@ -435,4 +464,6 @@ def _after_fork_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child
+    )

@@ -28,9 +28,9 @@ from chachaml.rules import (
 )
 from chachaml.store._sqlite_automation import AutomationMixin
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
+from chachaml.store._sqlite_env import EnvReader, encode_env, store_packages
 from chachaml.store._sqlite_journal import BASE as _JBASE
 from chachaml.store._sqlite_journal import pack_record as _pack_record
-from chachaml.store._sqlite_env import EnvReader, encode_env, store_packages
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
 from chachaml.store._sqlite_restore import RestoreMixin
