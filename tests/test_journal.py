@@ -480,10 +480,13 @@ def test_a_store_sees_its_own_points_at_once_and_close_leaves_no_journal(tmp_pat
             chachaml.log_metric("loss", float(i))
         chachaml.log_metrics({"a": float("nan"), "b": float("inf")}, step=7)
         assert len(chachaml.metric_history(run.id, "loss")) == 100  # no flush needed
+        chachaml.log_metric("loss", 100.0)
+        with chachaml.with_store(db):  # another store of this process on the same file too
+            assert len(chachaml.metric_history(run.id, "loss")) == 101
         got = chachaml.get_run(run.id).metrics
-        assert got["loss"] == 99.0 and got["a"] != got["a"] and got["b"] == float("inf")
+        assert got["loss"] == 100.0 and got["a"] != got["a"] and got["b"] == float("inf")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         store.close()
     assert not folder_for(str(db)).exists()
-    assert _rows(db, "SELECT count(*) FROM metrics") == [(102,)]
+    assert _rows(db, "SELECT count(*) FROM metrics") == [(103,)]

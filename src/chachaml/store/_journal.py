@@ -86,11 +86,17 @@ class Segment:
             OSError: the folder or file cannot be made, or preallocation failed (disk full):
                 the caller writes directly to SQLite instead.
         """
-        folder.mkdir(parents=True, exist_ok=True)
         jid = uuid.uuid4()
         path = folder / f"{jid.hex}{SUFFIX}"
         size = HEADER_SIZE + NAMES + capacity * RECORD_SIZE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        for attempt in range(5):  # another process may remove the folder when it empties it
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileNotFoundError:
+                if attempt == 4:
+                    raise
         try:
             if not try_lock(fd):
                 raise OSError(f"journal {path} is locked by another process")
@@ -250,7 +256,7 @@ class Journal:
     def forget_run(self, run_id: str) -> None:
         """Make the next log call to ``run_id`` check its status again (it ended, or was refused)."""
         self.running.discard(run_id)
-        for pair in [p for p in self.refs if p[0] == run_id]:
+        for pair in [p for p in list(self.refs) if p[0] == run_id]:  # list(): one atomic copy
             self.refs.pop(pair, None)
 
     @property

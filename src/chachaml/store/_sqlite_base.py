@@ -309,6 +309,7 @@ class SqliteBase(JournalMixin):
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection | None]:
         """A connection for reads (None if the file does not exist yet), after housekeeping."""
+        self._drain_siblings()
         with self._lock:
             try:
                 conn = self._connection(create=False)

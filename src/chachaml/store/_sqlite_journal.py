@@ -339,6 +339,20 @@ class JournalMixin:
                     with contextlib.suppress(OSError):
                         j.folder.rmdir()  # only when empty: another process may still be writing
 
+    def _drain_siblings(self) -> None:
+        """Drain the journals of the other stores of this process on the same file, so a read
+        through any of them sees every point this process logged (one store lock at a time)."""
+        if len(_journaled) == 0 or not self.path:
+            return
+        folder = self.__dict__.get("_journal_folder")
+        if folder is None:
+            folder = self.__dict__["_journal_folder"] = folder_for(self.path)
+        for other in list(_journaled):
+            j = other._journal
+            if other is not self and j is not None and j.pending and j.folder == folder:
+                with other._lock:
+                    other._drain_journal()
+
     def flush(self) -> None:
         """Write every point journaled so far into SQLite (``chachaml.flush()``)."""
         with self._lock:
