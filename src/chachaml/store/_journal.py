@@ -234,6 +234,7 @@ class Journal:
         self.running: set[str] = set()
         self.direct: set[tuple[str, str]] = set()
         self.refused: dict[str, int] = {}
+        self.notices: list[str] = []  # warnings of the drain thread, for the next call to show
         self.pid = os.getpid()
         self._sids = 0
 

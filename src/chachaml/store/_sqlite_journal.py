@@ -136,6 +136,8 @@ class JournalMixin:
         if j is None or len(points) > CAPACITY // 4:
             return False
         if run_id in j.refused:
+            with self._lock:
+                self._journal_notices()
             n = j.refused.pop(run_id)
             raise RunStateError(
                 f"cannot log metrics to run {run_id[:8]}: another process ended it while this one was "
@@ -232,8 +234,11 @@ class JournalMixin:
     def _drain_journal(self) -> None:
         """Write everything journaled so far into SQLite (the caller holds ``_lock``)."""
         j = self._journal
-        if j is not None and j.seg.done < j.seg.next:
-            self._drain_segment(j.seg, live=True)
+        if j is not None:
+            if j.seg.done < j.seg.next:
+                self._drain_segment(j.seg, live=True)
+            if j.notices and not self.__dict__.get("_journal_background"):
+                self._journal_notices()
 
     def _drain_segment(self, seg: Segment, *, live: bool) -> None:
         """One transaction: the complete points of ``seg`` after ``seg.done``, and the progress."""
@@ -306,13 +311,32 @@ class JournalMixin:
                 j.forget_run(run_id)
                 if status != "deleted":
                     j.refused[run_id] = j.refused.get(run_id, 0) + count
-            warnings.warn(
+            self._journal_notice(
                 f"chachaml: {count} metric point(s) logged to run {run_id[:8]} in {self.uri} were "
                 f"not written: the run is {status} (another process ended or deleted it while "
-                "this one was logging to it); the next log call to it raises RunStateError",
-                RuntimeWarning,
-                stacklevel=2,
+                "this one was logging to it); the next log call to it raises RunStateError"
             )
+
+    def _journal_notice(self, message: str, *, once: bool = False) -> None:
+        """Warn now, or, in the drain thread, at the next call of the user's code (a warning
+        raised as an error there must not stop the drain). ``once``: not again by this store
+        (a journal left alone is seen by every read)."""
+        j = self._journal
+        if j is not None and self.__dict__.get("_journal_background"):
+            j.notices.append(message)
+            return
+        if once:
+            seen: set[str] = self.__dict__.setdefault("_journal_warned", set())
+            if message in seen:
+                return
+            seen.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    def _journal_notices(self) -> None:
+        """Show the warnings the drain thread left (in the caller's thread)."""
+        j = self._journal
+        while j is not None and j.notices:
+            self._journal_notice(j.notices.pop(0))
 
     def _journal_progress_forget(self, journal_id: str) -> None:
         """Drop the progress row of a journal file that is gone (deleted after its last drain)."""
@@ -388,7 +412,7 @@ class JournalMixin:
             try:
                 jid, capacity = read_header(mm, path)
             except (NewerJournalError, ValueError) as exc:
-                warnings.warn(f"chachaml: {exc}", RuntimeWarning, stacklevel=2)
+                self._journal_notice(f"chachaml: {exc}", once=True)
                 return
             conn.execute(_PROGRESS_TABLE)
             row = conn.execute("SELECT slot FROM journal_progress WHERE journal = ?", (jid,)).fetchone()
@@ -397,10 +421,8 @@ class JournalMixin:
             try:
                 self._drain_segment(seg, live=False)
             except KeyError:  # a record naming an undefined sid: damaged beyond the crash model
-                warnings.warn(
-                    f"chachaml: the journal {path} is damaged; it was left as it is",
-                    RuntimeWarning,
-                    stacklevel=2,
+                self._journal_notice(
+                    f"chachaml: the journal {path} is damaged; it was left as it is", once=True
                 )
                 return
         finally:
@@ -439,19 +461,24 @@ def _drain_forever() -> None:
                 continue
             try:
                 with _gate, store._lock:
-                    store._drain_journal()
-                    if adopt and store._conn is not None and store._journal is not None:
-                        # journals of processes that died since this store opened the file
-                        store._replay_dead(store._conn)
+                    store.__dict__["_journal_background"] = True
+                    try:
+                        store._drain_journal()
+                        if adopt and store._conn is not None and store._journal is not None:
+                            # journals of processes that died since this store opened the file
+                            store._replay_dead(store._conn)
+                    finally:
+                        store.__dict__["_journal_background"] = False
             except Exception as exc:
-                if store.uri not in complained:
+                if store.uri not in complained:  # the next read or write raises it in the caller
                     complained.add(store.uri)
-                    warnings.warn(
-                        f"chachaml: writing journaled points into {store.uri} failed ({exc}); "
-                        "retrying, and the next read or write of the store raises if it still fails",
-                        RuntimeWarning,
-                        stacklevel=1,
-                    )
+                    with contextlib.suppress(Exception):
+                        warnings.warn(
+                            f"chachaml: writing journaled points into {store.uri} failed ({exc}); "
+                            "retrying, and the next read or write of the store raises if it still fails",
+                            RuntimeWarning,
+                            stacklevel=1,
+                        )
             del store
 
 
