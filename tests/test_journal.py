@@ -490,3 +490,33 @@ def test_a_store_sees_its_own_points_at_once_and_close_leaves_no_journal(tmp_pat
         store.close()
     assert not folder_for(str(db)).exists()
     assert _rows(db, "SELECT count(*) FROM metrics") == [(103,)]
+
+
+def _log_sequence(db: Path, seed: int) -> dict[str, object]:
+    """The same random calls (steps None, explicit, negative, repeated; NaN and inf values)
+    against ``db``; returns what reads give back."""
+    rng = random.Random(seed)
+    with chachaml.with_store(db), chachaml.with_run("same") as run:
+        for _ in range(400):
+            step = None if rng.random() < 0.6 else rng.randint(-5, 60)
+            value = rng.choice([rng.uniform(-1, 1), float("nan"), float("inf"), -float("inf"), 0.5])
+            if rng.random() < 0.7:
+                chachaml.log_metric(rng.choice("abc"), value, step)
+            else:
+                chachaml.log_metrics({k: value for k in rng.sample("abc", 2)}, step)
+        out: dict[str, object] = {}
+        for key in "abc":
+            out[key] = [(m.step, repr(m.value)) for m in chachaml.metric_history(run.id, key)]
+        out["summaries"] = repr(chachaml.get_run(run.id).metrics)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_journal_stores_what_the_direct_path_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    journaled = _log_sequence(tmp_path / "journal.db", seed)
+    monkeypatch.setenv("CHACHAML_JOURNAL", "0")
+    direct = _log_sequence(tmp_path / "direct.db", seed)
+    assert not folder_for(str(tmp_path / "direct.db")).exists()
+    assert journaled == direct

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from chachaml._owned_files import adopt_unowned
 from chachaml._process import state as _process
 from chachaml.errors import ChachamlError, RunStateError
-from chachaml.rules import MAX_STEP
+from chachaml.rules import MAX_STEP, next_step, no_next_step
 from chachaml.store._journal import (
     CAPACITY,
     CONTINUES,
@@ -273,12 +273,12 @@ class JournalMixin:
         timestamp is not after the run's end (none if the end time is unknown). A replay writes
         to any run that still exists: its points were acknowledged while this process believed
         the run running, and a run whose process died is marked killed only after."""
-        by_run: dict[str, list[MetricIn]] = {}
-        for run_id, key, value, step, ts in points:
-            found = by_run.get(run_id)
+        by_run: dict[str, list[Point]] = {}
+        for point in points:
+            found = by_run.get(point[0])
             if found is None:
-                found = by_run[run_id] = []
-            found.append((key, value, step, ts))
+                found = by_run[point[0]] = []
+            found.append(point)
         refused: dict[str, tuple[str, int]] = {}
         for run_id, metrics in by_run.items():
             row = conn.execute("SELECT status, end_time FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -289,7 +289,7 @@ class JournalMixin:
                 # Ended by another process: what was logged before its end (by the points'
                 # timestamps) is kept, what came after is refused.
                 end = row[1]
-                kept = [] if end is None else [m for m in metrics if m[3] <= end]
+                kept = [] if end is None else [m for m in metrics if m[4] <= end]
                 if len(kept) < len(metrics):
                     refused[run_id] = (str(row[0]), len(metrics) - len(kept))
                 metrics = kept
@@ -297,7 +297,7 @@ class JournalMixin:
                     continue
             conn.execute("SAVEPOINT journal_run")
             try:
-                self._write_metrics(conn, run_id, metrics)
+                conn.executemany(_INSERT_ROW, _rows(conn, run_id, metrics))
             except (ChachamlError, sqlite3.IntegrityError) as exc:  # e.g. no next step: not the rest
                 conn.execute("ROLLBACK TO journal_run")
                 refused[run_id] = (f"refused ({exc})", len(metrics))
@@ -429,6 +429,48 @@ class JournalMixin:
             mm.close()
         path.unlink(missing_ok=True)
         self._journal_progress_forget(jid)
+
+
+_INSERT_ROW = "INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan) VALUES (?, ?, ?, ?, ?, ?)"
+_MISSING: Any = object()
+
+
+def _rows(conn: sqlite3.Connection, run_id: str, points: list[Point]) -> list[tuple[Any, ...]]:
+    """Metric rows of one run's journaled points, in logging order, with every ``step=None``
+    resolved as the direct path resolves it (``chachaml.rules.next_step``): one past the highest
+    step of that key in the run, counting the points before it in this batch. Called under the
+    write lock, so writers in other processes never pick the same step.
+
+    Raises:
+        InvalidValueError: a key already holds the largest 64-bit step (``no_next_step``).
+    """
+    top: dict[str, int] = {}  # highest step per key, once the database was asked
+    before: dict[str, int] = {}  # highest explicit step per key in this batch, before that
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for _, k, v, s, ts in points:
+        if s is None:
+            t = top.get(k, _MISSING)
+            if t is _MISSING:
+                t = conn.execute(
+                    "SELECT max(step) FROM metrics WHERE run_id = ? AND key = ?", (run_id, k)
+                ).fetchone()[0]
+                b = before.get(k)
+                if b is not None and (t is None or b > t):
+                    t = b
+            s = next_step(t)
+            if s > MAX_STEP:
+                raise no_next_step(run_id, k)
+            top[k] = s
+        elif k in top:
+            if s > top[k]:
+                top[k] = s
+        else:
+            b = before.get(k)
+            if b is None or s > b:
+                before[k] = s
+        append((run_id, k, s, v, ts, 1 if v != v else 0))
+    return rows
 
 
 # -- the drain thread (one per process, for every store with a journal) ---------------------------
