@@ -520,3 +520,34 @@ def test_the_journal_stores_what_the_direct_path_stores(
     direct = _log_sequence(tmp_path / "direct.db", seed)
     assert not folder_for(str(tmp_path / "direct.db")).exists()
     assert journaled == direct
+
+
+def test_a_full_journal_file_is_drained_and_replaced_without_losing_a_point(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    code = textwrap.dedent(
+        """
+        import os, sys, chachaml
+        from chachaml.store._journal import CAPACITY
+        store = chachaml.use_store(sys.argv[1])
+        run = chachaml.start_run("long")
+        first = store._journal_for_write().seg.path
+        n = CAPACITY + CAPACITY // 2
+        for i in range(n):
+            chachaml.log_metric("loss", float(i))
+        now = store._journal.seg.path
+        print(run.id, n, first != now, os.path.exists(first))
+        os._exit(0)  # no drain at exit: the second file's points come back by replay
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(db)],
+        capture_output=True,
+        env=_env(CHACHAML_JOURNAL_DRAIN_S="3600"),
+        timeout=WAIT_S,
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    run_id, n, rotated, old_left = out.stdout.decode().split()
+    assert (rotated, old_left) == ("True", "False")  # a new file; the full one drained and deleted
+    assert len(_steps(db, run_id)) < int(n)  # the rest is only in the new journal file
+    with chachaml.with_store(db):
+        assert [m.step for m in chachaml.metric_history(run_id, "loss")] == list(range(int(n)))
