@@ -551,3 +551,17 @@ def test_a_full_journal_file_is_drained_and_replaced_without_losing_a_point(tmp_
     assert len(_steps(db, run_id)) < int(n)  # the rest is only in the new journal file
     with chachaml.with_store(db):
         assert [m.step for m in chachaml.metric_history(run_id, "loss")] == list(range(int(n)))
+
+
+def test_a_group_longer_than_a_drain_transaction_is_written_whole(tmp_path: Path) -> None:
+    from chachaml.store._sqlite_journal import DRAIN_CHUNK
+
+    db = tmp_path / "runs.db"
+    store = chachaml.use_store(db)
+    with chachaml.with_run() as run:
+        chachaml.log_metrics({f"k{i}": float(i) for i in range(3)})
+        store.log_batch(run.id, metrics=[("big", float(i), None, 1) for i in range(DRAIN_CHUNK + 500)])
+        chachaml.flush()
+        assert _rows(db, "SELECT count(*), min(step), max(step) FROM metrics WHERE key = 'big'") == [
+            (DRAIN_CHUNK + 500, 0, DRAIN_CHUNK + 499)
+        ]

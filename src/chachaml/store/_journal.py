@@ -45,6 +45,7 @@ RECORD_SIZE = RECORD.size  # 32
 CAPACITY = 128 * 1024  # records per segment (4 MiB)
 NAME_HEAD = struct.Struct("<IIHH")  # crc32 of the rest, sid, len(run id), len(key)
 STEP_NONE = 1
+WINDOW = 4096  # records copied out of the mapping at a time by scan()
 CONTINUES = 2
 
 #: One point as the drain hands it to SQLite: (run id, key, value, step or None, timestamp).
@@ -143,13 +144,19 @@ class Segment:
 
 
 def scan(
-    buf: mmap.mmap | bytes, names: dict[int, tuple[str, str]], start: int, stop: int, capacity: int
+    buf: mmap.mmap | bytes,
+    names: dict[int, tuple[str, str]],
+    start: int,
+    stop: int,
+    capacity: int,
+    limit: int | None = None,
 ) -> tuple[list[Point], int]:
-    """The complete points in slots ``start..stop`` and the slot after the last complete one.
+    """The complete points in slots ``start..stop`` and the slot after the last complete one;
+    with ``limit``, stop at the first group boundary after that many records.
 
     Reading stops at the first record that is not (completely) written, and a group whose last
     point is missing is left for later (or, in a dead process's journal, dropped: its call never
-    returned).
+    returned). Records are copied out of ``buf`` a window at a time, so memory stays flat.
     """
     base = HEADER_SIZE + NAMES
     stop = min(stop, capacity)
@@ -157,17 +164,21 @@ def scan(
     pending: list[Point] = []
     done = start
     slot = start
-    data = bytes(buf[base + start * RECORD_SIZE : base + stop * RECORD_SIZE])
-    for step, value, ts, ref, seq in RECORD.iter_unpack(data):
-        slot += 1
-        if seq != slot:
-            break
-        run_id, key = names[ref >> 2]
-        pending.append((run_id, key, value, None if ref & STEP_NONE else step, ts))
-        if not ref & CONTINUES:
-            out.extend(pending)
-            pending.clear()
-            done = slot
+    while slot < stop:
+        hi = min(stop, slot + WINDOW)
+        data = bytes(buf[base + slot * RECORD_SIZE : base + hi * RECORD_SIZE])
+        for step, value, ts, ref, seq in RECORD.iter_unpack(data):
+            slot += 1
+            if seq != slot:
+                return out, done
+            run_id, key = names[ref >> 2]
+            pending.append((run_id, key, value, None if ref & STEP_NONE else step, ts))
+            if not ref & CONTINUES:
+                out.extend(pending)
+                pending.clear()
+                done = slot
+                if limit is not None and done - start >= limit:
+                    return out, done
     return out, done
 
 

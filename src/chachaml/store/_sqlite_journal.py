@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from chachaml.store.base import MetricIn
 
 BASE = HEADER_SIZE + NAMES
+DRAIN_CHUNK = 8192  # records per drain transaction (more only to finish a group)
 pack_record = RECORD.pack_into
 _PROGRESS_TABLE = (
     "CREATE TABLE IF NOT EXISTS journal_progress (journal TEXT PRIMARY KEY, slot INTEGER NOT NULL) "
@@ -241,10 +242,16 @@ class JournalMixin:
                 self._journal_notices()
 
     def _drain_segment(self, seg: Segment, *, live: bool) -> None:
-        """One transaction: the complete points of ``seg`` after ``seg.done``, and the progress."""
-        points, done = scan(seg.mm, seg.names, seg.done, seg.next, seg.capacity)
-        if done == seg.done:
-            return
+        """Write the complete points of ``seg`` after ``seg.done``: about ``DRAIN_CHUNK`` records
+        per transaction (a group is never split), so memory stays flat whatever the backlog."""
+        while True:
+            points, done = scan(seg.mm, seg.names, seg.done, seg.next, seg.capacity, DRAIN_CHUNK)
+            if done == seg.done:
+                return
+            self._drain_chunk(seg, points, done, live=live)
+
+    def _drain_chunk(self, seg: Segment, points: list[Point], done: int, *, live: bool) -> None:
+        """One transaction: ``points`` (the records of ``seg`` up to slot ``done``) and the progress."""
         conn = self._write()
         try:
             conn.execute("BEGIN IMMEDIATE")
