@@ -565,3 +565,24 @@ def test_a_group_longer_than_a_drain_transaction_is_written_whole(tmp_path: Path
         assert _rows(db, "SELECT count(*), min(step), max(step) FROM metrics WHERE key = 'big'") == [
             (DRAIN_CHUNK + 500, 0, DRAIN_CHUNK + 499)
         ]
+
+
+def test_step_none_after_a_largest_step_written_elsewhere_is_refused_at_the_call(tmp_path: Path) -> None:
+    from chachaml.errors import InvalidValueError
+
+    db = tmp_path / "runs.db"
+    chachaml.use_store(db)
+    with chachaml.with_run() as run:
+        chachaml.log_metric("a", 1.0)  # the run is known running here: no status check per call
+        conn = sqlite3.connect(db)
+        with conn:
+            conn.execute(
+                "INSERT INTO metrics (run_id, key, step, value, timestamp, is_nan) "
+                "VALUES (?, 'k', ?, 1.0, 0, 0)",
+                (run.id, 2**63 - 1),
+            )
+        conn.close()
+        with pytest.raises(InvalidValueError, match="already has step"):
+            chachaml.log_metric("k", 2.0)
+        chachaml.log_metric("a", 2.0)  # the run is still usable
+    assert [m.value for m in chachaml.metric_history(run.id, "a")] == [1.0, 2.0]

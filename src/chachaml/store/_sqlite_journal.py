@@ -157,7 +157,9 @@ class JournalMixin:
                 direct = True
         if direct:
             return False
-        if run_id not in j.running and not self._journal_admit(j, run_id, [p[0] for p in points]):
+        known = j.refs
+        new_keys = [p[0] for p in points if (run_id, p[0]) not in known]
+        if (new_keys or run_id not in j.running) and not self._journal_admit(j, run_id, new_keys):
             return False
         for _ in range(4):
             with j.lock:
@@ -316,7 +318,7 @@ class JournalMixin:
         for run_id, (status, count) in refused.items():
             if j is not None:
                 j.forget_run(run_id)
-                if status != "deleted":
+                if status != "deleted" and not status.startswith("refused"):
                     j.refused[run_id] = j.refused.get(run_id, 0) + count
             self._journal_notice(
                 f"chachaml: {count} metric point(s) logged to run {run_id[:8]} in {self.uri} were "
