@@ -79,9 +79,17 @@ def test_a_run_ended_by_another_process_refuses_log_metric_and_keeps_its_points(
     path = tmp_path / "guard.db"
     with chachaml.with_store(path):
         run = chachaml.start_run("r")
-        chachaml.log_metric("loss", 1.0)
+        chachaml.log_metric("loss", 1.0, timestamp=1_000)
         with sqlite3.connect(path) as other:  # not through this store: only the SQL guard can see it
-            other.execute("UPDATE runs SET status = 'completed' WHERE id = ?", (run.id,))
+            other.execute("UPDATE runs SET status = 'completed', end_time = 2000 WHERE id = ?", (run.id,))
+        # The journal (docs/adr/0023) accepts the call; the drain keeps what was logged before the
+        # run's end and refuses the rest with a warning, and the next call raises. Nothing logged
+        # after the end reaches the finished run.
+        chachaml.log_metric("loss", 2.0, timestamp=3_000)
+        with pytest.warns(RuntimeWarning, match=r"1 metric point\(s\) .* not written: the run is completed"):
+            chachaml.flush()
+        with pytest.raises(RunStateError, match="another process ended it"):
+            chachaml.log_metric("loss", 2.0)
         with pytest.raises(RunStateError, match="completed"):
             chachaml.log_metric("loss", 2.0)
         with pytest.raises(RunStateError, match="completed"):
@@ -131,16 +139,21 @@ def test_batched_writes_a_full_buffer_before_the_block_ends(
         with sqlite3.connect(path) as conn:
             return int(conn.execute("SELECT count(*) FROM metrics WHERE key = 'loss'").fetchone()[0])
 
-    with chachaml.with_store(path):
+    with chachaml.with_store(path) as store:
         run = chachaml.start_run("r")
         with chachaml.batched():
+            # store.flush() drains the journal (docs/adr/0023) into SQLite, not the batch buffer.
             for _ in range(4):
                 chachaml.log_metric("loss", 1.0)
+            store.flush()  # type: ignore[attr-defined]
             assert stored() == 0
             chachaml.log_metric("loss", 1.0)
+            store.flush()  # type: ignore[attr-defined]
             assert stored() == 5
             chachaml.log_metric("loss", 1.0)
+            store.flush()  # type: ignore[attr-defined]
             assert stored() == 5
+        store.flush()  # type: ignore[attr-defined]
         assert stored() == 6
         assert [m.step for m in chachaml.metric_history(run.id, "loss")] == list(range(6))
         chachaml.end_run()

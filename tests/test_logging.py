@@ -50,6 +50,17 @@ def db(store: Store) -> sqlite3.Connection:
     return sqlite3.connect(path)
 
 
+def count_soon(conn: sqlite3.Connection, expected: int, timeout: float = 5.0) -> int:
+    """The number of metric rows another connection sees, once it is ``expected`` or after
+    ``timeout`` seconds: the metric journal (docs/adr/0023) reaches SQLite in the background."""
+    deadline = time.monotonic() + timeout
+    while True:
+        n = int(conn.execute("SELECT count(*) FROM metrics").fetchone()[0])
+        if n == expected or time.monotonic() > deadline:
+            return n
+        time.sleep(0.01)
+
+
 def steps(run_id: str, key: str) -> list[tuple[int, float]]:
     return [(m.step, m.value) for m in chachaml.metric_history(run_id, key)]
 
@@ -430,13 +441,13 @@ def test_batched_points_are_not_visible_to_another_connection_until_the_block_ex
     chachaml_store: Store,
 ) -> None:
     with chachaml.with_run() as run:
-        chachaml.log_metric("loss", 1.0)  # the file and the run exist; step 0 committed
+        chachaml.log_metric("loss", 1.0)  # the file and the run exist; step 0 journaled
         other = db(chachaml_store)
         with chachaml.batched():
             for i in range(100):
                 chachaml.log_metric("loss", float(i))
-            assert other.execute("SELECT count(*) FROM metrics").fetchone() == (1,)
-        assert other.execute("SELECT count(*) FROM metrics").fetchone() == (101,)
+            assert count_soon(other, 1) == 1  # the journaled point, not the 100 buffered ones
+        assert count_soon(other, 101) == 101
     assert [s for s, _ in steps(run.id, "loss")] == list(range(101))
 
 
@@ -446,11 +457,11 @@ def test_flush_writes_what_batched_has_buffered(chachaml_store: Store) -> None:
         other = db(chachaml_store)
         with chachaml.batched():
             chachaml.log_metrics({"a": 1.0, "b": 2.0})
-            chachaml.flush()
+            chachaml.flush()  # also writes the journal into SQLite: visible at once
             assert other.execute("SELECT count(*) FROM metrics").fetchone() == (2,)
             chachaml.log_metric("a", 3.0)
             assert other.execute("SELECT count(*) FROM metrics").fetchone() == (2,)
-        assert other.execute("SELECT count(*) FROM metrics").fetchone() == (3,)
+        assert count_soon(other, 3) == 3
     assert steps(run.id, "a") == [(0, 1.0), (1, 3.0)]
 
 

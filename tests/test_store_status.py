@@ -215,6 +215,9 @@ with chachaml.with_run("done"):
 chachaml.runs()  # a read: folds "done" into the summary
 chachaml.start_run("left-open")
 chachaml.log_metric("loss", 2.0)
+# Into SQLite before the folder turns read-only: a read-only reader cannot replay a dead
+# process's metric journal (docs/adr/0023), the next writable open does.
+chachaml.flush()
 os._exit(0)  # no exit handling: the run stays running, its point unfolded
 """
 

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chachaml._owned_files import adopt_unowned, try_lock
+
 __all__ = ["Group", "Spool", "adopt_dead", "spool_folder"]
 
 #: One point as the journal keeps it: (key, value, step or None, timestamp ms).
@@ -70,25 +72,6 @@ def _unnum(value: Any) -> float:
     return _WORDS[value] if isinstance(value, str) else float(value)
 
 
-def _lock(fd: int) -> bool:
-    """Take the exclusive lock of an open journal without waiting; False if someone holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: msvcrt locks the first byte instead
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
 @dataclass
 class Group:
     """Points ``lo..hi`` of one run, sent as one batch with the id ``batch_id``."""
@@ -116,7 +99,7 @@ class Spool:
         if fd is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-            if not _lock(fd):  # a fresh name per process: only a bug makes this happen
+            if not try_lock(fd):  # a fresh name per process: only a bug makes this happen
                 os.close(fd)
                 raise OSError(f"spool {path} is locked by another process")
         self._fd: int | None = fd
@@ -259,21 +242,7 @@ def new_spool(folder: Path) -> Spool:
 def adopt_dead(folder: Path, mine: Path | None = None) -> Iterator[Spool]:
     """The journals in ``folder`` whose owner is gone, locked by (and now owned by) this process.
 
-    A file whose lock is held belongs to a live process and is left alone.
+    A file whose lock is held belongs to a live process and is left alone (``chachaml._owned_files``).
     """
-    if not folder.is_dir():
-        return
-    for path in sorted(folder.glob("*.spool")):
-        if mine is not None and path == mine:
-            continue
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND)
-        except OSError:
-            continue  # removed by its owner or another adopter meanwhile
-        if not _lock(fd):
-            os.close(fd)
-            continue
-        if not path.exists():  # its last owner finished and removed it after we opened it
-            os.close(fd)
-            continue
+    for path, fd in adopt_unowned(folder, "*.spool", mine=mine, flags=os.O_RDWR | os.O_APPEND):
         yield Spool(path, fd)

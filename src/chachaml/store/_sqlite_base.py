@@ -24,6 +24,7 @@ from chachaml._process import state as _process
 from chachaml.errors import InvalidValueError, RunNotFoundError, RunStateError, SchemaVersionError, StoreError
 from chachaml.store import _sqlite_tiles as _tiles
 from chachaml.store._sqlite_env import split_legacy_packages
+from chachaml.store._sqlite_journal import JournalMixin
 from chachaml.store._sqlite_schema import LATEST, MIGRATIONS
 
 T = TypeVar("T")
@@ -119,7 +120,7 @@ def point_value(value: float | None, is_nan: int) -> float:
     return float("nan") if is_nan else value  # type: ignore[return-value]
 
 
-class SqliteBase:
+class SqliteBase(JournalMixin):
     """Shared machinery of the SQLite store: one connection behind a lock, opened lazily."""
 
     def __init__(self, path: str | None, *, is_dead: Liveness | None = None) -> None:
@@ -142,6 +143,10 @@ class SqliteBase:
         # True once the file turned out not to be writable (permissions, a read-only mount):
         # reads skip the fold and the reaping of dead runs, writes fail naming the cause.
         self._readonly = False
+        # This process's write-behind journal (docs/adr/0023), made on the first log call; the
+        # pid it was tried for (a forked child makes its own).
+        self._journal = None
+        self._journal_pid = -1
 
     # -- connection management ---------------------------------------------------------------
     @property
@@ -155,6 +160,7 @@ class SqliteBase:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
+                self._journal_close()
                 self._fold_quietly()
                 self._conn.close()
             self._conn = None
@@ -181,6 +187,8 @@ class SqliteBase:
             return None
         try:
             self._conn = self._open()
+            if self.path and not self._readonly:
+                self._replay_dead(self._conn)  # journals of processes that died (docs/adr/0023)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {self.uri}: {exc}") from exc
         return self._conn
@@ -263,6 +271,7 @@ class SqliteBase:
         """One write transaction, taken with BEGIN IMMEDIATE (read-then-write safe)."""
         with self._lock:
             conn = self._write()
+            self._drain_journal()  # journaled points first: rowid order stays logging order
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -301,10 +310,13 @@ class SqliteBase:
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection | None]:
         """A connection for reads (None if the file does not exist yet), after housekeeping."""
+        self._drain_siblings()
         with self._lock:
             try:
                 conn = self._connection(create=False)
                 if conn is not None and not self._readonly:
+                    self._drain_journal()  # this process sees its own points at once
+                    self._replay_dead(conn)  # and those of processes that died since it opened
                     self._reap_dead(conn)
                     self._fold(conn)
                 yield conn
@@ -449,6 +461,8 @@ _open_stores: weakref.WeakSet[SqliteBase] = weakref.WeakSet()
 def _fold_at_exit() -> None:
     for store in list(_open_stores):
         if not store.closed:
+            with contextlib.suppress(Exception):
+                store._journal_close()
             store._fold_quietly()
 
 

@@ -30,6 +30,8 @@ from chachaml.store import _sqlite_tiles as _tiles
 from chachaml.store._sqlite_automation import AutomationMixin
 from chachaml.store._sqlite_base import SqliteBase, _rollback, chunks, marks, point_value
 from chachaml.store._sqlite_env import EnvReader, encode_env, store_packages
+from chachaml.store._sqlite_journal import BASE as _JBASE
+from chachaml.store._sqlite_journal import pack_record as _pack_record
 from chachaml.store._sqlite_lifecycle import LifecycleMixin
 from chachaml.store._sqlite_query import QueryMixin
 from chachaml.store._sqlite_restore import RestoreMixin
@@ -171,6 +173,8 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
         )
 
     def resume_run(self, run_id: str, owner: Owner, now: int) -> Run:
+        if self._journal is not None:
+            self._journal.refused.pop(run_id, None)
         with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE runs SET status = 'running', end_time = NULL, error = NULL, host = ?, "
@@ -192,7 +196,9 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
                 "UPDATE runs SET status = ?, end_time = ?, error = ? WHERE id = ? AND status = 'running'",
                 (status, end_time, json.dumps(dict(error)) if error else None, run_id),
             )
-            return cur.rowcount == 1
+        if self._journal is not None:
+            self._journal.forget_run(run_id)  # the next log call to it checks (and is refused)
+        return cur.rowcount == 1
 
     def heartbeat(self, run_ids: Sequence[str], now: int) -> None:
         if not run_ids:
@@ -206,9 +212,27 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
 
     # -- writes ----------------------------------------------------------------------------
     def log_metric(self, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
-        """Fast path of ``log_batch`` for a single point: one autocommitted statement."""
+        """Fast path of ``log_batch`` for a single point: one record copied into the journal
+        (docs/adr/0023), else one autocommitted statement."""
+        j = self._journal
+        if j is not None:
+            ref = j.refs.get((run_id, key))  # present: the run is running, the key is fine
+            if ref is not None and (step is None or step < MAX_STEP):
+                with j.lock:
+                    seg = j.seg
+                    i = seg.next
+                    if i < seg.capacity and j.refs.get((run_id, key)) == ref:
+                        if step is None:
+                            _pack_record(seg.mm, _JBASE + (i << 5), 0, value, ts, ref | 1, i + 1)
+                        else:
+                            _pack_record(seg.mm, _JBASE + (i << 5), step, value, ts, ref, i + 1)
+                        seg.next = i + 1
+                        return
+        if self._journal_points(run_id, ((key, value, step, ts),)):
+            return
         with self._lock:
             conn = self._write()
+            self._drain_journal()  # journaled points first (logging order)
             try:
                 nan = 1 if value != value else 0  # an int: a bool would cost sqlite3's adapter lookup
                 args = (run_id, key, run_id, step, run_id, key, run_id, key, value, ts, nan)
@@ -234,6 +258,8 @@ class SqliteStore(RestoreMixin, AutomationMixin, QueryMixin, LifecycleMixin, Sql
     ) -> bool:
         if len(metrics) == 1 and not params and not tags and batch_id is None:
             self.log_metric(run_id, *metrics[0])
+            return True
+        if metrics and not params and not tags and batch_id is None and self._journal_points(run_id, metrics):
             return True
         with self._tx() as conn:
             row = conn.execute(
