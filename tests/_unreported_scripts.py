@@ -84,12 +84,29 @@ def transformers_train(
 
 
 def optuna_objective(fail_at_trial: int, raise_type: type[BaseException] = ValueError) -> Any:
-    """An objective that raises in trial ``fail_at_trial`` and returns ``(x - 1) ** 2`` otherwise."""
+    """An objective that raises in trial ``fail_at_trial`` and returns ``(x - 1) ** 2`` otherwise.
+
+    Later trials first wait until the failing one is recorded as failed, then pause briefly (a
+    sleep releases the GIL), so the failing trial's future is finished long before the last trial
+    is submitted. Without that, ``optimize(n_jobs > 1)`` can return normally: Optuna re-raises a
+    trial's exception only from futures it waits on while submitting, and one still in flight
+    when the last trial is submitted is never checked (seen here: ~4 runs in 10 with plain Optuna).
+    """
+    import time
+
+    def failed_already(trial: Any) -> bool:
+        trials = trial.study.get_trials(deepcopy=False)
+        return any(t.number == fail_at_trial and t.state.name == "FAIL" for t in trials)
 
     def objective(trial: Any) -> float:
         x = trial.suggest_float("x", -4, 4)
         if trial.number == fail_at_trial:
             raise raise_type(f"trial {fail_at_trial} exploded")
+        if trial.number > fail_at_trial:
+            deadline = time.monotonic() + 60
+            while not failed_already(trial) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05)
         return float((x - 1) ** 2)
 
     return objective

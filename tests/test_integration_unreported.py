@@ -250,7 +250,7 @@ from chachaml.integrations.optuna import ChachamlCallback
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 study = optuna.create_study()
 callback = ChachamlCallback(name="search")
-study.optimize(scripts.optuna_objective({fail_at}), n_trials=6, n_jobs={n_jobs}, callbacks=[callback])
+study.optimize(scripts.optuna_objective({fail_at}), n_trials=12, n_jobs={n_jobs}, callbacks=[callback])
 """,
     )
     assert proc.returncode == 1 and f"trial {fail_at} exploded" in proc.stderr, proc.stderr[-2000:]
