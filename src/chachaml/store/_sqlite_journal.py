@@ -375,8 +375,9 @@ class JournalMixin:
     def _drain_siblings(self) -> None:
         """Drain the journals of the other stores of this process on the same file, so a read
         through any of them sees every point this process logged (one store lock at a time)."""
-        if len(_journaled) == 0 or not self.path:
-            return
+        n = len(_journaled)
+        if n == 0 or (n == 1 and self._journal is not None) or not self.path:
+            return  # no other store of this process has a journal
         folder = self.__dict__.get("_journal_folder")
         if folder is None:
             folder = self.__dict__["_journal_folder"] = folder_for(self.path)
@@ -397,10 +398,19 @@ class JournalMixin:
         (on open; the caller holds ``_lock``)."""
         if not self.path:
             return
-        folder = folder_for(self.path)
-        if not folder.is_dir():
+        folder = self.__dict__.get("_journal_folder")
+        if folder is None:
+            folder = self.__dict__["_journal_folder"] = folder_for(self.path)
+        try:  # the cheap look first: reads call this, and usually only this process's file is there
+            names = os.listdir(folder)
+        except OSError:
             return
         mine = self._journal.seg.path if self._journal is not None else None
+        if not [n for n in names if n.endswith(SUFFIX) and (mine is None or n != mine.name)]:
+            if not names:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # empty: no live writer, nothing left to replay
+            return
         for path, fd in adopt_unowned(folder, f"*{SUFFIX}", mine=mine):
             try:
                 self._replay_one(conn, path, fd)
