@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chachaml import _process
 from chachaml._api_artifacts import ArtifactsApi
 from chachaml._values import check_key
 from chachaml.entities import Artifact, Model, ModelEvent, ModelVersion
 from chachaml.errors import InvalidValueError
-from chachaml.results import Comparison
 from chachaml.rules import check_description, check_stage, check_version
+
+if TYPE_CHECKING:  # loaded by compare_runs, not by the first log (benchmarks: first use)
+    from chachaml.results import Comparison
 
 
 class RegistryApi(ArtifactsApi):

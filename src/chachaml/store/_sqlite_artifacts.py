@@ -26,27 +26,37 @@ the sibling store that used to share that folder (``x`` and ``x.db``) exists too
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import weakref
 from collections.abc import Sequence
-from typing import Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 from chachaml._process import Liveness
 from chachaml.entities import Artifact, GcReport
 from chachaml.errors import ArtifactNotFoundError, RunNotFoundError, StoreError
 from chachaml.rules import artifact_ancestors, artifact_unchanged, folder_clash
-from chachaml.store._artifact_files import ArtifactFiles, open_location
-from chachaml.store._files import MARKER_PREFIX, LocalFiles, digest, mark
 from chachaml.store._sqlite_base import marks
 from chachaml.store._sqlite_registry import RegistryMixin
+
+# The file layer (shutil, which imports bz2 and lzma; hashlib; uuid) loads with the first
+# artifact, not with every store: a store that only logs metrics never needs it.
+if TYPE_CHECKING:
+    from chachaml.store._artifact_files import ArtifactFiles
 
 _COLS = "run_id, name, path, size, sha256, content_type, format, created"
 
 
 def _remove_tree(path: str, pid: int) -> None:
     if os.getpid() == pid:  # a forked child never removes its parent's folder
+        import shutil
+
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _digest(data: bytes | bytearray | memoryview) -> str:
+    from chachaml.store._files import digest
+
+    return digest(data)
 
 
 def _artifact(row: Sequence[Any]) -> Artifact:
@@ -71,7 +81,11 @@ class ArtifactsMixin(RegistryMixin):
         super().__init__(path, is_dead=is_dead)
         # Where the bytes go when chosen at open (a folder or s3://...; docs/adr/0017), else
         # the folder next to the database.
-        self._location: ArtifactFiles | None = None if artifacts is None else open_location(artifacts)
+        self._location: ArtifactFiles | None = None
+        if artifacts is not None:
+            from chachaml.store._artifact_files import open_location
+
+            self._location = open_location(artifacts)
         self._tmp_root: str | None = None
         self._tmp_cleanup: weakref.finalize[Any, Any] | None = None
         self._store_id: str | None = None  # see _identity
@@ -172,6 +186,8 @@ class ArtifactsMixin(RegistryMixin):
             return
         ids = files.marker_ids() or []
         if ids:
+            from chachaml.store._files import MARKER_PREFIX
+
             raise StoreError(
                 f"cannot store artifacts of {self.uri} in {files.root!r}: that folder belongs to "
                 f"another chachaml store (it is marked {MARKER_PREFIX}{ids[0]}, this database is "
@@ -193,6 +209,8 @@ class ArtifactsMixin(RegistryMixin):
     def _files(self) -> ArtifactFiles:
         if self._location is not None:
             return self._location
+        from chachaml.store._files import LocalFiles, mark
+
         root = self.artifact_root
         if root is None:
             with self._lock:
@@ -233,7 +251,7 @@ class ArtifactsMixin(RegistryMixin):
         if (
             existing is not None
             and isinstance(data, bytes | bytearray | memoryview)
-            and self._unchanged(existing, digest(data), format, overwrite)
+            and self._unchanged(existing, _digest(data), format, overwrite)
         ):
             return existing  # identical bytes: nothing is written at all
         staged = files.stage(run_id, name, data)

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from chachaml._process import Owner
-from chachaml.automation_entities import Alert, AlertEvent, Pipeline
 from chachaml.entities import (
     Artifact,
     Dataset,
@@ -43,6 +42,9 @@ from chachaml.entities import (
     Run,
 )
 from chachaml.rules import STATUSES
+
+if TYPE_CHECKING:  # annotations only: the automation records load with their first use
+    from chachaml.automation_entities import Alert, AlertEvent, Pipeline
 
 __all__ = [
     "STATUSES",

@@ -40,7 +40,7 @@ from chachaml.store import _pg_dialect
 from chachaml.store._locations import artifact_root_uri
 from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, _passwords, parse_url
 from chachaml.store._pg_roles import PgRoles
-from chachaml.store._sqlite_base import chunks, marks
+from chachaml.store._sqlite_base import chunks, marks, point_value
 from chachaml.store._sqlite_lifecycle import RUN_TABLES
 from chachaml.store.base import MetricIn, NewRun, RunFilter
 from chachaml.store.sqlite import _RUN_COLS
