@@ -53,7 +53,7 @@ def _remove_tree(path: str, pid: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _digest(data: bytes | bytearray | memoryview) -> str:
+def _digest(data: bytes) -> str:
     from chachaml.store._files import digest
 
     return digest(data)
