@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from chachaml import _process
 from chachaml._api_data import DataApi
-from chachaml.entities import Artifact
 from chachaml.errors import InvalidValueError, MissingDependencyError
 from chachaml.rules import check_artifact_name
 
-if TYPE_CHECKING:  # formats and the PNG encoder load with the first artifact, not with the Client
+# Annotations only: these load with the first verb that needs them, not with the Client
+if TYPE_CHECKING:
     from chachaml import formats
+    from chachaml.entities import (
+        Artifact,
+    )
 
 _PROGRESS_FILES = 200  # log_artifacts shows progress on a terminal from this many files ...
 _PROGRESS_BYTES = 256 * 1024 * 1024  # ... or this many bytes

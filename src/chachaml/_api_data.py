@@ -10,12 +10,16 @@ from chachaml import _process
 from chachaml._api_base import FILTERS
 from chachaml._api_runs import RunsApi
 from chachaml._values import check_key
-from chachaml.entities import GcReport, Run
+from chachaml.entities import Run
 from chachaml.errors import InvalidValueError, StoreError
 from chachaml.rules import check_mode, started_before
 from chachaml.store.base import LocalArtifacts
 
-if TYPE_CHECKING:  # loaded by compare_runs, not by the first log (benchmarks: first use)
+# Annotations only: these load with the first verb that needs them, not with the Client
+if TYPE_CHECKING:
+    from chachaml.entities import (
+        GcReport,
+    )
     from chachaml.results import Comparison
 
 

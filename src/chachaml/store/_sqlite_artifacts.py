@@ -31,8 +31,8 @@ import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
+from chachaml import entities
 from chachaml._process import Liveness
-from chachaml.entities import Artifact, GcReport
 from chachaml.errors import ArtifactNotFoundError, RunNotFoundError, StoreError
 from chachaml.rules import artifact_ancestors, artifact_unchanged, folder_clash
 from chachaml.store._sqlite_base import marks
@@ -41,6 +41,7 @@ from chachaml.store._sqlite_registry import RegistryMixin
 # The file layer (shutil, which imports bz2 and lzma; hashlib; uuid) loads with the first
 # artifact, not with every store: a store that only logs metrics never needs it.
 if TYPE_CHECKING:
+    from chachaml.entities import Artifact, GcReport
     from chachaml.store._artifact_files import ArtifactFiles
 
 _COLS = "run_id, name, path, size, sha256, content_type, format, created"
@@ -60,7 +61,7 @@ def _digest(data: bytes) -> str:
 
 
 def _artifact(row: Sequence[Any]) -> Artifact:
-    return Artifact(
+    return entities.Artifact(
         run_id=row[0],
         name=row[1],
         path=row[2],
@@ -272,7 +273,9 @@ class ArtifactsMixin(RegistryMixin):
                 )
         finally:
             files.discard(staged)  # a no-op once the rename happened
-        return Artifact(run_id, name, staged.size, staged.sha256, content_type, format, created, path)
+        return entities.Artifact(
+            run_id, name, staged.size, staged.sha256, content_type, format, created, path
+        )
 
     def _loggable(self, conn: sqlite3.Connection, run_id: str, name: str) -> Artifact | None:
         """The existing row for ``name`` (or None); raises unless the run is running."""
@@ -382,7 +385,7 @@ class ArtifactsMixin(RegistryMixin):
         """
         root = self.artifact_root
         if root is None or (self._location is None and not os.path.isdir(root)):
-            return GcReport(dry_run=dry_run)
+            return entities.GcReport(dry_run=dry_run)
         files = self._files()
         # Only files of a folder proven to be this store's may go (issue 7): another store's
         # folder, or one that was there before, is left alone whatever it holds.
@@ -400,7 +403,7 @@ class ArtifactsMixin(RegistryMixin):
                     files.remove(f.relpath)
         if owned and not dry_run:
             files.prune_empty_dirs()
-        return GcReport(
+        return entities.GcReport(
             removed=tuple(f.relpath for f in orphans),
             freed_bytes=sum(f.size for f in orphans),
             missing=tuple(missing),

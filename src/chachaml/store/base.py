@@ -30,21 +30,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from chachaml._process import Owner
-from chachaml.entities import (
-    Artifact,
-    Dataset,
-    Experiment,
-    GcReport,
-    Metric,
-    Model,
-    ModelEvent,
-    ModelVersion,
-    Run,
-)
+from chachaml.entities import Dataset, Experiment, Metric, Run
 from chachaml.rules import STATUSES
 
-if TYPE_CHECKING:  # annotations only: the automation records load with their first use
+# Annotations only: these load with the first verb that needs them (docs/adr/0028)
+if TYPE_CHECKING:
     from chachaml.automation_entities import Alert, AlertEvent, Pipeline
+    from chachaml.entities import (
+        Artifact,
+        GcReport,
+        Model,
+        ModelEvent,
+        ModelVersion,
+    )
 
 __all__ = [
     "STATUSES",
