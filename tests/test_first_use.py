@@ -130,8 +130,8 @@ AREAS = {
         c = chachaml.compare_runs([r1.id, r2.id])
         points, count = chachaml.Client(db).metric_window(r1.id, "loss", max_points=4)  # the UI's windows
         found = chachaml.runs(where="params.lr > 0.15")
-        result = [type(listed).__name__, len(listed), type(c).__name__, count, len(points) <= 4, points[0].step,
-                  points[-1].step, [r.id == r2.id for r in found]]
+        result = [type(listed).__name__, len(listed), type(c).__name__, count, len(points) <= 4,
+                  points[0].step, points[-1].step, [r.id == r2.id for r in found]]
         """,
 }
 
@@ -157,7 +157,7 @@ EXPECTED = {
 @pytest.mark.parametrize("area", sorted(AREAS))
 def test_every_lazily_loaded_area_works_on_its_first_use(area: str, tmp_path: Path) -> None:
     db = str(tmp_path / "s.db")
-    code = "import json, os, chachaml\ndb = {db!r}\nchachaml.use_store(db)\n".format(db=db)
+    code = f"import json, os, chachaml\ndb = {db!r}\nchachaml.use_store(db)\n"
     code += textwrap.dedent(AREAS[area]) + "\nprint(json.dumps(result))\n"
     out = _python(code, tmp_path)
     assert out.returncode == 0, out.stderr
