@@ -228,6 +228,9 @@ scripts.transformers_train(ChachamlCallback(name="bert"), "out", raise_type=Keyb
 def test_optuna_optimize_raising_out_of_a_script_fails_the_study_run_and_logs_the_trial(
     tmp_path: Path, n_jobs: int, fail_at: int
 ) -> None:
+    # 20 trials, not 6: with n_jobs > 1 optuna never calls result() on the futures still running
+    # when it submits the last trial, so a failing trial among those was swallowed (exit 0) when
+    # it ended after a later one (1 run in 3 here); with 20 the failure is seen long before.
     proc = run_python(
         tmp_path,
         SETUP
@@ -237,7 +240,7 @@ from chachaml.integrations.optuna import ChachamlCallback
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 study = optuna.create_study()
 callback = ChachamlCallback(name="search")
-study.optimize(scripts.optuna_objective({fail_at}), n_trials=6, n_jobs={n_jobs}, callbacks=[callback])
+study.optimize(scripts.optuna_objective({fail_at}), n_trials=20, n_jobs={n_jobs}, callbacks=[callback])
 """,
     )
     assert proc.returncode == 1 and f"trial {fail_at} exploded" in proc.stderr, proc.stderr[-2000:]
