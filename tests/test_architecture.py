@@ -43,6 +43,8 @@ CLIENT = {"chachaml.client", *(f"chachaml.{m.stem}" for m in SRC.glob("_api_*.py
 NEUTRAL = {
     "chachaml.errors",
     "chachaml.entities",
+    "chachaml._entity_base",
+    "chachaml._registry_entities",
     "chachaml.results",
     "chachaml.rules",
     "chachaml._values",

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chachaml import _process
 from chachaml._api_registry import RegistryApi
-from chachaml._automation_rules import check_op, check_threshold, check_webhook, crosses
 from chachaml._values import check_key
-from chachaml.automation_entities import Alert, AlertEvent
 from chachaml.errors import InvalidValueError, NotFoundError
+
+if TYPE_CHECKING:  # the rules and records load with the first alert verb, not with the Client
+    from chachaml.automation_entities import Alert, AlertEvent
 
 #: How long ``check_alerts`` waits for webhook deliveries by default, in seconds.
 WEBHOOK_WAIT_S = 2.0
@@ -55,6 +56,8 @@ class AlertsApi(RegistryApi):
         Raises:
             InvalidValueError: a bad name, metric, op, threshold, experiment or webhook URL.
         """
+        from chachaml._automation_rules import check_op, check_threshold, check_webhook
+
         return self.store.put_alert(
             check_key(name, "alert name"),
             metric=check_key(metric, "alert metric"),
@@ -120,6 +123,8 @@ class AlertsApi(RegistryApi):
             isinstance(wait, bool) or not isinstance(wait, int | float) or not wait >= 0 or math.isinf(wait)
         ):
             raise InvalidValueError(f"wait= must be a number of seconds >= 0 or None, got {wait!r}")
+        from chachaml._automation_rules import crosses
+
         ids = None if run_ids is None else sorted({self.resolve_run_id(r, "run_ids=") for r in run_ids})
         if ids is not None and not ids:
             return []

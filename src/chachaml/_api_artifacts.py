@@ -5,13 +5,19 @@ from __future__ import annotations
 import io
 import os
 import sys
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from chachaml import _png, _process, formats
+from chachaml import _process
 from chachaml._api_data import DataApi
-from chachaml.entities import Artifact
 from chachaml.errors import InvalidValueError, MissingDependencyError
 from chachaml.rules import check_artifact_name
+
+# Annotations only: these load with the first verb that needs them, not with the Client
+if TYPE_CHECKING:
+    from chachaml import formats
+    from chachaml.entities import (
+        Artifact,
+    )
 
 _PROGRESS_FILES = 200  # log_artifacts shows progress on a terminal from this many files ...
 _PROGRESS_BYTES = 256 * 1024 * 1024  # ... or this many bytes
@@ -89,6 +95,8 @@ class ArtifactsApi(DataApi):
         """
         check_artifact_name(name)
         run_id = self.resolve_run_id(run)
+        from chachaml import formats
+
         fmt = formats.get_format(formats.guess_format(value) if format is None else format)
         return self._put(run_id, name, fmt.encode(value), fmt, formats.content_type(fmt, name), overwrite)
 
@@ -110,6 +118,8 @@ class ArtifactsApi(DataApi):
 
     def _put_file(self, run_id: str, src: str, name: str, overwrite: bool) -> Artifact:
         """Stream the file ``src`` into the run as ``name`` (the body of ``log_file``)."""
+        from chachaml import formats
+
         fmt = formats.FORMATS["bytes"]
         try:
             fh = open(src, "rb", buffering=0)  # noqa: SIM115 -- closed below; opened before the run checks
@@ -175,6 +185,8 @@ class ArtifactsApi(DataApi):
         """Store a numpy array or a PIL image as the PNG artifact ``name`` (``chachaml.images``)."""
         check_artifact_name(name)
         run_id = self.resolve_run_id(run)  # first: a bad run fails before any encoding work
+        from chachaml import _png, formats
+
         data = _png.image_png(image)
         return self._put(run_id, name, data, formats.FORMATS["bytes"], "image/png", overwrite)
 
@@ -196,6 +208,8 @@ class ArtifactsApi(DataApi):
                 "pass plt.gcf() or the fig of fig, ax = plt.subplots()"
             )
         run_id = self.resolve_run_id(run)
+        from chachaml import formats
+
         buf = io.BytesIO()
         figure.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
         return self._put(run_id, name, buf.getvalue(), formats.FORMATS["bytes"], "image/png", overwrite)
@@ -205,6 +219,8 @@ class ArtifactsApi(DataApi):
         a ``(headers, rows)`` pair or a pandas/polars DataFrame. It loads back as a list of dicts."""
         check_artifact_name(name)
         run_id = self.resolve_run_id(run)
+        from chachaml import formats
+
         fmt = formats.FORMATS["table"]
         return self._put(run_id, name, fmt.encode(formats.table(rows)), fmt, fmt.content_type, overwrite)
 
@@ -219,6 +235,8 @@ class ArtifactsApi(DataApi):
 
     def _load(self, run_id: str, name: str) -> Any:
         art = self.store.get_artifact(run_id, name)
+        from chachaml import formats
+
         fmt = formats.FORMATS.get(art.format)
         if fmt is None:
             raise InvalidValueError(

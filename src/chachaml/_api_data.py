@@ -4,17 +4,23 @@ and archiving runs and experiments, garbage-collecting artifact files."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chachaml import _process
 from chachaml._api_base import FILTERS
 from chachaml._api_runs import RunsApi
 from chachaml._values import check_key
-from chachaml.entities import GcReport, Run
+from chachaml.entities import Run
 from chachaml.errors import InvalidValueError, StoreError
-from chachaml.results import Comparison
 from chachaml.rules import check_mode, started_before
 from chachaml.store.base import LocalArtifacts
+
+# Annotations only: these load with the first verb that needs them, not with the Client
+if TYPE_CHECKING:
+    from chachaml.entities import (
+        GcReport,
+    )
+    from chachaml.results import Comparison
 
 
 class DataApi(RunsApi):
@@ -80,6 +86,8 @@ class DataApi(RunsApi):
         wanted = list(runs)
         if not wanted:
             raise InvalidValueError("compare_runs() needs at least one run id; pass e.g. runs(limit=3)")
+        from chachaml.results import Comparison
+
         return Comparison.of([self.get_run(r) for r in wanted])
 
     def export_runs(self, **filters: Any) -> list[dict[str, Any]]:

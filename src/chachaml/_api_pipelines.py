@@ -13,18 +13,19 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from chachaml import _owned, _process
 from chachaml._api_alerts import AlertsApi
-from chachaml._automation_rules import check_steps
 from chachaml._exit import outcome
 from chachaml._values import check_key
-from chachaml.automation_entities import Pipeline, PipelineStep
 from chachaml.entities import Run
 from chachaml.errors import InvalidValueError, RunNotFoundError, RunStateError
 from chachaml.rules import check_paging
+
+if TYPE_CHECKING:  # the records and rules load with the first pipeline verb, not with the Client
+    from chachaml.automation_entities import Pipeline, PipelineStep
 
 #: Opens the run of a pipeline or of a step for a block and ends it with the block's outcome:
 #: ``scope(name, parent_id, run_id, experiment)``; ``run_id`` resumes that run. The Client's own
@@ -34,13 +35,18 @@ RunScope = Callable[[str, "str | None", "str | None", "str | None"], AbstractCon
 Steps = list[tuple[str, Callable[[Any], Any]]]
 
 
-@dataclass
 class _Progress:
-    """What this process knows of a pipeline beyond the store: its callables and results."""
+    """What this process knows of a pipeline beyond the store: its callables and results.
 
-    steps: Steps
-    results: dict[int, Any] = field(default_factory=dict)
-    active: bool = False
+    A plain class, not a dataclass: creating a dataclass runs generated code at import, and
+    this module is imported by every first ``log_metric`` (benchmarks/bench_core.py)."""
+
+    __slots__ = ("active", "results", "steps")
+
+    def __init__(self, steps: Steps, results: dict[int, Any] | None = None, active: bool = False) -> None:
+        self.steps = steps
+        self.results: dict[int, Any] = {} if results is None else results
+        self.active = active
 
 
 # Per process, by pipeline id: a failed or killed pipeline's steps and completed results, so
@@ -93,6 +99,9 @@ class PipelinesApi(AlertsApi):
         Raises:
             InvalidValueError: bad steps (not pairs, a repeated name, not callable) or name.
         """
+        from chachaml._automation_rules import check_steps
+        from chachaml.automation_entities import Pipeline, PipelineStep
+
         name = check_key(name, "pipeline name")
         checked = check_steps(steps)
         parent = None if parent_id is None else self.resolve_run_id(parent_id, "parent_id=")
@@ -147,6 +156,8 @@ class PipelinesApi(AlertsApi):
             if progress.active:
                 raise RunStateError(f"{where} is running in this process; wait for it to end")
             if steps is not None:
+                from chachaml._automation_rules import check_steps
+
                 new = check_steps(steps)
                 names = [s.name for s in found.steps]
                 if [n for n, _ in new] != names:
@@ -174,6 +185,8 @@ class PipelinesApi(AlertsApi):
             NotFoundError: no pipeline has this id or id prefix.
             InvalidValueError: the prefix matches several pipelines.
         """
+        from chachaml.automation_entities import Pipeline
+
         ref = pipeline.id if isinstance(pipeline, Pipeline | Run) else pipeline
         if not isinstance(ref, str) or not ref:
             raise InvalidValueError(f"pass a Pipeline or a pipeline id (str), got {pipeline!r}")
@@ -205,6 +218,8 @@ class PipelinesApi(AlertsApi):
 
     def _drive(self, pipeline: Pipeline, progress: _Progress, start: int, scope: RunScope) -> Any:
         """Run the steps from ``start`` on, recording each status, and return the last result."""
+        from chachaml.automation_entities import PipelineStep
+
         states = list(pipeline.steps)
         prev = progress.results.get(start - 1)
         for i in range(start, len(states)):

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chachaml import _process
+from chachaml import _process, entities
 from chachaml._api_artifacts import ArtifactsApi
 from chachaml._values import check_key
-from chachaml.entities import Artifact, Model, ModelEvent, ModelVersion
 from chachaml.errors import InvalidValueError
-from chachaml.results import Comparison
 from chachaml.rules import check_description, check_stage, check_version
+
+# Annotations only: these load with the first verb that needs them, not with the Client
+if TYPE_CHECKING:
+    from chachaml.entities import (
+        Artifact,
+        Model,
+        ModelEvent,
+        ModelVersion,
+    )
+    from chachaml.results import Comparison
 
 
 class RegistryApi(ArtifactsApi):
@@ -41,7 +49,7 @@ class RegistryApi(ArtifactsApi):
             InvalidValueError: no run is given and ``artifact`` is a name.
         """
         name = check_key(name, "model name")
-        if isinstance(artifact, Artifact):
+        if isinstance(artifact, entities.Artifact):
             if run_id is None:
                 run_id = artifact.run_id
             artifact = artifact.name

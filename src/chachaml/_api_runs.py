@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chachaml import _owned, _process
 from chachaml._api_base import ClientBase
-from chachaml._downsample import check_max_points
 from chachaml._values import (
     check_key,
     metric_points,
@@ -20,9 +19,20 @@ from chachaml._values import (
 )
 from chachaml.entities import Dataset, Experiment, Metric, Run
 from chachaml.errors import InvalidValueError
-from chachaml.results import RunList
 from chachaml.rules import check_count, check_features, check_final_status, check_tags, is_full_id
 from chachaml.store.base import NewRun
+
+if TYPE_CHECKING:  # loaded by the first query, not by the first log (benchmarks: first use)
+    from chachaml.results import RunList
+
+
+def _new_run_id() -> str:
+    """A random (version 4) UUID in 32 hex digits, as ``uuid.uuid4().hex`` gives: without
+    importing ``uuid``, which imports ``platform`` and costs milliseconds at first use."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b.hex()
 
 
 class RunsApi(ClientBase):
@@ -81,7 +91,7 @@ class RunsApi(ClientBase):
                 parent, experiment = found.id, experiment or found.experiment
         run = store.create_run(
             NewRun(
-                id=uuid.uuid4().hex,
+                id=_new_run_id(),
                 experiment="default" if experiment is None else experiment,
                 start_time=_process.now_ms(),
                 owner=_process.owner(),
@@ -251,6 +261,8 @@ class RunsApi(ClientBase):
             offset,
             include_archived,
         )
+        from chachaml.results import RunList
+
         return RunList(self.store.find_runs(flt))
 
     def last_run(self, **filters: Any) -> Run | None:
@@ -295,6 +307,8 @@ class RunsApi(ClientBase):
         run_id = self.resolve_run_id(run)
         after = None if after_step is None else step_value(after_step)
         before = None if before_step is None else step_value(before_step)
+        from chachaml._downsample import check_max_points
+
         check_max_points(max_points)
         points, count = self.store.metric_window(
             run_id, key, after_step=after, before_step=before, max_points=max_points

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from chachaml._environment import git_state, installed_packages, platform_text
+from chachaml._environment import git_state, installed_packages, platform_text, python_version
 
 __all__ = [
     "HOST",
@@ -222,11 +222,10 @@ def environment() -> dict[str, Any]:
     a repository); captured on first use and cached for the process (docs/concepts.md)."""
     global _env
     if _env is None:
-        import platform
-
+        python, implementation = python_version()  # platform's answers, without importing it
         env: dict[str, Any] = {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
+            "python": python,
+            "implementation": implementation,
             "platform": platform_text(),  # platform.platform() without its `uname -p` process
             "host": HOST,
             "user": os.environ.get("USER") or os.environ.get("USERNAME"),

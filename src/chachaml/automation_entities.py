@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from chachaml import _display
-from chachaml.entities import _Entity
+from chachaml._entity_base import _Entity
 
 __all__ = ["Alert", "AlertEvent", "Pipeline", "PipelineStep"]
 

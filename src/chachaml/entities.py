@@ -15,10 +15,10 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any
 
-from chachaml import _display, rules
-from chachaml.errors import InvalidValueError
+from chachaml import rules
+from chachaml._entity_base import _build, _Entity
 
 __all__ = [
     "Artifact",
@@ -49,36 +49,6 @@ RUN_ATTRIBUTES = (
 )
 
 
-def _plain(value: Any) -> Any:
-    """A value as plain JSON-friendly data: entities via ``to_dict``, tuples as lists."""
-    if isinstance(value, _Entity):
-        return value.to_dict()
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _build(cls: Any, data: Mapping[str, Any], nested: Mapping[str, Any]) -> Any:
-    """``cls(**fields)`` from a ``to_dict`` dict: unknown keys are ignored (a newer sender),
-    ``nested`` converts the fields that hold entities or tuples back."""
-    if not isinstance(data, Mapping):
-        raise InvalidValueError(f"{cls.__name__}.from_dict takes a dict, got {type(data).__name__}")
-    kwargs: dict[str, Any] = {}
-    for name in cls.__dataclass_fields__:
-        if name in data and not name.startswith("_"):  # _NESTED is a ClassVar, listed there too
-            value = data[name]
-            convert = nested.get(name)
-            kwargs[name] = value if convert is None or value is None else convert(value)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a required field is missing
-        raise InvalidValueError(
-            f"cannot read a {cls.__name__} from a dict with the keys {sorted(data)}: {exc}"
-        ) from exc
-
-
 def _bulk_new(cls: Any, n: int, columns: Mapping[str, Any]) -> list[Any]:
     """``n`` new instances of the slotted ``cls`` with each slot in ``columns`` set from its
     column (an iterable of ``n`` values), without running ``__init__``: the objects are made by
@@ -89,28 +59,6 @@ def _bulk_new(cls: Any, n: int, columns: Mapping[str, Any]) -> list[Any]:
     for name, column in columns.items():
         deque(map(getattr(cls, name).__set__, out, column), 0)
     return out
-
-
-class _Entity:
-    """Base of the simple entities: ``to_dict`` is their fields, in order, as plain data, and
-    ``from_dict`` reads that back (the wire format of a server and a remote store)."""
-
-    __slots__ = ()
-    __dataclass_fields__: ClassVar[dict[str, Any]]
-    #: field name -> how to rebuild it from plain data (tuples, nested entities)
-    _NESTED: ClassVar[dict[str, Any]] = {}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            name: _plain(getattr(self, name))
-            for name in self.__dataclass_fields__
-            if not name.startswith("_")  # ClassVars such as _NESTED are listed there too
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """The entity ``to_dict`` gave this dict for (``InvalidValueError`` if a field is missing)."""
-        return _build(cls, data, cls._NESTED)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,193 +136,33 @@ class Experiment(_Entity):
         return f"<Experiment {self.name!r} runs={self.run_count}>"
 
 
-def _fmt_size(n: int) -> str:
-    """A byte count as ``812 B`` / ``1.2 kB`` / ``3.4 MB`` (decimal units)."""
-    if n < 1000:
-        return f"{n} B"
-    size = n / 1000
-    for unit in ("kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            break
-        size /= 1000
-    return f"{size:.1f} {unit}"
-
-
 STAGES = rules.STAGES  # the registry stages (defined with the other rules)
 
 
-@dataclass(frozen=True, slots=True)
-class Artifact(_Entity):
-    """Metadata of a file kept with a run (``log_artifact``, ``log_file``, ...).
+# Defined on first access by ``chachaml._registry_entities`` (a first log never needs them;
+# docs/adr/0028-first-use-imports.md). ``from chachaml.entities import Model`` works as before.
+_LAZY = frozenset(("Artifact", "GcReport", "Model", "ModelEvent", "ModelVersion"))
 
-    ``path`` is relative to the store's artifact folder (``<run_id>/<name>``); ask
-    ``chachaml.artifact_path(run_id, name)`` for the absolute path. ``format`` says how
-    ``load_artifact`` decodes the bytes.
-    """
+if TYPE_CHECKING:
+    from chachaml._registry_entities import Artifact as Artifact
+    from chachaml._registry_entities import GcReport as GcReport
+    from chachaml._registry_entities import Model as Model
+    from chachaml._registry_entities import ModelEvent as ModelEvent
+    from chachaml._registry_entities import ModelVersion as ModelVersion
+else:
 
-    run_id: str
-    name: str
-    size: int
-    sha256: str
-    content_type: str
-    format: str
-    created: int
-    path: str = ""
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module 'chachaml.entities' has no attribute {name!r}")
+        from chachaml import _registry_entities
 
-    def __repr__(self) -> str:
-        return (
-            f"<Artifact {self.name!r} {_fmt_size(self.size)} {self.format} "
-            f"run={self.run_id[:8]} sha256={self.sha256[:12]}>"
-        )
-
-    def _repr_html_(self) -> str:
-        return _display.html_table(
-            ["name", "size", "format", "content type", "sha256", "run", "created"],
-            [
-                [
-                    self.name,
-                    _fmt_size(self.size),
-                    self.format,
-                    self.content_type,
-                    self.sha256[:12],
-                    self.run_id[:8],
-                    _display.fmt_time(self.created),
-                ]
-            ],
-        )
+        value = getattr(_registry_entities, name)
+        globals()[name] = value  # later lookups are plain attribute reads
+        return value
 
 
-@dataclass(frozen=True, slots=True)
-class ModelVersion(_Entity):
-    """One registered version of a model: an artifact of a run, at a stage."""
-
-    model: str
-    version: int
-    run_id: str
-    artifact: str
-    stage: str = "none"
-    description: str | None = None
-    created: int | None = None
-    created_by: str | None = None
-    aliases: tuple[str, ...] = ()
-
-    _NESTED: ClassVar[dict[str, Any]] = {"aliases": tuple}
-
-    def _row(self) -> list[Any]:
-        return [
-            f"v{self.version}",
-            self.stage,
-            ", ".join(self.aliases),
-            self.run_id[:8],
-            self.artifact,
-            self.created_by,
-            _display.fmt_time(self.created),
-            self.description,
-        ]
-
-    _HEADERS = ("version", "stage", "aliases", "run", "artifact", "by", "created", "description")
-
-    def __repr__(self) -> str:
-        aliases = f" aliases={list(self.aliases)}" if self.aliases else ""
-        return (
-            f"<ModelVersion {self.model!r} v{self.version} {self.stage}{aliases}"
-            f" run={self.run_id[:8]} artifact={self.artifact!r}>"
-        )
-
-    def _repr_html_(self) -> str:
-        return _display.html_table(self._HEADERS, [self._row()], caption=f"{self.model} v{self.version}")
-
-
-@dataclass(frozen=True, slots=True)
-class Model(_Entity):
-    """A registered model: a name whose versions move through stages.
-
-    ``versions`` holds the versions, oldest first, when the model was read with
-    ``chachaml.model(name)``; ``models()`` leaves it empty (use ``latest_version``).
-    """
-
-    name: str
-    description: str | None = None
-    created: int | None = None
-    updated: int | None = None
-    latest_version: int | None = None
-    production_version: int | None = None
-    aliases: dict[str, int] = field(default_factory=dict)
-    versions: tuple[ModelVersion, ...] = ()
-
-    _NESTED: ClassVar[dict[str, Any]] = {
-        "aliases": dict,
-        "versions": lambda vs: tuple(ModelVersion.from_dict(v) for v in vs),
-    }
-
-    def __repr__(self) -> str:
-        prod = f" production=v{self.production_version}" if self.production_version else ""
-        return f"<Model {self.name!r} versions={self.latest_version or 0}{prod}>"
-
-    def _repr_html_(self) -> str:
-        caption = self.name + (f": {self.description}" if self.description else "")
-        if not self.versions:
-            return _display.html_table(
-                ["name", "versions", "production", "updated"],
-                [
-                    [
-                        self.name,
-                        self.latest_version or 0,
-                        self.production_version,
-                        _display.fmt_time(self.updated),
-                    ]
-                ],
-                caption=caption,
-            )
-        return _display.html_table(ModelVersion._HEADERS, [v._row() for v in self.versions], caption=caption)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelEvent(_Entity):
-    """One change in the registry: a version registered, a stage or alias changed.
-
-    ``kind`` is ``register``, ``stage`` or ``alias``; ``from_value`` / ``to_value`` are the stage
-    before and after, or the version an alias pointed at before and after (``None`` when the
-    alias did not exist, or was deleted).
-    """
-
-    model: str
-    version: int | None
-    kind: str
-    from_value: str | None
-    to_value: str | None
-    who: str | None
-    at: int
-    alias: str | None = None
-
-    def __repr__(self) -> str:
-        what = self.kind if self.alias is None else f"alias {self.alias!r}"
-        return (
-            f"<ModelEvent {self.model!r} v{self.version} {what} {self.from_value} -> {self.to_value}"
-            f" by {self.who} at {_display.fmt_time(self.at)}>"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class GcReport(_Entity):
-    """What ``chachaml.gc_artifacts()`` removed (or, with ``dry_run=True``, would remove).
-
-    ``removed`` lists paths relative to the artifact folder; ``missing`` lists artifacts whose
-    row exists but whose file is gone (deleted by hand), as ``<run_id>/<name>``.
-    """
-
-    removed: tuple[str, ...] = ()
-    freed_bytes: int = 0
-    missing: tuple[str, ...] = ()
-    dry_run: bool = False
-
-    _NESTED: ClassVar[dict[str, Any]] = {"removed": tuple, "missing": tuple}
-
-    def __repr__(self) -> str:
-        verb = "would remove" if self.dry_run else "removed"
-        n = len(self.removed)
-        missing = f", {len(self.missing)} missing" if self.missing else ""
-        return f"<GcReport {verb} {n} file{'s' if n != 1 else ''}, {_fmt_size(self.freed_bytes)}{missing}>"
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)
 
 
 #: The fields of a ``Run`` from ``runs()`` / ``search_runs()`` that are read on first access,

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from chachaml import _display
-from chachaml.entities import RUN_ATTRIBUTES, Run, _build
+from chachaml._entity_base import _build
+from chachaml.entities import RUN_ATTRIBUTES, Run
 
 __all__ = ["Comparison", "KeySplit", "RunList"]
 

@@ -26,31 +26,42 @@ the sibling store that used to share that folder (``x`` and ``x.db``) exists too
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import weakref
 from collections.abc import Sequence
-from typing import Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
+from chachaml import entities
 from chachaml._process import Liveness
-from chachaml.entities import Artifact, GcReport
 from chachaml.errors import ArtifactNotFoundError, InvalidValueError, RunNotFoundError, StoreError
 from chachaml.rules import artifact_ancestors, artifact_unchanged, folder_clash
-from chachaml.store._artifact_files import ArtifactFiles, open_location
-from chachaml.store._files import MARKER_PREFIX, LocalFiles, digest, mark
 from chachaml.store._sqlite_base import marks
 from chachaml.store._sqlite_registry import RegistryMixin
+
+# The file layer (shutil, which imports bz2 and lzma; hashlib; uuid) loads with the first
+# artifact, not with every store: a store that only logs metrics never needs it.
+if TYPE_CHECKING:
+    from chachaml.entities import Artifact, GcReport
+    from chachaml.store._artifact_files import ArtifactFiles
 
 _COLS = "run_id, name, path, size, sha256, content_type, format, created"
 
 
 def _remove_tree(path: str, pid: int) -> None:
     if os.getpid() == pid:  # a forked child never removes its parent's folder
+        import shutil
+
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _digest(data: bytes) -> str:
+    from chachaml.store._files import digest
+
+    return digest(data)
+
+
 def _artifact(row: Sequence[Any]) -> Artifact:
-    return Artifact(
+    return entities.Artifact(
         run_id=row[0],
         name=row[1],
         path=row[2],
@@ -71,7 +82,11 @@ class ArtifactsMixin(RegistryMixin):
         super().__init__(path, is_dead=is_dead)
         # Where the bytes go when chosen at open (a folder or s3://...; docs/adr/0017), else
         # the folder next to the database.
-        self._location: ArtifactFiles | None = None if artifacts is None else open_location(artifacts)
+        self._location: ArtifactFiles | None = None
+        if artifacts is not None:
+            from chachaml.store._artifact_files import open_location
+
+            self._location = open_location(artifacts)
         self._tmp_root: str | None = None
         self._tmp_cleanup: weakref.finalize[Any, Any] | None = None
         self._store_id: str | None = None  # see _identity
@@ -99,6 +114,8 @@ class ArtifactsMixin(RegistryMixin):
             return
         recorded = self._recorded = str(row[0])
         if self._given is None:
+            from chachaml.store._artifact_files import open_location
+
             self._location = open_location(recorded)
         elif self._given.root != recorded:
             raise InvalidValueError(
@@ -217,6 +234,8 @@ class ArtifactsMixin(RegistryMixin):
             return
         ids = files.marker_ids() or []
         if ids:
+            from chachaml.store._files import MARKER_PREFIX
+
             raise StoreError(
                 f"cannot store artifacts of {self.uri} in {files.root!r}: that folder belongs to "
                 f"another chachaml store (it is marked {MARKER_PREFIX}{ids[0]}, this database is "
@@ -239,6 +258,8 @@ class ArtifactsMixin(RegistryMixin):
         self._recorded_location()
         if self._location is not None:
             return self._location
+        from chachaml.store._files import LocalFiles, mark
+
         root = self.artifact_root
         if root is None:
             with self._lock:
@@ -279,7 +300,7 @@ class ArtifactsMixin(RegistryMixin):
         if (
             existing is not None
             and isinstance(data, bytes | bytearray | memoryview)
-            and self._unchanged(existing, digest(data), format, overwrite)
+            and self._unchanged(existing, _digest(data), format, overwrite)
         ):
             return existing  # identical bytes: nothing is written at all
         staged = files.stage(run_id, name, data)
@@ -300,7 +321,9 @@ class ArtifactsMixin(RegistryMixin):
                 )
         finally:
             files.discard(staged)  # a no-op once the rename happened
-        return Artifact(run_id, name, staged.size, staged.sha256, content_type, format, created, path)
+        return entities.Artifact(
+            run_id, name, staged.size, staged.sha256, content_type, format, created, path
+        )
 
     def _loggable(self, conn: sqlite3.Connection, run_id: str, name: str) -> Artifact | None:
         """The existing row for ``name`` (or None); raises unless the run is running."""
@@ -410,7 +433,7 @@ class ArtifactsMixin(RegistryMixin):
         """
         root = self.artifact_root
         if root is None or (self._location is None and not os.path.isdir(root)):
-            return GcReport(dry_run=dry_run)
+            return entities.GcReport(dry_run=dry_run)
         files = self._files()
         # Only files of a folder proven to be this store's may go (issue 7): another store's
         # folder, or one that was there before, is left alone whatever it holds.
@@ -428,7 +451,7 @@ class ArtifactsMixin(RegistryMixin):
                     files.remove(f.relpath)
         if owned and not dry_run:
             files.prune_empty_dirs()
-        return GcReport(
+        return entities.GcReport(
             removed=tuple(f.relpath for f in orphans),
             freed_bytes=sum(f.size for f in orphans),
             missing=tuple(missing),

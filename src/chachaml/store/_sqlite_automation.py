@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chachaml._automation_rules import alert_changed
-from chachaml.automation_entities import Alert, AlertEvent, Pipeline, PipelineStep
 from chachaml.errors import InvalidValueError, NotFoundError
 from chachaml.rules import PREFIX_CANDIDATES
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks, point_value
 from chachaml.store.base import AlertPoint
+
+if TYPE_CHECKING:  # loaded by the functions below on first use, not with the store (first use)
+    from chachaml.automation_entities import Alert, AlertEvent, Pipeline
 
 _ALERT_COLS = "name, metric, op, threshold, experiment, webhook, created, updated, version"
 _EVENT_COLS = (
@@ -55,10 +56,14 @@ ON CONFLICT (alert, alert_version, run_id) DO NOTHING
 
 
 def _alert(row: Sequence[Any]) -> Alert:
+    from chachaml.automation_entities import Alert
+
     return Alert(*row)
 
 
 def _event(row: Sequence[Any]) -> AlertEvent:
+    from chachaml.automation_entities import AlertEvent
+
     return AlertEvent(*row)
 
 
@@ -84,6 +89,9 @@ class AutomationMixin(SqliteBase):
         webhook: str | None,
         now: int,
     ) -> Alert:
+        from chachaml._automation_rules import alert_changed
+        from chachaml.automation_entities import Alert
+
         with self._tx() as conn:
             row = conn.execute(f"SELECT {_ALERT_COLS} FROM alerts WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -164,6 +172,8 @@ class AutomationMixin(SqliteBase):
         conn.execute(f"UPDATE alerts SET since_point = min(since_point, {self._NEWEST_POINT})")
 
     def add_alert_events(self, alert: Alert, points: Sequence[AlertPoint], now: int) -> list[AlertEvent]:
+        from chachaml.automation_entities import AlertEvent
+
         delivery = "pending" if alert.webhook else None
         added: list[AlertEvent] = []
         with self._tx() as conn:
@@ -290,6 +300,8 @@ class AutomationMixin(SqliteBase):
 
     @staticmethod
     def _with_steps(conn: sqlite3.Connection, rows: Sequence[Any]) -> list[Pipeline]:
+        from chachaml.automation_entities import Pipeline, PipelineStep
+
         steps: dict[str, list[PipelineStep]] = {r[0]: [] for r in rows}
         for chunk in chunks(list(steps)):
             for pid, name, status, run_id in conn.execute(

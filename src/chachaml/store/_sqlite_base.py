@@ -16,7 +16,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from chachaml._process import Liveness, is_dead_here, now_ms
@@ -232,6 +231,8 @@ class SqliteBase(JournalMixin):
         file as of its last checkpoint, with no locking at all (nothing can write it here).
         """
         assert self.path is not None
+        from pathlib import Path  # here: pathlib imports urllib.parse and ipaddress
+
         uri = Path(os.path.abspath(self.path)).as_uri()
         failure: sqlite3.OperationalError | None = None
         for flag in ("mode=ro", "immutable=1"):

@@ -11,7 +11,6 @@ digest (a digest names one text forever), and every run gets its own copy of the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -20,6 +19,26 @@ from typing import Any
 __all__ = ["EnvReader", "encode_env", "split_legacy_packages"]
 
 _CACHE_SIZE = 64  # distinct package lists kept decoded per store
+
+
+def sha256_hex(data: bytes) -> str:
+    """``hashlib.sha256(data).hexdigest()``, by CPython's built-in SHA-256 when it has one.
+
+    ``import hashlib`` loads OpenSSL (~3 ms, a fifth of the first-use budget of
+    benchmarks/bench_core.py) to hash one package list per process; the built-in module gives
+    the same digest. ``hashlib`` remains the fallback (other interpreters, other versions).
+    """
+    import importlib
+
+    for name in ("_sha256", "_sha2"):  # CPython <= 3.11, >= 3.12
+        try:
+            module: Any = importlib.import_module(name)
+        except ImportError:
+            continue
+        return str(module.sha256(data).hexdigest())
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def encode_env(env: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
@@ -36,7 +55,7 @@ def encode_env(env: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
         text, digest = _last[1], _last[2]
     else:
         text = json.dumps(packages, default=str)
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        digest = sha256_hex(text.encode("utf-8", "surrogatepass"))
         _last = (dict(packages), text, digest)
     return json.dumps({**env, "packages": digest}, default=str), digest, text
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chachaml.errors import ExperimentNotFoundError, RunNotFoundError, StoreError
-from chachaml.store._artifact_files import ArtifactFiles
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks
+
+if TYPE_CHECKING:
+    from chachaml.store._artifact_files import ArtifactFiles
 
 #: Tables whose rows belong to a run through a ``run_id`` column, deleted with it (every
 #: connection is migrated to the latest schema before use, so all of them exist).

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from chachaml.entities import Model, ModelEvent, ModelVersion
+from chachaml import entities
 from chachaml.errors import ArtifactNotFoundError, ConflictError, ModelNotFoundError, RunNotFoundError
 from chachaml.rules import archives_production
 from chachaml.store._sqlite_base import SqliteBase, chunks, marks
+
+if TYPE_CHECKING:  # defined on first use (chachaml._registry_entities)
+    from chachaml.entities import Model, ModelEvent, ModelVersion
 
 _VERSION_COLS = "model, version, run_id, artifact, stage, description, created, created_by"
 
@@ -339,7 +342,7 @@ class RegistryMixin(SqliteBase):
         ):
             aliases.setdefault(model, {})[alias] = version
         return [
-            Model(
+            entities.Model(
                 name=n,
                 description=d,
                 created=c,
@@ -357,7 +360,9 @@ class RegistryMixin(SqliteBase):
             self._require_model(conn, name)
             assert conn is not None
             return [
-                ModelEvent(model=name, version=v, kind=k, alias=a, from_value=f, to_value=t, who=w, at=at)
+                entities.ModelEvent(
+                    model=name, version=v, kind=k, alias=a, from_value=f, to_value=t, who=w, at=at
+                )
                 for v, k, a, f, t, w, at in conn.execute(
                     "SELECT version, kind, alias, from_value, to_value, who, at FROM registry_events "
                     "WHERE model = ? ORDER BY id",
@@ -388,7 +393,7 @@ class RegistryMixin(SqliteBase):
 
 
 def _version(row: Sequence[Any], aliases: tuple[str, ...]) -> ModelVersion:
-    return ModelVersion(
+    return entities.ModelVersion(
         model=row[0],
         version=row[1],
         run_id=row[2],

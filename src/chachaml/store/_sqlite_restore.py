@@ -19,12 +19,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from chachaml import entities
 from chachaml._values import encode_param
-from chachaml.entities import Artifact, Metric, Model, ModelEvent, Run
+from chachaml.entities import Metric, Run
 from chachaml.errors import ArtifactNotFoundError, InvalidValueError, RunNotFoundError, StoreError
 from chachaml.store._sqlite_artifacts import _COLS, ArtifactsMixin
+
+if TYPE_CHECKING:  # defined on first use (chachaml._registry_entities)
+    from chachaml.entities import Artifact, Model, ModelEvent
 
 _BATCH = 5000  # metric rows per executemany: a long history streams in, never whole
 
@@ -170,7 +174,7 @@ class RestoreMixin(ArtifactsMixin):
                 )
         finally:
             files.discard(staged)  # a no-op once committed
-        return Artifact(
+        return entities.Artifact(
             run_id,
             name,
             staged.size,
@@ -195,7 +199,9 @@ class RestoreMixin(ArtifactsMixin):
         ).fetchone()
         if found is None:
             return None
-        return Artifact(found[0], found[1], found[3], found[4], found[5], found[6], found[7], found[2])
+        return entities.Artifact(
+            found[0], found[1], found[3], found[4], found[5], found[6], found[7], found[2]
+        )
 
     def restore_model(self, model: Model, history: Sequence[ModelEvent]) -> bool:
         """Write a model copied from another store -- description and times, every version as

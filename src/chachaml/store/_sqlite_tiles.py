@@ -28,7 +28,6 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from chachaml import _downsample
 from chachaml.entities import Metric
 
 SHIFTS = tuple(range(6, 61, 3))
@@ -221,6 +220,8 @@ def window_with_buckets(
 ) -> tuple[list[Metric], int, list[tuple[int, int]] | None]:
     """``window`` plus the buckets the pyramid used, as inclusive step ranges (None when the
     answer came from the reference path): the property tests check each bucket's extremes."""
+    from chachaml import _downsample  # the first read of a window, not the first log
+
     _downsample.check_max_points(max_points)
     cond = "run_id = ? AND key = ?"
     args: list[Any] = [run_id, key]

@@ -27,22 +27,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
 
 from chachaml._process import Owner
-from chachaml.automation_entities import Alert, AlertEvent, Pipeline
-from chachaml.entities import (
-    Artifact,
-    Dataset,
-    Experiment,
-    GcReport,
-    Metric,
-    Model,
-    ModelEvent,
-    ModelVersion,
-    Run,
-)
+from chachaml.entities import Dataset, Experiment, Metric, Run
 from chachaml.rules import STATUSES
+
+# Annotations only: these load with the first verb that needs them (docs/adr/0028)
+if TYPE_CHECKING:
+    from chachaml.automation_entities import Alert, AlertEvent, Pipeline
+    from chachaml.entities import (
+        Artifact,
+        GcReport,
+        Model,
+        ModelEvent,
+        ModelVersion,
+    )
 
 __all__ = [
     "STATUSES",
