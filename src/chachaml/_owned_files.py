@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 __all__ = ["adopt_unowned", "try_lock"]
 
@@ -36,19 +35,24 @@ def try_lock(fd: int) -> bool:
 
 
 def adopt_unowned(
-    folder: Path, pattern: str, *, mine: Path | None = None, flags: int = os.O_RDWR
-) -> Iterator[tuple[Path, int]]:
-    """The files in ``folder`` matching ``pattern`` whose owner is gone, each as ``(path, fd)``
-    with ``fd`` open (``flags``) and locked by this process, which now owns the file.
+    folder: str | os.PathLike[str], suffix: str, *, mine: str | None = None, flags: int = os.O_RDWR
+) -> Iterator[tuple[str, int]]:
+    """The files in ``folder`` whose names end with ``suffix`` and whose owner is gone, each as
+    ``(path, fd)`` with ``fd`` open (``flags``) and locked by this process, which now owns the
+    file. ``mine`` (a path) is skipped.
 
     A file whose lock is held belongs to a live process and is left alone; a file that
     disappears meanwhile (its owner finished and removed it, or another adopter did) is skipped.
     The caller closes ``fd`` (which releases the lock).
     """
-    if not folder.is_dir():
+    folder = os.fspath(folder)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:  # no folder (yet), or not a folder
         return
-    for path in sorted(folder.glob(pattern)):
-        if mine is not None and path == mine:
+    for name in names:
+        path = os.path.join(folder, name)
+        if not name.endswith(suffix) or (mine is not None and path == mine):
             continue
         try:
             fd = os.open(path, flags)
@@ -57,7 +61,7 @@ def adopt_unowned(
         if not try_lock(fd):
             os.close(fd)
             continue
-        if not path.exists():  # its last owner finished and removed it after we opened it
+        if not os.path.exists(path):  # its last owner finished and removed it after we opened it
             os.close(fd)
             continue
         yield path, fd

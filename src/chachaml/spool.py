@@ -244,5 +244,6 @@ def adopt_dead(folder: Path, mine: Path | None = None) -> Iterator[Spool]:
 
     A file whose lock is held belongs to a live process and is left alone (``chachaml._owned_files``).
     """
-    for path, fd in adopt_unowned(folder, "*.spool", mine=mine, flags=os.O_RDWR | os.O_APPEND):
-        yield Spool(path, fd)
+    own = None if mine is None else os.fspath(mine)
+    for path, fd in adopt_unowned(folder, ".spool", mine=own, flags=os.O_RDWR | os.O_APPEND):
+        yield Spool(Path(path), fd)

@@ -27,10 +27,8 @@ import os
 import struct
 import threading
 import time
-import uuid
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from chachaml._owned_files import try_lock
 
@@ -56,12 +54,12 @@ class NewerJournalError(Exception):
     """A journal written by a newer chachaml: left alone, never misread."""
 
 
-def folder_for(db_path: str) -> Path:
+def folder_for(db_path: str) -> str:
     """Where the journals of the database ``db_path`` live: ``<db path>.journals/``.
 
     Not SQLite's ``-journal``, ``-wal`` or ``-shm`` files, nor the artifact folder
     (``x-artifacts`` or ``x.db.artifacts``)."""
-    return Path(os.path.abspath(db_path) + ".journals")
+    return os.path.abspath(db_path) + ".journals"
 
 
 @dataclass
@@ -69,7 +67,7 @@ class Segment:
     """One journal file owned by this process, mapped for writing. Not thread-safe by itself:
     the ``Journal`` serialises writers; the drain reads records below ``next`` without a lock."""
 
-    path: Path
+    path: str
     fd: int
     mm: mmap.mmap
     id: str
@@ -80,18 +78,18 @@ class Segment:
     names: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, folder: Path, capacity: int = CAPACITY) -> Segment:
+    def create(cls, folder: str, capacity: int = CAPACITY) -> Segment:
         """A new, preallocated, locked segment in ``folder``.
 
         Raises:
             OSError: the folder or file cannot be made, or preallocation failed (disk full):
                 the caller writes directly to SQLite instead.
         """
-        jid = uuid.uuid4()
-        path = folder / f"{jid.hex}{SUFFIX}"
+        jid = os.urandom(16)  # the file's name and id; random, as a version-4 uuid would be
+        path = os.path.join(folder, f"{jid.hex()}{SUFFIX}")
         size = HEADER_SIZE + NAMES + capacity * RECORD_SIZE
         for attempt in range(5):  # another process may remove the folder when it empties it
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
                 break
@@ -110,11 +108,12 @@ class Segment:
             mm = mmap.mmap(fd, size)
         except BaseException:
             os.close(fd)
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
             raise
         created = time.time_ns() // 1_000_000
-        HEADER.pack_into(mm, 0, MAGIC, VERSION, HEADER_SIZE, NAMES, capacity, created, jid.bytes)
-        return cls(path, fd, mm, jid.hex, capacity)
+        HEADER.pack_into(mm, 0, MAGIC, VERSION, HEADER_SIZE, NAMES, capacity, created, jid)
+        return cls(path, fd, mm, jid.hex(), capacity)
 
     def define(self, sid: int, run_id: str, key: str) -> bool:
         """Write the names entry of ``sid``; False when the names area is full (rotate)."""
@@ -135,7 +134,8 @@ class Segment:
         if self.fd < 0:
             return
         if remove:
-            self.path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
         fd, self.fd = self.fd, -1
         try:
             self.mm.close()
@@ -202,7 +202,7 @@ def read_names(buf: mmap.mmap | bytes) -> dict[int, tuple[str, str]]:
     return names
 
 
-def read_header(buf: mmap.mmap | bytes, path: Path) -> tuple[str, int]:
+def read_header(buf: mmap.mmap | bytes, path: str) -> tuple[str, int]:
     """``(journal id, capacity)`` of a segment.
 
     Raises:
@@ -222,7 +222,7 @@ def read_header(buf: mmap.mmap | bytes, path: Path) -> tuple[str, int]:
         )
     if header != HEADER_SIZE or names != NAMES or len(buf) < HEADER_SIZE + NAMES + capacity * RECORD_SIZE:
         raise ValueError(f"{path} is a damaged chachaml journal (its sizes do not add up)")
-    return uuid.UUID(bytes=jid).hex, int(capacity)
+    return bytes(jid).hex(), int(capacity)
 
 
 class Journal:
@@ -237,7 +237,7 @@ class Journal:
     this one still had points of them in the journal (the number of points not written).
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: str) -> None:
         self.folder = folder
         self.lock = threading.Lock()
         self.seg = Segment.create(folder)

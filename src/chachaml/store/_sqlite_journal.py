@@ -370,7 +370,7 @@ class JournalMixin:
                 if drained:
                     self._journal_progress_forget(seg.id)
                     with contextlib.suppress(OSError):
-                        j.folder.rmdir()  # only when empty: another process may still be writing
+                        os.rmdir(j.folder)  # only when empty: another process may still be writing
 
     def _drain_siblings(self) -> None:
         """Drain the journals of the other stores of this process on the same file, so a read
@@ -406,25 +406,27 @@ class JournalMixin:
         except OSError:
             return
         mine = self._journal.seg.path if self._journal is not None else None
-        if not [n for n in names if n.endswith(SUFFIX) and (mine is None or n != mine.name)]:
+        mine_name = None if mine is None else os.path.basename(mine)
+        if not [n for n in names if n.endswith(SUFFIX) and n != mine_name]:
             if not names:
                 with contextlib.suppress(OSError):
-                    folder.rmdir()  # empty: no live writer, nothing left to replay
+                    os.rmdir(folder)  # empty: no live writer, nothing left to replay
             return
-        for path, fd in adopt_unowned(folder, f"*{SUFFIX}", mine=mine):
+        for path, fd in adopt_unowned(folder, SUFFIX, mine=mine):
             try:
                 self._replay_one(conn, path, fd)
             finally:
                 os.close(fd)
         with contextlib.suppress(OSError):
-            folder.rmdir()  # empty: no live writer, nothing left to replay
+            os.rmdir(folder)  # empty: no live writer, nothing left to replay
 
-    def _replay_one(self, conn: sqlite3.Connection, path: Any, fd: int) -> None:
+    def _replay_one(self, conn: sqlite3.Connection, path: str, fd: int) -> None:
         import mmap
 
         size = os.fstat(fd).st_size
         if size == 0:  # made by a process that died before preallocating it
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
             return
         mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         try:
@@ -446,7 +448,8 @@ class JournalMixin:
                 return
         finally:
             mm.close()
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
         self._journal_progress_forget(jid)
 
 
