@@ -28,13 +28,13 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from types import FrameType, TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import chachaml
 from chachaml import _exit
 from chachaml.errors import InvalidValueError
 
-__all__ = ["HookRun", "numbers", "outermost_frame", "status_of", "through", "unwatch", "watch"]
+__all__ = ["HeldRun", "HookRun", "numbers", "outermost_frame", "status_of", "through", "unwatch", "watch"]
 
 UNREPORTED_AT_EXIT = (
     "the process exited while a training was still running: the framework raised without "
@@ -327,3 +327,25 @@ class HookRun:
                     self.end()
             assert self._ctx is not None
             return self._ctx.run(verb, *args, run=self.run_id, **kwargs)
+
+
+class HeldRun:
+    """The ``run_id`` property and the ``with`` form shared by the Keras and transformers
+    callbacks (their ``_hook`` is a ``HookRun``)."""
+
+    _hook: HookRun
+
+    @property
+    def run_id(self) -> str | None:
+        """The id of the run this callback writes to (None before its first use)."""
+        return self._hook.run_id
+
+    def __enter__(self) -> Self:
+        """``with ChachamlCallback() as cb:`` picks the run now and holds it for the block: every
+        training and evaluation in the block lands in it, and the block's end ends a run the
+        callback started, ``failed`` (``killed`` for Ctrl-C) with the traceback if it raised."""
+        self._hook.hold()
+        return self
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+        self._hook.release(ev)

@@ -16,21 +16,23 @@ from typing import Any
 
 import chachaml
 from chachaml._optional import require
-from chachaml.integrations._hook import HookRun, numbers
+from chachaml.integrations._hook import HeldRun, HookRun, numbers
 
 _Callback: Any = require("keras", "keras").callbacks.Callback
 
 __all__ = ["ChachamlCallback"]
 
 
-class ChachamlCallback(_Callback):  # type: ignore[misc]  # the base is untyped (Any)
+class ChachamlCallback(HeldRun, _Callback):  # type: ignore[misc]  # the base is untyped (Any)
     """A Keras ``Callback`` that logs params and per-epoch metrics to a chachaml run.
 
     With no arguments it logs to the current run; with no current run it starts one in
     ``on_train_begin`` and ends it ``completed`` in ``on_train_end`` (a standalone ``evaluate``
-    gets the same treatment). Keras tells callbacks nothing when ``fit`` raises: that run is left
-    to process exit (``failed`` when the process fails) or ended ``failed`` when the next ``fit``
-    with this callback begins; it never becomes the current run.
+    gets the same treatment); it never becomes the current run. Keras tells callbacks nothing
+    when ``fit`` raises, so a run the callback started is ended ``failed`` when that exception
+    reaches the top level (a script's end, a prompt, a notebook cell, a thread's end), at a
+    normal exit if it was caught, or at the block's end of ``with ChachamlCallback() as cb:``
+    (docs/integrations.md, ADR-0027).
 
     Args:
         run: log to this run (a ``Run`` or an id) instead.
@@ -50,21 +52,6 @@ class ChachamlCallback(_Callback):  # type: ignore[misc]  # the base is untyped 
         super().__init__()
         tags = {"framework": "keras", **(tags or {})}
         self._hook = HookRun(run, name=name, experiment=experiment, tags=tags, framework="keras")
-
-    @property
-    def run_id(self) -> str | None:
-        """The id of the run this callback writes to (None before its first use)."""
-        return self._hook.run_id
-
-    def __enter__(self) -> ChachamlCallback:
-        """``with ChachamlCallback() as cb:`` picks the run now and holds it for the block: every
-        training and evaluation in the block lands in it, and the block's end ends a run the
-        callback started, ``failed`` (``killed`` for Ctrl-C) with the traceback if it raised."""
-        self._hook.hold()
-        return self
-
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        self._hook.release(ev)
 
     def on_train_begin(self, logs: Any = None) -> None:
         self._hook.restart()

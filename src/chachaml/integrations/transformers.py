@@ -16,21 +16,23 @@ from typing import Any
 
 import chachaml
 from chachaml._optional import require
-from chachaml.integrations._hook import HookRun, numbers
+from chachaml.integrations._hook import HeldRun, HookRun, numbers
 
 _TrainerCallback: Any = require("transformers", "transformers").TrainerCallback
 
 __all__ = ["ChachamlCallback"]
 
 
-class ChachamlCallback(_TrainerCallback):  # type: ignore[misc]  # the base is untyped (Any)
+class ChachamlCallback(HeldRun, _TrainerCallback):  # type: ignore[misc]  # the base is untyped (Any)
     """A ``TrainerCallback`` that logs params and metrics to a chachaml run.
 
     With no arguments it logs to the current run; with no current run it starts one in
-    ``on_train_begin`` and ends it ``completed`` in ``on_train_end``. The Trainer tells callbacks
-    nothing when training raises: that run is then left to process exit (``failed`` when the
-    process fails) or ended ``failed`` when the next training with this callback begins; it never
-    becomes the current run. ``trainer.evaluate()`` after training reopens the run for its metrics.
+    ``on_train_begin`` and ends it ``completed`` in ``on_train_end``; it never becomes the
+    current run. The Trainer tells callbacks nothing when training raises, so that run is ended
+    ``failed`` when the exception reaches the top level (a script's end, a prompt, a notebook
+    cell, a thread's end), at a normal exit if it was caught, or at the block's end of
+    ``with ChachamlCallback() as cb:`` (docs/integrations.md, ADR-0027).
+    ``trainer.evaluate()`` after training reopens the run for its metrics.
 
     Args:
         run: log to this run (a ``Run`` or an id) instead.
@@ -57,21 +59,6 @@ class ChachamlCallback(_TrainerCallback):  # type: ignore[misc]  # the base is u
             framework="transformers",
         )
         self._log_model_config = log_model_config
-
-    @property
-    def run_id(self) -> str | None:
-        """The id of the run this callback writes to (None before its first use)."""
-        return self._hook.run_id
-
-    def __enter__(self) -> ChachamlCallback:
-        """``with ChachamlCallback() as cb:`` picks the run now and holds it for the block: every
-        training and evaluation in the block lands in it, and the block's end ends a run the
-        callback started, ``failed`` (``killed`` for Ctrl-C) with the traceback if it raised."""
-        self._hook.hold()
-        return self
-
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
-        self._hook.release(ev)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero:

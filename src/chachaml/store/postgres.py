@@ -40,7 +40,7 @@ from chachaml.store import _pg_dialect
 from chachaml.store._locations import artifact_root_uri
 from chachaml.store._pg_base import ARTIFACT_LOCK, REGISTRY_LOCK, PgConn, _passwords, parse_url
 from chachaml.store._pg_roles import _MERGE_SUMMARY, PgRoles, _summaries
-from chachaml.store._sqlite_base import chunks, marks, point_value
+from chachaml.store._sqlite_base import chunks, marks
 from chachaml.store._sqlite_lifecycle import RUN_TABLES
 from chachaml.store.base import MetricIn, NewRun, RunFilter
 from chachaml.store.sqlite import _RUN_COLS
@@ -325,14 +325,21 @@ class PostgresStore(PgRoles):
         return dataclasses.replace(run, best_value=value, best_step=None if step is None else step[0])
 
     def metric_history(self, run_id: str, key: str, *, after_step: int | None = None) -> list[Metric]:
+        return self._history(run_id, key, after_step, None)
+
+    def _history(self, run_id: str, key: str, after: int | None, before: int | None) -> list[Metric]:
+        """The points of one key with ``after < step < before`` (each bound optional), in order."""
         sql = (
             "SELECT CASE is_nan WHEN 0 THEN value END, step, timestamp FROM metrics "
             "WHERE run_id = ? AND key = ?"
         )
         args: list[Any] = [run_id, key]
-        if after_step is not None:
+        if after is not None:
             sql += " AND step > ?"
-            args.append(after_step)
+            args.append(after)
+        if before is not None:
+            sql += " AND step < ?"
+            args.append(before)
         with self._reading() as conn:
             assert conn is not None
             rows = conn.execute(sql + " ORDER BY step, seq", args).fetchall()
@@ -349,18 +356,7 @@ class PostgresStore(PgRoles):
     ) -> tuple[list[Metric], int]:
         # The reference path (docs/adr/0025): the window's rows from the (run_id, key, step)
         # index, downsampled in Python.
-        sql = "SELECT step, value, is_nan, timestamp FROM metrics WHERE run_id = ? AND key = ?"
-        args: list[Any] = [run_id, key]
-        if after_step is not None:
-            sql += " AND step > ?"
-            args.append(after_step)
-        if before_step is not None:
-            sql += " AND step < ?"
-            args.append(before_step)
-        with self._reading() as conn:
-            assert conn is not None
-            rows = conn.execute(sql + " ORDER BY step, seq", args).fetchall()
-        points = [Metric(key, point_value(v, nan), step, ts) for step, v, nan, ts in rows]
+        points = self._history(run_id, key, after_step, before_step)
         return _downsample.window(points, None, None, max_points)
 
     # -- the lifecycle of data -----------------------------------------------------------------
