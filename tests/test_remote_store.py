@@ -177,7 +177,9 @@ def test_points_of_a_client_killed_after_logging_are_sent_by_the_next_process(
     assert client.stdout.readline().strip() == "logged"
     client.kill()  # SIGKILL: no exit handler runs
     client.communicate(timeout=START_TIMEOUT_S)
-    assert len(list((tmp_path / "state").rglob("*.spool"))) == 1
+    # its points wait in the spool or in the journal in front of it (store/_remote_buffer.py)
+    left = [*(tmp_path / "state").rglob("*.spool"), *(tmp_path / "state").rglob("*.journal")]
+    assert 1 <= len(left) <= 2
     srv = ServerProcess(db, ["--tokens", str(tokens)], port=srv.port).start()
     try:
         if sender == "next-process":
@@ -194,6 +196,57 @@ def test_points_of_a_client_killed_after_logging_are_sent_by_the_next_process(
         srv.stop()
     assert _points(db, run_id) == [(i, float(i)) for i in range(1000)]
     assert not list((tmp_path / "state").rglob("*.spool"))
+    assert not list((tmp_path / "state").rglob("*.journal"))
+
+
+KILLED_BEFORE_THE_SENDER = """
+import os, signal, sys, chachaml as c
+store = c.use_store(sys.argv[1])
+run = c.start_run("r")
+print(run.id, flush=True)
+sys.stdin.readline()            # the test stops the server here
+store._kick = lambda: None      # the sender never wakes: points stay where log_metric put them
+half = int(sys.argv[2])
+for i in range(half):
+    c.log_metric("x", float(i))
+store._buffer.move()            # the first half moves into the spool, as the sender would
+for i in range(half, 2 * half):
+    c.log_metric("x", float(i))  # the second half is only in the memory-mapped journal
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_points_in_the_journal_before_the_spool_are_sent_once_after_a_kill(
+    tmp_path: Path, tokens: Path
+) -> None:
+    """store/_remote_buffer.py: a log call returns once its point is in the mapped journal; the
+    sender moves points into the spool later. Killed with half the points moved, the process
+    leaves both files, and `chachaml sync` sends every point exactly once, in order."""
+    db = str(tmp_path / "team.db")
+    srv = ServerProcess(db, ["--tokens", str(tokens)]).start()
+    env = _env(tmp_path)
+    client = _python(KILLED_BEFORE_THE_SENDER, env, srv.url, "3000")
+    assert client.stdout is not None and client.stdin is not None
+    run_id = client.stdout.readline().strip()
+    assert srv.stop()[0] == 0
+    client.stdin.write("\n")
+    client.stdin.flush()
+    client.communicate(timeout=START_TIMEOUT_S)
+    assert client.returncode == -signal.SIGKILL
+    state = tmp_path / "state"
+    assert len(list(state.rglob("*.spool"))) == 1 and len(list(state.rglob("*.journal"))) == 1
+    srv = ServerProcess(db, ["--tokens", str(tokens)], port=srv.port).start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "chachaml", "sync", "--store", srv.url],
+            capture_output=True, text=True, env=env, timeout=START_TIMEOUT_S,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "sent 6000 point(s)" in proc.stdout
+    finally:
+        srv.stop()
+    assert _points(db, run_id) == [(i, float(i)) for i in range(6000)]
+    assert not list(state.rglob("*.spool")) and not list(state.rglob("*.journal"))
 
 
 RUN_THROUGH = """
@@ -375,6 +428,7 @@ def test_exit_with_the_server_down_says_so_and_keeps_the_spool(tmp_path: Path, t
     assert client.returncode == 0, err
     assert "waiting for" in err and "chachaml sync" in err
     assert len(list((tmp_path / "state").rglob("*.spool"))) == 1
+    assert not list((tmp_path / "state").rglob("*.journal"))  # moved into the spool at exit
     srv = ServerProcess(db, ["--tokens", str(tokens)], port=srv.port).start()
     try:
         sync = [sys.executable, "-m", "chachaml", "sync", "--store", srv.url]
@@ -411,3 +465,34 @@ def test_a_run_too_large_for_one_json_request_is_streamed_whole(
     assert [(m.step, m.timestamp) for m in got] == [(i, 1_700_000_000_000 + i) for i in range(n)]
     assert math.isnan(got[7].value) and got[8].value == -math.inf
     assert all(got[i].value == values[i] for i in range(n) if i != 7)
+
+
+def test_a_point_the_server_refuses_is_raised_by_the_next_log_call(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """A spooled point is refused for good when another process ended its run meanwhile: the
+    sender records it, and the next ``log_metric`` (whose hot path only copies into the mapped
+    journal) raises it instead of dropping it silently."""
+    import time
+
+    from chachaml.errors import RunStateError
+    from chachaml.store.remote import RemoteStore
+
+    store = RemoteStore(server.url, token=TOKEN, spool_root=str(tmp_path / "a"))
+    other = RemoteStore(server.url, token=TOKEN, spool_root=str(tmp_path / "b"))
+    try:
+        run = Client(store).start_run("r")
+        Client(store).log_metric("x", 0.0, run=run)
+        store.flush()  # the first point is in
+        assert other.end_run(run.id, "completed", int(time.time() * 1000))  # ended elsewhere
+        Client(store).log_metric("x", 1.0, run=run)  # still believed running: spooled, returns
+        deadline = time.monotonic() + 30
+        while store._pending() and time.monotonic() < deadline:  # the sender gets the refusal
+            time.sleep(0.02)
+        assert store._pending() == 0
+        with pytest.raises(RunStateError, match="refused by the server"):
+            Client(store).log_metric("x", 2.0, run=run)
+    finally:
+        other.close()  # (``store`` is left open, as in the tests above: its sender thread's
+        # connection is the thread's own, and closing the store from here would not close it)
+    assert _points(str(tmp_path / "team.db"), run.id) == [(0, 0.0)]

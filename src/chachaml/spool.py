@@ -43,7 +43,7 @@ from typing import Any
 
 from chachaml._owned_files import adopt_unowned, try_lock
 
-__all__ = ["Group", "Spool", "adopt_dead", "spool_folder"]
+__all__ = ["Group", "Spool", "adopt_dead", "moved_progress", "spool_folder"]
 
 #: One point as the journal keeps it: (key, value, step or None, timestamp ms).
 Point = tuple[str, float, "int | None", int]
@@ -109,6 +109,7 @@ class Spool:
         self._points: dict[int, tuple[str, list[Point]]] = {}  # seq -> (run, points), not grouped
         self._groups: dict[str, Group] = {}  # sent or to send, not acked yet
         self.rejected: list[tuple[Group, dict[str, Any]]] = []
+        self.moved: dict[str, int] = {}  # journal id -> the slot after its last point moved here
         self._replay()
 
     # -- reading back -------------------------------------------------------------------------
@@ -124,6 +125,8 @@ class Spool:
                 rec = json.loads(line)
             except ValueError:
                 continue
+            if "j" in rec:  # progress of a memory-mapped journal (store._remote_buffer)
+                self.moved[rec["j"]] = max(self.moved.get(rec["j"], 0), int(rec["hi"]))
             if "p" in rec:
                 pts = [(k, _unnum(v), s, int(t)) for k, v, s, t in rec["m"]]
                 self._points[int(rec["p"])] = (rec["r"], pts)
@@ -155,12 +158,23 @@ class Spool:
         if sync or self._always:
             os.fsync(self._fd)
 
-    def append(self, run_id: str, points: Sequence[Point]) -> int:
-        """Journal the points of one log call; returns its sequence number (durable on return)."""
+    def append(self, run_id: str, points: Sequence[Point], source: tuple[str, int] | None = None) -> int:
+        """Journal the points of one log call; returns its sequence number (durable on return).
+        ``source``: the points come from a memory-mapped journal (its id, the slot after them),
+        recorded in the same line so a move is applied once (``store._remote_buffer``)."""
         pts = [(k, float(v), s, int(t)) for k, v, s, t in points]
         with self._lock:
             self.seq += 1
-            self._write({"p": self.seq, "r": run_id, "m": [[k, _num(v), s, t] for k, v, s, t in pts]}, False)
+            rec: dict[str, Any] = {
+                "p": self.seq,
+                "r": run_id,
+                "m": [[k, _num(v), s, t] for k, v, s, t in pts],
+            }
+            if source is not None:
+                rec["j"], rec["hi"] = source
+            self._write(rec, False)
+            if source is not None:
+                self.moved[source[0]] = source[1]
             self._points[self.seq] = (run_id, pts)
             return self.seq
 
@@ -202,6 +216,8 @@ class Spool:
             return
         if os.fstat(self._fd).st_size >= COMPACT_BYTES:
             os.ftruncate(self._fd, 0)  # everything in it is acked: nothing is lost
+            for jid, hi in self.moved.items():  # but a journal's progress is kept
+                self._write({"j": jid, "hi": hi}, False)
 
     @property
     def pending(self) -> int:
@@ -222,8 +238,14 @@ class Spool:
         with self._lock:
             if self._fd is None:
                 return
-            if remove_if_done and not self._points and not self._groups:
-                with contextlib.suppress(OSError):
+            journals = [self.path.parent / f"{jid}.journal" for jid in self.moved]
+            if (
+                remove_if_done
+                and not self._points
+                and not self._groups
+                and not any(p.exists() for p in journals)
+            ):
+                with contextlib.suppress(OSError):  # (a journal's progress stays while it exists)
                     self.path.unlink()
             os.close(self._fd)
             self._fd = None
@@ -247,3 +269,22 @@ def adopt_dead(folder: Path, mine: Path | None = None) -> Iterator[Spool]:
     own = None if mine is None else os.fspath(mine)
     for path, fd in adopt_unowned(folder, ".spool", mine=own, flags=os.O_RDWR | os.O_APPEND):
         yield Spool(Path(path), fd)
+
+
+def moved_progress(folder: str | os.PathLike[str]) -> dict[str, int]:
+    """The progress of every memory-mapped journal recorded by the spools in ``folder`` (read
+    without their locks: a line is whole or ignored): journal id -> the slot after its last
+    point moved into a spool."""
+    done: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            if not name.endswith(".spool"):
+                continue
+            with contextlib.suppress(OSError), open(os.path.join(folder, name), "rb") as fh:
+                for line in fh:
+                    if b'"j":' not in line or not line.endswith(b"\n"):
+                        continue
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        rec = json.loads(line)
+                        done[rec["j"]] = max(done.get(rec["j"], 0), int(rec["hi"]))
+    return done

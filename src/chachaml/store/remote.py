@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, BinaryIO
 
-from chachaml.automation_entities import Alert, AlertEvent, Pipeline
 from chachaml.entities import (
     Artifact,
     Dataset,
@@ -46,7 +45,9 @@ from chachaml.entities import (
 from chachaml.errors import AccessError, ChachamlError, RunStateError, StoreError
 from chachaml.spool import Group, Spool, adopt_dead, new_spool, spool_folder
 from chachaml.store._http_client import HttpClient, Unreachable, filter_json, lines_body, sized_body
-from chachaml.store.base import AlertPoint, MetricIn, NewRun, Owner, RunFilter
+from chachaml.store._remote_automation import RemoteAutomation
+from chachaml.store._remote_buffer import SpoolBuffer, adopt_journals
+from chachaml.store.base import MetricIn, NewRun, Owner, RunFilter
 
 __all__ = ["RemoteStore", "open_remote"]
 
@@ -57,6 +58,7 @@ SEND_TIMEOUT_S = float(os.environ.get("CHACHAML_SEND_TIMEOUT", "10"))
 #: How long the sender lets points gather before a send (unless someone waits for them): fewer,
 #: larger batches -- one HTTP request and one transaction carry many points.
 LINGER_S = 0.05
+BUFFER_KICK = 4096  # points waiting in the mapping that wake the sender (it also looks every second)
 
 
 def open_remote(
@@ -66,7 +68,7 @@ def open_remote(
     return RemoteStore(target, token=token, spool_root=spool_root)
 
 
-class RemoteStore:
+class RemoteStore(RemoteAutomation):
     """A ``Store`` backed by a chachaml server (see the module docstring).
 
     Args:
@@ -90,16 +92,20 @@ class RemoteStore:
         self._folder = spool_folder(self.uri, spool_root)
         self._spool: Spool | None = None
         self._adopted: list[Spool] = list(adopt_dead(self._folder)) if adopt else []
+        self._buffer = SpoolBuffer(str(self._folder), self._own_spool)  # log calls copy in here
+        if adopt:
+            adopt_journals(str(self._folder), self._own_spool)
         self._cond = threading.Condition()
         self._wake = False
         self._fatal: ChachamlError | None = None  # a refused token: sending stops
+        self._problem = False  # something for _raise_problems: log_metric's hot path steps aside
         self._urgent = threading.Event()  # someone waits (flush, a read, close): send at once
         self._sender: threading.Thread | None = None
         atexit.register(_close_at_exit, weakref.ref(self))
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: _after_fork(ref))
-        if any(s.pending for s in self._adopted):
+        if self._pending():
             self._kick()
 
     # -- spool and sender -----------------------------------------------------------------------
@@ -140,6 +146,7 @@ class RemoteStore:
                 self._cond.notify_all()
 
     def _send_all(self) -> None:
+        self._buffer.move()
         for spool in self._spools():
             for group in spool.groups():
                 self._send(spool, group)
@@ -157,6 +164,7 @@ class RemoteStore:
             self._sender_http.call("log_batch", args, idempotent=True)
         except AccessError as exc:
             self._fatal = exc
+            self._problem = True
             raise Unreachable(str(exc)) from exc
         except StoreError as exc:  # 5xx: the server or its database failed, not the batch
             raise Unreachable(str(exc)) from exc  # kept in the spool and sent again (same id)
@@ -164,11 +172,12 @@ class RemoteStore:
             from chachaml.errors import error_to_dict
 
             spool.ack(group, error_to_dict(exc))
+            self._problem = True  # the next log call takes the long way, which raises it
             return
         spool.ack(group)
 
     def _pending(self) -> int:
-        return sum(s.pending for s in self._spools())
+        return self._buffer.pending + sum(s.pending for s in self._spools())
 
     def _raise_problems(self) -> None:
         if self._fatal is not None:
@@ -212,12 +221,20 @@ class RemoteStore:
         self._urgent.clear()
         self._raise_problems()
 
+    def _own_spool(self) -> Spool:
+        if self._spool is None:
+            self._spool = new_spool(self._folder)
+        return self._spool
+
     def _spooled(self, run_id: str, points: Sequence[MetricIn]) -> None:
         self._check_open()
         self._raise_problems()
-        if self._spool is None:
-            self._spool = new_spool(self._folder)
-        self._spool.append(run_id, points)
+        if self._buffer.append(run_id, points):  # in the mapping: durable, the sender moves it
+            if self._sender is None or self._buffer.pending >= BUFFER_KICK:
+                self._kick()
+            return
+        self._buffer.move()  # what is in the mapping goes first: points stay in logging order
+        self._own_spool().append(run_id, points)
         self._kick()
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -259,6 +276,7 @@ class RemoteStore:
             with self._cond:
                 self._closed = True
                 self._cond.notify_all()
+            self._buffer.close()  # moved into the spool, then deleted
             for spool in self._spools():
                 spool.sync()
                 spool.close()
@@ -325,6 +343,11 @@ class RemoteStore:
 
     def log_metric(self, run_id: str, key: str, value: float, step: int | None, ts: int) -> None:
         if run_id in self._running and not self._closed:
+            # The hot path: no problem to report yet, the point copied into the mapped journal.
+            if not self._problem and self._buffer.append1(run_id, key, value, step, ts):
+                if self._sender is None or self._buffer.pending >= BUFFER_KICK:
+                    self._kick()
+                return
             self._spooled(run_id, [(key, value, step, ts)])
         else:
             self.log_batch(run_id, metrics=[(key, value, step, ts)])
@@ -524,58 +547,6 @@ class RemoteStore:
                            history=[e.to_dict() for e in history])  # fmt: skip
         return bool(found)
 
-    # -- alerts and pipelines -----------------------------------------------------------------------
-    def put_alert(
-        self,
-        name: str,
-        *,
-        metric: str,
-        op: str,
-        threshold: float,
-        experiment: str | None,
-        webhook: str | None,
-        now: int,
-    ) -> Alert:
-        found = self._call("put_alert", name=name, metric=metric, op=op, threshold=threshold,
-                           experiment=experiment, webhook=webhook, now=now)  # fmt: skip
-        return Alert.from_dict(found)
-
-    def get_alert(self, name: str) -> Alert:
-        return Alert.from_dict(self._call("get_alert", name=name))
-
-    def alerts(self) -> list[Alert]:
-        return [Alert.from_dict(a) for a in self._call("alerts")]
-
-    def delete_alert(self, name: str) -> bool:
-        return bool(self._call("delete_alert", idempotent=False, name=name))  # a resend says False
-
-    def alert_candidates(self, alert: Alert, run_ids: Sequence[str] | None = None) -> list[AlertPoint]:
-        found = self._call("alert_candidates", alert=alert.to_dict(),
-                           run_ids=None if run_ids is None else list(run_ids))  # fmt: skip
-        return [AlertPoint(**p) for p in found]
-
-    def add_alert_events(self, alert: Alert, points: Sequence[AlertPoint], now: int) -> list[AlertEvent]:
-        # Not retried on a lost reply: the resend would find the events recorded and return none
-        # of them, so their webhooks would never be sent.
-        found = self._call("add_alert_events", idempotent=False, alert=alert.to_dict(),
-                           points=[asdict(p) for p in points], now=now)  # fmt: skip
-        return [AlertEvent.from_dict(e) for e in found]
-
-    def set_alert_delivery(self, event_id: int, delivery: str, attempts: int, error: str | None) -> None:
-        self._call("set_alert_delivery", event_id=event_id, delivery=delivery, attempts=attempts, error=error)
-
-    def alert_history(self, name: str) -> list[AlertEvent]:
-        return [AlertEvent.from_dict(e) for e in self._call("alert_history", name=name)]
-
-    def put_pipeline(self, pipeline: Pipeline) -> None:
-        self._call("put_pipeline", pipeline=pipeline.to_dict())
-
-    def get_pipeline(self, pipeline_id: str) -> Pipeline:
-        return Pipeline.from_dict(self._call("get_pipeline", pipeline_id=pipeline_id))
-
-    def pipelines(self, *, name: str | None = None, limit: int | None = None) -> list[Pipeline]:
-        return [Pipeline.from_dict(p) for p in self._call("pipelines", name=name, limit=limit)]
-
 
 def _after_fork(ref: weakref.ref[RemoteStore]) -> None:
     """A forked child starts its own spool, sender and connections; the parent's spool and the
@@ -583,6 +554,8 @@ def _after_fork(ref: weakref.ref[RemoteStore]) -> None:
     store = ref()
     if store is None:
         return
+    store._buffer.forget()
+    store._buffer = SpoolBuffer(str(store._folder), store._own_spool)
     store._spool = None
     store._adopted = []
     store._sender = None
