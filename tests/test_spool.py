@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from chachaml.spool import Spool, adopt_dead, new_spool, spool_folder
 
 
@@ -78,3 +80,33 @@ def test_only_spools_of_dead_processes_are_adopted(tmp_path: Path) -> None:
         s.close(remove_if_done=False)
     mine.close()
     assert Path(live_path).exists()  # its owner exited with a point pending: left for adoption
+
+
+def test_the_progress_of_a_journal_survives_compaction_and_keeps_the_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Points moved from a memory-mapped journal carry its id and slot (store/_remote_buffer.py):
+    that progress is read back, rewritten when an all-acked spool is compacted (only for journals
+    that still exist), found by ``moved_progress`` without the spool's lock, and a spool holding
+    it is not deleted while its journal exists."""
+    import chachaml.spool as spool_module
+
+    monkeypatch.setattr(spool_module, "COMPACT_BYTES", 1)
+    (tmp_path / "live.journal").write_bytes(b"")
+    sp = Spool(tmp_path / "a.spool")
+    sp.append("r1", [("x", 1.0, None, 10)], source=("gone", 7))
+    sp.append("r1", [("x", 2.0, None, 11)], source=("live", 3))
+    assert spool_module.moved_progress(tmp_path) == {"gone": 7, "live": 3}
+    for group in sp.groups():
+        sp.ack(group)  # all acked: the file is compacted
+    assert spool_module.moved_progress(tmp_path) == {"live": 3}  # "gone" has no journal left
+    sp.close()
+    assert (tmp_path / "a.spool").exists()  # kept: the journal "live" still needs its progress
+    reread = Spool(tmp_path / "a.spool")
+    assert reread.moved == {"live": 3}
+    reread.close()
+    assert (tmp_path / "a.spool").exists()
+    (tmp_path / "live.journal").unlink()
+    again = Spool(tmp_path / "a.spool")
+    again.close()
+    assert not (tmp_path / "a.spool").exists()

@@ -216,7 +216,9 @@ class Spool:
             return
         if os.fstat(self._fd).st_size >= COMPACT_BYTES:
             os.ftruncate(self._fd, 0)  # everything in it is acked: nothing is lost
-            for jid, hi in self.moved.items():  # but a journal's progress is kept
+            folder = self.path.parent  # but the progress of a journal that still exists is kept
+            self.moved = {j: hi for j, hi in self.moved.items() if (folder / f"{j}.journal").exists()}
+            for jid, hi in self.moved.items():
                 self._write({"j": jid, "hi": hi}, False)
 
     @property
