@@ -381,9 +381,22 @@ def test_logging_to_a_run_another_process_ended_warns_then_raises_and_writes_not
         _wait_for("the child's run", run_file.exists)
         run_id = run_file.read_text()
         _wait_for("some points", lambda: len(_steps(db, run_id)) > 100)
-        store = chachaml.use_store(db)
-        end = time.time_ns() // 1_000_000
-        store.end_run(run_id, "completed", end)
+        # Another process ends the run. Its end time is read once it holds the write lock: a
+        # drain that committed before that wrote points logged before it, and every point logged
+        # after it is drained after the end is committed. (Read before waiting for the lock, the
+        # end time could precede points that were legitimately written while the run was still
+        # running: that made this test fail under load.)
+        conn = sqlite3.connect(db, timeout=60, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            end = time.time_ns() // 1_000_000
+            conn.execute(
+                "UPDATE runs SET status = 'completed', end_time = ? WHERE id = ? AND status = 'running'",
+                (end, run_id),
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
         out, err = proc.communicate(timeout=WAIT_S)
     finally:
         if proc.poll() is None:
