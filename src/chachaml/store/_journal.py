@@ -28,6 +28,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from chachaml._owned_files import try_lock
@@ -264,6 +265,30 @@ class Journal:
             raise OverflowError("journal names area full")
         ref = self.refs[run_id, key] = self._sids << 2
         return ref
+
+    def put(self, run_id: str, points: Sequence[tuple[str, float, int | None, int]]) -> Segment | None:
+        """Copy the points (key, value, step or None, timestamp) of one call into the current
+        segment as one group: all or nothing. None when they are in; else the segment that is
+        full (or whose names area is) for the caller to replace before trying again."""
+        with self.lock:
+            seg = self.seg
+            i = seg.next
+            if i + len(points) > seg.capacity:
+                return seg
+            try:
+                refs = [self.ref(run_id, p[0]) for p in points]
+            except OverflowError:
+                return seg
+            mm, last, base = seg.mm, len(points) - 1, HEADER_SIZE + NAMES
+            for n, (_, v, s, ts) in enumerate(points):
+                flags = refs[n] | (CONTINUES if n < last else 0)
+                if s is None:
+                    RECORD.pack_into(mm, base + (i << 5), 0, v, ts, flags | STEP_NONE, i + 1)
+                else:
+                    RECORD.pack_into(mm, base + (i << 5), s, v, ts, flags, i + 1)
+                i += 1
+            seg.next = i
+            return None
 
     def forget_run(self, run_id: str) -> None:
         """Make the next log call to ``run_id`` check its status again (it ended, or was refused)."""

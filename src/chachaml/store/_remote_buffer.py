@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 from chachaml._owned_files import adopt_unowned
 from chachaml.store._journal import (
     CAPACITY,
-    CONTINUES,
     HEADER_SIZE,
     NAMES,
     RECORD,
@@ -123,25 +122,8 @@ class SpoolBuffer:
                 self._failed = True
                 return False
         for _ in range(3):
-            with j.lock:
-                seg = j.seg
-                i = seg.next
-                if i + len(points) <= seg.capacity:
-                    try:
-                        refs = [j.ref(run_id, p[0]) for p in points]
-                    except OverflowError:
-                        refs = []
-                    if refs:
-                        mm, last = seg.mm, len(points) - 1
-                        for n, (_, v, s, ts) in enumerate(points):
-                            flags = refs[n] | (CONTINUES if n < last else 0)
-                            if s is None:
-                                _pack(mm, _BASE + (i << 5), 0, v, ts, flags | STEP_NONE, i + 1)
-                            else:
-                                _pack(mm, _BASE + (i << 5), s, v, ts, flags, i + 1)
-                            i += 1
-                        seg.next = i
-                        return True
+            if j.put(run_id, points) is None:
+                return True
             self.move(rotate=True)
         return False
 

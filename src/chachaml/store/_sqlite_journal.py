@@ -26,11 +26,9 @@ from chachaml.errors import ChachamlError, RunStateError
 from chachaml.rules import MAX_STEP, next_step, no_next_step
 from chachaml.store._journal import (
     CAPACITY,
-    CONTINUES,
     HEADER_SIZE,
     NAMES,
     RECORD,
-    STEP_NONE,
     SUFFIX,
     Journal,
     NewerJournalError,
@@ -162,26 +160,10 @@ class JournalMixin:
         if (new_keys or run_id not in j.running) and not self._journal_admit(j, run_id, new_keys):
             return False
         for _ in range(4):
-            with j.lock:
-                seg = j.seg
-                i = seg.next
-                if i + len(points) <= seg.capacity:
-                    try:
-                        refs = [j.ref(run_id, p[0]) for p in points]
-                    except OverflowError:
-                        refs = []
-                    if refs:
-                        mm, last = seg.mm, len(points) - 1
-                        for n, (_, v, s, ts) in enumerate(points):
-                            flags = refs[n] | (CONTINUES if n < last else 0)
-                            if s is None:
-                                pack_record(mm, BASE + (i << 5), 0, v, ts, flags | STEP_NONE, i + 1)
-                            else:
-                                pack_record(mm, BASE + (i << 5), s, v, ts, flags, i + 1)
-                            i += 1
-                        seg.next = i
-                        return True
-            if not self._journal_rotate(j, seg):
+            full = j.put(run_id, points)
+            if full is None:
+                return True
+            if not self._journal_rotate(j, full):
                 return False
         return False
 
